@@ -1,0 +1,29 @@
+"""Where Likeness keeps user data (installed models, logs).
+
+``LIKENESS_DATA_DIR`` overrides everything (tests use it); otherwise the platform's user data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """The user data directory, e.g. ``~/.local/share/likeness`` on Linux."""
+    override = os.environ.get("LIKENESS_DATA_DIR")
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "likeness"
+
+
+def models_dir() -> Path:
+    """Installed models live in ``<data_dir>/models/<name>/``."""
+    return data_dir() / "models"

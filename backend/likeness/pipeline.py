@@ -1,0 +1,160 @@
+"""The reconstruct job: photos → landmarks → fit → textures → bundle.
+
+:class:`Engine` holds what is expensive to load (head models, the landmark detector) so a warm backend
+process reuses it across jobs. Progress goes to a ``report(stage, fraction, message)`` callback; the job
+checks ``cancelled()`` between steps and stops with :class:`~likeness.errors.Cancelled`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import faults
+from .bundle import BundlePhoto, check_output, write_bundle
+from .camera import Camera, model_to_camera
+from .correspondence import load_table
+from .errors import BadInput, Cancelled
+from .fit import FitSettings, LandmarkBasis, fit_landmarks
+from .geometry import head_angles
+from .headmodel import HeadModel, load_ict, resolve_model_path
+from .images import Photo, load_photo
+from .landmarks import FaceLandmarks, LandmarkDetector
+from .preview import preview_image
+from .texture import PhotoView, bake_textures
+
+Report = Callable[[str, float, str], None]
+#: Fraction of the job at the start of each stage.
+STAGES = {"load": 0.0, "landmarks": 0.1, "fit": 0.3, "texture": 0.45, "write": 0.85}
+MAX_PHOTOS = 64
+
+
+@dataclass(frozen=True)
+class ReconstructRequest:
+    photos: list[str]
+    output: str
+    texture_size: int = 2048
+    model: str | None = None
+    name: str | None = None
+    device: str = "auto"
+
+
+@dataclass
+class Engine:
+    """Warm state shared by jobs in one backend process."""
+
+    settings: FitSettings = field(default_factory=FitSettings)
+    _models: dict = field(default_factory=dict)
+    _detector: LandmarkDetector | None = None
+
+    def model(self, path: str | None) -> tuple[HeadModel, LandmarkBasis]:
+        resolved = resolve_model_path(path)
+        key = str(resolved)
+        if key not in self._models:
+            model = load_ict(resolved)
+            self._models = {key: (model, LandmarkBasis.build(model, load_table(), self.settings))}
+        return self._models[key]
+
+    def detector(self) -> LandmarkDetector:
+        if self._detector is None:
+            self._detector = LandmarkDetector()
+        return self._detector
+
+    def reconstruct(self, request: ReconstructRequest, report: Report = lambda *a: None,
+                    cancelled: Callable[[], bool] = lambda: False) -> dict:
+        """Run one job; returns ``{"bundle": path, "warnings": [...]}``."""
+        def step(stage: str, within: float, message: str) -> None:
+            if cancelled():
+                raise Cancelled()
+            faults.check(stage)
+            stages = list(STAGES)
+            nxt = STAGES[stages[stages.index(stage) + 1]] if stage != stages[-1] else 1.0
+            report(stage, STAGES[stage] + within * (nxt - STAGES[stage]), message)
+
+        _validate(request)
+        output = check_output(request.output)
+        n = len(request.photos)
+        step("load", 0.0, "Loading the head model")
+        model, basis = self.model(request.model)
+        photos: list[Photo] = []
+        for i, path in enumerate(request.photos):
+            step("load", (i + 1) / (n + 1), f"Reading {Path(path).name}")
+            photos.append(load_photo(path))
+
+        found: list[FaceLandmarks] = []
+        for i, photo in enumerate(photos):
+            step("landmarks", i / n, f"Finding face landmarks ({i + 1}/{n})")
+            found.append(self.detector().detect(photo.rgb, photo.path.name))
+
+        step("fit", 0.0, "Fitting the head to the landmarks")
+        cameras = [Camera(p.focal_px, p.principal_point, p.size) for p in photos]
+        result = fit_landmarks(basis, [(lm.points_px, lm.depth_px, cam) for lm, cam in zip(found, cameras)],
+                               self.settings)
+        identity = result.identity
+        neutral = model.vertices(identity)
+
+        step("texture", 0.0, "Projecting the photos onto the head")
+        views, posed = [], []
+        for photo, cam, fit in zip(photos, cameras, result.photos):
+            verts = neutral + np.tensordot(fit.expression, model.expression_basis, axes=1)
+            posed.append(verts @ fit.rotation.T + fit.translation)
+            views.append(PhotoView(photo.rgb, cam, posed[-1]))
+        textures = bake_textures(model, views, request.texture_size)
+
+        step("write", 0.0, "Writing the bundle")
+        job_warnings: list[str] = []
+        records = []
+        for photo, cam, fit, lm, verts_cam in zip(photos, cameras, result.photos, found, posed):
+            lm68, _ = cam.project(verts_cam[model.landmarks_68])
+            warnings = list(lm.warnings) + _fit_warnings(photo, fit, lm)
+            job_warnings += warnings
+            yaw, pitch, roll = head_angles(fit.rotation)
+            records.append(BundlePhoto(rgb=photo.rgb, record={
+                "path": None,
+                "source_path": str(photo.path),
+                "image_size": list(photo.size),
+                "camera": {"focal_px": round(cam.focal_px, 4), "principal_point_px": list(cam.principal_point),
+                           "focal_source": photo.focal_source},
+                "pose": {"yaw_deg": round(yaw, 4), "pitch_deg": round(pitch, 4), "roll_deg": round(roll, 4),
+                         "model_to_camera": np.round(model_to_camera(fit.rotation, fit.translation), 7).tolist()},
+                "expression": {name: round(float(w), 5) for name, w in zip(model.expression_names, fit.expression)},
+                "identity": [round(float(v), 6) for v in identity],
+                "landmarks_68_px": np.round(lm68, 3).tolist(),
+                "fit": {"landmark_rmse_px": round(fit.rmse_px, 4), "landmark_rmse_iod": round(fit.rmse_iod, 5),
+                        "iterations": result.iterations, "landmarks_used": len(basis.base)},
+                "face_box_px": [round(v, 2) for v in lm.box_px],
+                "warnings": warnings,
+            }))
+        preview = preview_image(photos[0].rgb, model, posed[0], cameras[0], textures,
+                                np.array(records[0].record["landmarks_68_px"]))
+        if cancelled():
+            raise Cancelled()
+        name = request.name or photos[0].path.stem
+        path = write_bundle(output, model=model, job_name=name, vertices=neutral, identity=identity,
+                            photos=records, textures=textures, preview=preview, warnings=job_warnings)
+        report("write", 1.0, "Done")
+        return {"bundle": str(path), "warnings": job_warnings}
+
+
+def _validate(request: ReconstructRequest) -> None:
+    if not request.photos:
+        raise BadInput("No photos were given.", "Pick one or more photos of the same person.")
+    if len(request.photos) > MAX_PHOTOS:
+        raise BadInput(f"{len(request.photos)} photos were given; at most {MAX_PHOTOS} fit in one job.",
+                       "Pick fewer photos.")
+    if not (64 <= int(request.texture_size) <= 8192):
+        raise BadInput(f"Texture size {request.texture_size} is out of range.", "Use a size from 64 to 8192.")
+
+
+def _fit_warnings(photo: Photo, fit, lm: FaceLandmarks) -> list[str]:
+    warnings = []
+    if fit.rmse_iod > 0.08:
+        warnings.append(f"The head fits {photo.path.name} poorly (landmark error {fit.rmse_iod:.0%} of the "
+                        "eye distance); the face may be occluded or strongly turned.")
+    if lm.interocular_px < 40:
+        warnings.append(f"The face in {photo.path.name} is small ({lm.interocular_px:.0f} px between the eyes); "
+                        "expect a blurry texture.")
+    return warnings
