@@ -28,6 +28,7 @@ class FitSettings:
     noise: float = 0.02  # landmark noise as a fraction of the inter-ocular distance
     identity_prior: float = 1.0  # weight of Σ identity²
     expression_prior: float = 0.3  # weight of Σ expression²
+    expression_sparsity: float = 2.0  # weight of Σ expression (weights are ≥ 0, so this is an L1 prior)
     contour_weight: float = 0.35  # face-oval landmarks slide along the silhouette: trust them less
     iterations: int = 12
     pose_only_iterations: int = 4
@@ -165,8 +166,12 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[tuple[np.ndarray, np.
                 free[sl] = False
         if pose_only:
             free[:k] = False
+        linear = np.zeros(cols)
+        for i in range(n):
+            linear[k + i * (6 + e) + 6:k + (i + 1) * (6 + e)] = settings.expression_sparsity
+            cost += settings.expression_sparsity * float(fits[i].expression.sum())
         sol = np.zeros(cols)
-        sol[free] = bounded_lstsq(a[:, free], b, lower[free], upper[free])
+        sol[free] = bounded_lstsq(a[:, free], b, lower[free], upper[free], linear[free])
         identity = identity + sol[:k]
         for i, fit in enumerate(fits):
             off = k + i * (6 + e)
@@ -186,13 +191,16 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[tuple[np.ndarray, np.
 
 
 def bounded_lstsq(a: np.ndarray, b: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                  rounds: int = 8) -> np.ndarray:
-    """Least squares ``a x ≈ b`` with ``lower ≤ x ≤ upper``, by clipping violators to their bound and re-solving.
+                  linear: np.ndarray | None = None, rounds: int = 8) -> np.ndarray:
+    """Minimise ``|a x - b|² + linear · x`` with ``lower ≤ x ≤ upper``, clipping violators to their bound and
+    re-solving.
 
     An active-set approximation that only ever adds constraints: exact enough for damped Gauss–Newton steps
     and far faster than a general bounded solver on these small dense systems.
     """
     ata, atb = a.T @ a, a.T @ b
+    if linear is not None:
+        atb = atb - linear / 2
     x = np.zeros(len(atb))
     free = np.ones(len(atb), bool)
     for _ in range(rounds):
