@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,23 +59,30 @@ def write_bundle(output: str | Path, *, model: HeadModel, job_name: str, vertice
         (tmp / "textures").mkdir(parents=True)
         (tmp / "photos").mkdir()
         (tmp / "licenses").mkdir()
+        images: dict[str, tuple[np.ndarray, dict]] = {}  # relative path -> pixels, encoder options
         materials = []
         for index, mat in enumerate(model.materials):
             entry = {"name": mat.name, "kind": mat.kind, "base_color": list(mat.base_color),
                      "roughness": mat.roughness, "textures": {}}
             if index in textures:
                 rel = f"textures/{mat.name}.png"
-                Image.fromarray(textures[index]).save(tmp / rel, compress_level=1)
+                images[rel] = (textures[index], {"compress_level": 1})
                 entry["textures"]["base_color"] = rel
             materials.append(entry)
         for k, photo in enumerate(photos):
             rel = f"photos/photo_{k:02d}.jpg"
-            Image.fromarray(photo.rgb).save(tmp / rel, quality=92)
+            images[rel] = (photo.rgb, {"quality": 92})
             photo.record["path"] = rel
         if preview is not None:
-            Image.fromarray(preview).save(tmp / "preview.png", compress_level=1)
-        (tmp / LICENSE_FILE).write_text(model.license_text)
-        _write_mesh(tmp / MESH_FILE, model, vertices)
+            images["preview.png"] = (preview, {"compress_level": 1})
+        # image encoders release the GIL: encode in parallel with the mesh write
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            saved = [pool.submit(lambda rel, px, opts: Image.fromarray(px).save(tmp / rel, **opts), rel, px, opts)
+                     for rel, (px, opts) in images.items()]
+            (tmp / LICENSE_FILE).write_text(model.license_text)
+            _write_mesh(tmp / MESH_FILE, model, vertices)
+            for future in saved:
+                future.result()
         manifest = {
             "format": FORMAT,
             "version": BUNDLE_VERSION,

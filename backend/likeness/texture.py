@@ -9,6 +9,7 @@ blended smoothly; the colour is spread a few texels beyond the UV islands so fil
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -117,20 +118,20 @@ def vertex_projection(model: HeadModel, view: PhotoView) -> tuple[np.ndarray, np
 def bake_textures(model: HeadModel, views: list[PhotoView], size: int) -> dict[int, np.ndarray]:
     """Colour textures (S,S,3) uint8 of every projected material, by material index.
 
-    The first projected material (the face) sets the skin tone that fills what no photo saw everywhere.
+    Texels no photo saw get the skin tone of the well-seen face. Materials bake in parallel threads (the heavy
+    NumPy/OpenCV work releases the GIL).
     """
     projections = [(view.rgb, *vertex_projection(model, view)) for view in views]
-    textures: dict[int, np.ndarray] = {}
-    fill = None
-    for index, material in enumerate(model.materials):
-        if material.projected:
-            textures[index], fill = _bake_material(uv_map(model, index, size), projections, fill)
-    return textures
+    fill = skin_tone(model, projections)
+    materials = [i for i, m in enumerate(model.materials) if m.projected]
+    with ThreadPoolExecutor(max_workers=min(2, len(materials) or 1)) as pool:
+        images = pool.map(lambda i: _bake_material(uv_map(model, i, size), projections, fill), materials)
+        return dict(zip(materials, images))
 
 
 def _bake_material(uvm: UVMap, projections: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                   fill_color: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Colour texture (S,S,3) uint8 of one material, and the fill colour used.
+                   fill_color: np.ndarray) -> np.ndarray:
+    """Colour texture (S,S,3) uint8 of one material.
 
     Pixel positions and weights are interpolated linearly from the vertices across each (small) triangle.
     """
@@ -144,8 +145,6 @@ def _bake_material(uvm: UVMap, projections: list[tuple[np.ndarray, np.ndarray, n
         color_sum += values[:, 2:3] * sample
         weight_sum += values[:, 2]
     projected = color_sum / np.maximum(weight_sum, 1e-6)[:, None]
-    if fill_color is None:
-        fill_color = skin_tone(projected[::7], weight_sum[::7])
     alpha = np.clip(weight_sum / 0.15, 0.0, 1.0)[:, None]  # fade into the fill at grazing angles
     projected -= fill_color
     projected *= alpha
@@ -156,7 +155,7 @@ def _bake_material(uvm: UVMap, projections: list[tuple[np.ndarray, np.ndarray, n
     border = colors[uvm.nearest]  # outside texels take their nearest island texel: no seams under filtering
     border[uvm.far] = np.round(fill_color).astype(np.uint8)
     image[uvm.outside] = border
-    return image.reshape(uvm.size, uvm.size, 3), fill_color
+    return image.reshape(uvm.size, uvm.size, 3)
 
 
 def _remap(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -168,9 +167,15 @@ def _remap(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out.reshape(-1, 3)[:n]
 
 
-def skin_tone(colors: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Median colour of the well-seen texels (weight ≥ 0.5), or a neutral skin tone if there are none."""
-    good = weights >= 0.5
-    if good.sum() < 50:
+def skin_tone(model: HeadModel, projections: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Median photo colour (RGB float32, 0–255) at the face vertices the photos see well (weight ≥ 0.5).
+
+    Falls back to a neutral skin tone when no photo sees enough of the face.
+    """
+    face = slice(0, model.face_vertex_count)
+    samples = [_remap(rgb, px[face, 0][weight[face] >= 0.5] - 0.5, px[face, 1][weight[face] >= 0.5] - 0.5)
+               for rgb, px, weight in projections]
+    colors = np.concatenate(samples) if samples else np.zeros((0, 3))
+    if len(colors) < 50:
         return np.array([200.0, 160.0, 140.0], np.float32)
-    return np.median(colors[good], axis=0).astype(np.float32)
+    return np.median(colors, axis=0).astype(np.float32)

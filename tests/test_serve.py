@@ -1,0 +1,105 @@
+"""`likeness serve` as the add-on uses it: a real subprocess speaking JSON lines."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import queue
+
+import pytest
+
+from conftest import dev_photo
+
+
+class Backend:
+    def __init__(self, tmp_path, env=None):
+        self.log = tmp_path / "backend.log"
+        self.proc = subprocess.Popen([sys.executable, "-m", "likeness", "serve", "--log", str(self.log)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, **(env or {})))
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def send(self, obj):
+        self.proc.stdin.write((obj if isinstance(obj, str) else json.dumps(obj)) + "\n")
+        self.proc.stdin.flush()
+
+    def next(self, timeout=120):
+        line = self.lines.get(timeout=timeout)
+        return None if line is None else json.loads(line)
+
+    def until_done(self, rid):
+        events = []
+        while True:
+            event = self.next()
+            assert event is not None, f"backend died; log:\n{self.log.read_text()}"
+            if event.get("id") == rid:
+                events.append(event)
+                if event["type"] in ("result", "error"):
+                    return events
+
+
+@pytest.fixture
+def request_params(ict_path, tmp_path):
+    return {"photos": [str(dev_photo("dev_000_london_002_03.jpg"))], "output": str(tmp_path / "bundle"),
+            "texture_size": 256, "model": str(ict_path)}
+
+
+def test_protocol_session(tmp_path, request_params):
+    backend = Backend(tmp_path)
+    ready = backend.next()
+    assert ready["type"] == "ready" and ready["protocol"] == 1
+    backend.send({"id": "h", "op": "hello"})
+    hello = backend.next()
+    assert hello["id"] == "h" and "reconstruct" in hello["result"]["jobs"] and "ict" in hello["result"]["models"]
+    backend.send("this is not json")
+    assert backend.next()["error"]["type"] == "BadRequest"
+    backend.send({"id": "1", "op": "reconstruct", "params": request_params})
+    events = backend.until_done("1")
+    assert events[-1]["type"] == "result", events[-1]
+    assert {e["stage"] for e in events if e["type"] == "progress"} >= {"landmarks", "fit", "texture", "write"}
+    assert os.path.isfile(os.path.join(events[-1]["result"]["bundle"], "manifest.json"))
+    # the same warm process takes a second job
+    backend.send({"id": "2", "op": "reconstruct", "params": dict(request_params, output=str(tmp_path / "b2"))})
+    assert backend.until_done("2")[-1]["type"] == "result"
+    backend.send({"id": "3", "op": "reconstruct", "params": dict(request_params, photos=["/no/such.jpg"])})
+    error = backend.until_done("3")[-1]
+    assert error["type"] == "error" and error["error"]["type"] == "BadInput" and error["error"]["hint"]
+    backend.send({"id": "q", "op": "shutdown"})
+    assert backend.next()["result"] == {"shutdown": True}
+    assert backend.proc.wait(timeout=30) == 0
+
+
+def test_cancel_stops_a_running_job(tmp_path, request_params):
+    backend = Backend(tmp_path, env={"LIKENESS_FAULT": "texture:hang"})
+    backend.next()
+    backend.send({"id": "1", "op": "reconstruct", "params": request_params})
+    backend.send({"id": "2", "op": "reconstruct", "params": dict(request_params, output=str(tmp_path / "b2"))})
+    backend.send({"id": "c", "op": "cancel", "params": {"job": "2"}})
+    cancel = backend.next()
+    assert cancel["id"] == "c" and cancel["result"]["cancelled"] is True
+    backend.proc.kill()
+    backend.proc.wait(timeout=30)
+    assert not (tmp_path / "bundle").exists()  # a killed job leaves no half-written bundle
+
+
+def test_injected_crash_ends_the_process_with_its_code(tmp_path, request_params):
+    backend = Backend(tmp_path, env={"LIKENESS_FAULT": "fit:crash"})
+    backend.next()
+    backend.send({"id": "1", "op": "reconstruct", "params": request_params})
+    while backend.next() is not None:
+        pass
+    assert backend.proc.wait(timeout=30) == 3
+
+
+def test_a_start_up_failure_ends_the_stream_without_junk(tmp_path):
+    backend = Backend(tmp_path, env={"LIKENESS_FAULT": "start:error"})
+    # the injected start-up error raises before the ready line: the client sees the stream end, not junk
+    assert backend.next() is None
+    assert backend.proc.wait(timeout=30) != 0
