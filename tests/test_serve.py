@@ -68,7 +68,8 @@ def test_protocol_session(tmp_path, request_params):
     # the same warm process takes a second job
     backend.send({"id": "2", "op": "reconstruct", "params": dict(request_params, output=str(tmp_path / "b2"))})
     assert backend.until_done("2")[-1]["type"] == "result"
-    backend.send({"id": "3", "op": "reconstruct", "params": dict(request_params, photos=["/no/such.jpg"])})
+    backend.send({"id": "3", "op": "reconstruct",
+                  "params": dict(request_params, photos=["/no/such.jpg"], output=str(tmp_path / "b3"))})
     error = backend.until_done("3")[-1]
     assert error["type"] == "error" and error["error"]["type"] == "BadInput" and error["error"]["hint"]
     backend.send({"id": "q", "op": "shutdown"})

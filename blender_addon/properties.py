@@ -1,0 +1,47 @@
+"""Scene settings of the Likeness panel: photos, output folder, texture size, job progress."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+
+class LikenessPhoto(bpy.types.PropertyGroup):
+    """One reference photo (a file path)."""
+
+    filepath: StringProperty(name="Photo", subtype="FILE_PATH", description="Reference photo of the person")
+
+
+class LikenessSettings(bpy.types.PropertyGroup):
+    """Per-scene settings of the Likeness panel (``scene.likeness``)."""
+
+    photos: CollectionProperty(type=LikenessPhoto, name="Photos")
+    active_photo: IntProperty(name="Active Photo", default=0)
+    output_dir: StringProperty(
+        name="Output Folder", subtype="DIR_PATH", default="//likeness/",
+        description="Folder receiving one bundle folder per reconstruction ('//' = next to the .blend file)",
+    )
+    texture_size: EnumProperty(
+        name="Texture Size", default="2048",
+        items=[("512", "512 px", ""), ("1024", "1024 px", ""), ("2048", "2048 px", ""), ("4096", "4096 px", "")],
+        description="Width and height of the skin textures, in pixels",
+    )
+    progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0, default=0.0,
+                            description="Progress of the running reconstruction")
+    status: StringProperty(name="Status", default="", description="What the backend is doing, or the last error")
+    status_is_error: BoolProperty(name="Status Is Error", default=False)
+
+
+CLASSES = (LikenessPhoto, LikenessSettings)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.likeness = bpy.props.PointerProperty(type=LikenessSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.likeness
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,93 @@
+"""'Set up backend': a private virtual environment with the backend installed (no bpy).
+
+Steps, run one after another in a background thread, each a subprocess whose output goes to a log file:
+
+1. ``<Blender's Python> -m venv <venv>``
+2. ``<venv python> -m pip install <backend_src>``: the backend package carried inside the add-on zip, plus its
+   PyPI dependencies (the only step that uses the network)
+3. ``<venv python> -m likeness models install ict``: the head model
+
+The UI thread only reads :attr:`BackendSetup.stage` / :attr:`fraction` / :attr:`error` from a timer.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .backend_client import backend_env
+from .errors import LikenessError
+from .session import venv_python
+
+SOURCE_DIR_NAME = "backend_src"
+
+
+def backend_source_dir(addon_dir: Path) -> Path:
+    """The backend package source: ``backend_src/`` in the installed add-on, or the repository in a checkout."""
+    for candidate in (addon_dir / SOURCE_DIR_NAME, addon_dir.parent):
+        if (candidate / "pyproject.toml").is_file() and (candidate / "backend" / "likeness").is_dir():
+            return candidate
+    raise LikenessError("The add-on does not contain the backend package (backend_src).",
+                        "Reinstall the add-on from a zip made by build_addon.py.")
+
+
+class BackendSetup:
+    """Creates ``venv_dir`` and installs the backend into it, in a daemon thread."""
+
+    def __init__(self, venv_dir: Path, source_dir: Path, log_path: Path, base_python: str = sys.executable) -> None:
+        self.venv_dir = venv_dir
+        self.log_path = log_path
+        python = str(venv_python(venv_dir))
+        self.steps: list[tuple[str, list[str]]] = [
+            ("Creating the backend's Python environment", [base_python, "-m", "venv", str(venv_dir)]),
+            ("Installing the backend and its dependencies (downloads several hundred MB)",
+             [python, "-m", "pip", "install", "--disable-pip-version-check", str(source_dir)]),
+            ("Installing the ICT head model", [python, "-m", "likeness", "models", "install", "ict"]),
+        ]
+        self.stage = "Waiting to start"
+        self.fraction = 0.0
+        self.done = False
+        self.error: LikenessError | None = None
+        self._process: subprocess.Popen | None = None
+        self._cancelled = False
+        self._thread = threading.Thread(target=self._run, name="likeness-backend-setup", daemon=True)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Stop the current step; the setup ends with an error saying it was cancelled."""
+        self._cancelled = True
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+
+    def _run(self) -> None:
+        try:
+            with open(self.log_path, "ab") as log:
+                for index, (stage, command) in enumerate(self.steps):
+                    self.stage, self.fraction = stage, index / len(self.steps)
+                    log.write(f"\n--- {time.strftime('%H:%M:%S')} {stage}: {' '.join(command)}\n".encode())
+                    log.flush()
+                    self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                                     stderr=subprocess.STDOUT, env=backend_env())
+                    code = self._process.wait()
+                    if self._cancelled:
+                        raise LikenessError("Backend set-up was cancelled.", "Press 'Set up backend' to start again.")
+                    if code != 0:
+                        raise LikenessError(f"{stage} failed (exit code {code}).",
+                                            f"See the log at {self.log_path}; check the internet connection.")
+            self.stage, self.fraction = "Backend is set up", 1.0
+        except LikenessError as exc:
+            self.error = exc
+        except OSError as exc:
+            self.error = LikenessError(f"Backend set-up could not run ({exc}).", f"See the log at {self.log_path}.")
+        finally:
+            self.done = True

@@ -1,0 +1,88 @@
+"""Photo list operators, backend interpreter choice, output folders, and the 'Set up backend' runner."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import bpy
+import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def photos(tmp_path) -> list[Path]:
+    files = []
+    for name in ("front.jpg", "side.png"):
+        Image.new("RGB", (16, 16), (200, 150, 120)).save(tmp_path / name)
+        files.append(tmp_path / name)
+    return files
+
+
+def listed(scene) -> list[str]:
+    return [Path(p.filepath).name for p in scene.likeness.photos]
+
+
+def test_add_photos_from_the_file_browser(addon, scene, photos):
+    files = [{"name": p.name} for p in photos] + [{"name": "missing.jpg"}]
+    assert bpy.ops.likeness.add_photos(directory=str(photos[0].parent), files=files) == {"FINISHED"}
+    assert listed(scene) == ["front.jpg", "side.png"]
+    bpy.ops.likeness.add_photos(directory=str(photos[0].parent), files=[{"name": "front.jpg"}])
+    assert listed(scene) == ["front.jpg", "side.png"]  # no duplicates
+    scene.likeness.active_photo = 0
+    assert bpy.ops.likeness.remove_photo() == {"FINISHED"}
+    assert listed(scene) == ["side.png"]
+
+
+def test_add_images_already_loaded_in_blender(addon, scene, photos):
+    bpy.data.images.load(str(photos[1]))
+    bpy.data.images.new("generated", 4, 4)  # no file: skipped
+    assert bpy.ops.likeness.add_loaded_images() == {"FINISHED"}
+    assert listed(scene) == ["side.png"]
+    assert scene.likeness.photos[0].filepath == str(photos[1].resolve())
+
+
+def test_backend_python_choice(addon, tmp_path, monkeypatch):
+    session = addon.session
+    venv = tmp_path / "venv"
+    monkeypatch.delenv(session.PYTHON_ENV_VAR, raising=False)
+    with pytest.raises(addon.errors.BackendError, match="not set up") as info:
+        session.resolve_python("", venv)
+    assert "Set up backend" in info.value.hint
+    python = session.venv_python(venv)
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    assert session.resolve_python("", venv) == python
+    assert session.resolve_python(sys.executable, venv) == Path(sys.executable)
+    monkeypatch.setenv(session.PYTHON_ENV_VAR, str(tmp_path / "other"))
+    with pytest.raises(addon.errors.BackendError, match=f"from {session.PYTHON_ENV_VAR}"):
+        session.resolve_python(sys.executable, venv)
+
+
+def test_output_folder_and_job_names(addon, tmp_path):
+    assert addon.jobs.job_name("/photos/Jane Doe (1).JPG") == "Jane_Doe_1"
+    assert addon.jobs.job_name("/photos/(((.jpg") == "head"
+    (tmp_path / "jane").mkdir()
+    (tmp_path / "jane_2").mkdir()
+    assert addon.jobs.unique_output(tmp_path, "jane") == tmp_path / "jane_3"
+    assert bpy.data.filepath == ""  # unsaved file: bundles go to the add-on's user folder
+    assert addon.paths.output_folder("//likeness/") == addon.paths.user_dir() / "bundles"
+    assert addon.paths.output_folder(str(tmp_path)) == tmp_path
+
+
+def test_setup_runs_steps_in_background_and_logs(addon, tmp_path):
+    setup_module = addon.setup_backend
+    source = setup_module.backend_source_dir(Path(addon.__file__).parent)
+    assert (source / "pyproject.toml").is_file() and source.name == "backend_src"
+    setup = setup_module.BackendSetup(tmp_path / "venv", source, tmp_path / "setup.log")
+    assert [command[1:3] for _, command in setup.steps] == [["-m", "venv"], ["-m", "pip"], ["-m", "likeness"]]
+    assert setup.steps[1][1][-1] == str(source)
+    setup.steps = [("Saying hello", [sys.executable, "-c", "print('hello from step 1')"]),
+                   ("Failing", [sys.executable, "-c", "import sys; sys.exit(4)"]),
+                   ("Never run", [sys.executable, "-c", "print('step 3')"])]
+    setup.start()
+    setup._thread.join(30)
+    assert setup.done and not setup.running
+    assert "Failing failed (exit code 4)" in setup.error.message
+    log = (tmp_path / "setup.log").read_text()
+    assert "hello from step 1" in log and "step 3" not in log

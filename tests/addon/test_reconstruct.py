@@ -1,0 +1,144 @@
+"""The product path end to end: operators and API against the REAL backend process (`python -m likeness serve`).
+
+In background mode ``bpy.app.timers`` never fire, so the tests call the timer callback ``jobs.poll_backend``
+by hand until it returns None, as Blender would.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import bpy
+import pytest
+from PIL import Image
+
+from .conftest import DEV_PHOTO, ict_model_path
+
+ICT_VERTEX_COUNT = 26719
+
+
+@pytest.fixture
+def model_path() -> Path:
+    model = ict_model_path()
+    if model is None:
+        pytest.skip("the ICT head model is neither in ../shared nor at $LIKENESS_ICT_MODEL")
+    if not DEV_PHOTO.is_file():
+        pytest.skip(f"dev photo {DEV_PHOTO} is not available")
+    return model
+
+
+def drive_timer(jobs, scene, timeout: float = 300.0) -> list[float]:
+    """Call the timer callback like Blender would until it unregisters itself; returns the progress seen."""
+    progress, deadline = [], time.monotonic() + timeout
+    interval = jobs.poll_backend()
+    while interval is not None:
+        assert time.monotonic() < deadline, "the backend did not finish in time"
+        progress.append(scene.likeness.progress)
+        time.sleep(interval)
+        interval = jobs.poll_backend()
+    return progress
+
+
+def test_reconstruct_operator_runs_the_real_backend(addon, scene, backend_python, model_path, tmp_path):
+    settings = scene.likeness
+    settings.photos.add().filepath = str(DEV_PHOTO)
+    settings.output_dir = str(tmp_path / "out")
+    result = bpy.ops.likeness.reconstruct(texture_size=256, model=str(model_path))
+    assert result == {"FINISHED"}  # returns at once; the job runs in the backend process
+    client = addon.session.SESSION.client
+    assert client is not None and client.alive and client.python == backend_python
+
+    progress = drive_timer(addon.jobs, scene)
+    assert not settings.status_is_error, settings.status
+    assert any(0.0 < p < 1.0 for p in progress), progress
+    assert settings.progress == 1.0 and settings.status.startswith("Imported")
+    bundle = tmp_path / "out" / DEV_PHOTO.stem
+    assert (bundle / "manifest.json").is_file()
+    collection = scene.collection.children[DEV_PHOTO.stem]
+    heads = [o for o in collection.objects if o.type == "MESH"]
+    assert len(heads) == 1 and len(heads[0].data.vertices) == ICT_VERTEX_COUNT
+    assert len(heads[0].data.shape_keys.key_blocks) == 54
+    assert heads[0]["likeness_bundle"] == str(bundle.resolve())
+    assert [o.type for o in collection.objects].count("CAMERA") == 1
+    assert client.alive, "the backend stays warm for the next job"
+
+
+def test_check_reports_backend_version(addon, backend_python):
+    addon.jobs.start_check()
+    interval = addon.jobs.poll_backend()
+    deadline = time.monotonic() + 120
+    while interval is not None and time.monotonic() < deadline:
+        time.sleep(interval)
+        interval = addon.jobs.poll_backend()
+    status = addon.jobs.CheckStatus
+    assert not status.is_error, status.text
+    assert "Backend 0.1.0" in status.text and "protocol 1" in status.text
+
+
+def test_photo_without_a_face_is_reported_and_nothing_imported(addon, scene, backend_python, model_path, tmp_path):
+    blank = tmp_path / "wall.jpg"
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(blank)
+    with pytest.raises(addon.errors.BackendError) as info:
+        addon.api.reconstruct([blank], output_dir=tmp_path / "out", texture_size=256, model=model_path, timeout=120)
+    assert info.value.kind == "NoFaceFound" and info.value.hint
+    assert scene.likeness.status_is_error and "face" in scene.likeness.status.lower()
+    assert not [o for o in bpy.data.objects if o.type == "MESH"]
+
+
+def test_api_reconstruct_and_cancel(addon, scene, backend_python, model_path, tmp_path):
+    objects = addon.api.reconstruct([DEV_PHOTO], output_dir=tmp_path / "out", texture_size=256, model=model_path)
+    head, camera = objects
+    assert len(head.data.vertices) == ICT_VERTEX_COUNT and camera.type == "CAMERA"
+
+    # a second job with the same name goes to a new folder; cancelling it ends it with a Cancelled error
+    request = addon.jobs.start_reconstruct(scene, [str(DEV_PHOTO)], tmp_path / "out", 256, str(model_path))
+    assert request.context["output"].endswith(f"{DEV_PHOTO.stem}_2")
+    assert bpy.ops.likeness.cancel() == {"FINISHED"}
+    drive_timer(addon.jobs, scene)
+    assert request.context["error"].kind == "Cancelled"
+    assert scene.likeness.status_is_error
+    assert not Path(request.context["output"]).exists()
+
+
+def test_missing_backend_python_is_a_clear_operator_error(addon, scene, monkeypatch, tmp_path):
+    monkeypatch.setenv("LIKENESS_BACKEND_PYTHON", str(tmp_path / "nowhere" / "python"))
+    addon.session.SESSION.stop()
+    scene.likeness.photos.add().filepath = str(DEV_PHOTO) if DEV_PHOTO.is_file() else __file__
+    with pytest.raises(RuntimeError, match="does not exist.*Set up backend"):
+        bpy.ops.likeness.reconstruct()
+
+
+@pytest.fixture
+def fault(addon, monkeypatch):
+    """Start a fresh backend with LIKENESS_FAULT=<stage>:<mode> (the backend's fault injection)."""
+    def inject(spec: str) -> None:
+        addon.session.SESSION.stop()
+        monkeypatch.setenv("LIKENESS_FAULT", spec)
+
+    yield inject
+    addon.session.SESSION.stop()  # the next test gets a backend without the fault
+
+
+def test_backend_crash_mid_job_is_reported(addon, scene, backend_python, model_path, fault, tmp_path):
+    fault("fit:crash")
+    photos = [{"name": str(DEV_PHOTO)}]  # the scripting form: the panel's photo list stays empty
+    result = bpy.ops.likeness.reconstruct(photos=photos, output_dir=str(tmp_path), texture_size=256,
+                                          model=str(model_path))
+    assert result == {"FINISHED"}
+    assert addon.session.SESSION.active("reconstruct").context["output"] == str(tmp_path / DEV_PHOTO.stem)
+    drive_timer(addon.jobs, scene, timeout=120)
+    status = scene.likeness.status
+    assert scene.likeness.status_is_error
+    assert "stopped unexpectedly (exit code 3)" in status and "backend.log" in status
+    assert not [o for o in bpy.data.objects if o.type == "MESH"]
+    assert addon.session.SESSION.active("reconstruct") is None  # Reconstruct is available again
+
+
+def test_garbage_instead_of_ready_is_a_protocol_mismatch(addon, scene, backend_python, model_path, fault,
+                                                         tmp_path):
+    fault("start:garbage")
+    with pytest.raises(addon.errors.BackendError, match="Protocol mismatch.*this is not json") as info:
+        addon.api.reconstruct([DEV_PHOTO], output_dir=tmp_path, texture_size=256, model=model_path, timeout=60)
+    assert info.value.kind == "ProtocolMismatch" and "Set up backend" in info.value.hint
+    assert not addon.session.SESSION.client.alive
