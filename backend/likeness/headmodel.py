@@ -113,7 +113,7 @@ _ICT_MATERIALS = {
     "M_LacrimalFluid": ("eye_overlay", "overlay", (1.0, 1.0, 1.0, 0.0), 0.0, False, None),
     "M_EyeBlend": ("eye_overlay", "overlay", (1.0, 1.0, 1.0, 0.0), 0.0, False, 0),
     "M_EyeOcclusion": ("eye_overlay", "overlay", (1.0, 1.0, 1.0, 0.0), 0.0, False, 0),
-    "M_EyeLashes": ("eyelashes", "hair", (0.02, 0.015, 0.01, 0.35), 0.6, False, 6),  # cards: keep them faint
+    "M_EyeLashes": ("eyelashes", "hair", (0.02, 0.015, 0.01, 0.0), 0.6, False, 6),  # untextured cards: hidden
 }
 _CORNEA = Material("cornea", "overlay", (1.0, 1.0, 1.0, 0.0), 0.0, False)
 #: Radius (cm) of the clear cornea cap cut from the front of each sclera sphere (the iris shows through it).

@@ -195,11 +195,11 @@ def convert_checkout(root: Path) -> dict[str, np.ndarray]:
         "extra_expression_names": np.array(EXTRA_EXPRESSIONS),
         "extra_expression_basis": _deltas([folder / f"{n}.obj" for n in EXTRA_EXPRESSIONS], neutral64),
         **{key: np.array(v, np.int32) for key, v in JAWLINES.items()},
-        **{key: np.array(index[json_key], np.int32) for key, json_key in INDEX_KEYS.items()},
+        **{key: _index_list(index, json_key) for key, json_key in INDEX_KEYS.items()},
         **_table_arrays("region", REGIONS),
         **_table_arrays("subregion", SUBREGIONS),
         "material_names": np.array([name for name, _ in materials]),
-        "material_face_slice": np.array([span for _, span in materials], np.int32).reshape(-1, 2),
+        "material_face_slice": np.array([span for _, span in materials], np.int32),
         "arkit52_names": np.array(ARKIT52),
         "arkit52_to_expression": arkit_matrix(ARKIT52, expression_names),
         "units": np.array("cm"),
@@ -262,6 +262,17 @@ def _read_index(path: Path) -> dict:
     if missing:
         raise BadInput(f"{path} lacks the keys {missing}.", "Point to a complete ICT-FaceKit checkout.")
     return index
+
+
+def _index_list(index: dict, key: str) -> np.ndarray:
+    """One flat list of integers from vertex_indices.json as int32."""
+    try:
+        values = np.array(index[key], np.int64)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"{INDEX_JSON}: '{key}' is not a list of integers ({exc}).") from exc
+    if values.ndim != 1:
+        raise BadInput(f"{INDEX_JSON}: '{key}' is not a flat list of integers.")
+    return values.astype(np.int32)
 
 
 def _read_bytes(path: Path) -> np.ndarray:

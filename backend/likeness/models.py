@@ -14,11 +14,11 @@ target folder + ``os.replace``). Nothing is ever unpickled.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
 import stat
 import tempfile
-import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -33,7 +33,7 @@ from .paths import models_dir
 
 MODEL_NAMES = ("ict", "mediapipe-blendshapes")
 
-ICT_ARCHIVE_URL = (f"https://github.com/{ict_convert.SOURCE_REPO}/archive/{ict_convert.SOURCE_COMMIT}.zip")
+ICT_ARCHIVE_URL = f"https://github.com/{ict_convert.SOURCE_REPO}/archive/{ict_convert.SOURCE_COMMIT}.zip"
 # sha256 of the raw little-endian bytes of three arrays of the reference conversion of ICT-FaceKit at
 # SOURCE_COMMIT (the npz described in the model README), computed once with
 #   hashlib.sha256(np.ascontiguousarray(npz[key], dtype).tobytes()).hexdigest()
@@ -118,16 +118,16 @@ def fetch(url: str, dest: Path, log: Log, limit: int) -> None:
         with urllib.request.urlopen(request, timeout=60) as response, open(dest, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             log(f"Downloading {url}" + (f" ({total / 1e6:.1f} MB)" if total else ""))
-            done, reported = 0, 0
+            done, reported, step = 0, 0, total // 10 if total else 20 << 20
             while chunk := response.read(1 << 20):
                 done += len(chunk)
                 if done > limit:
                     raise ModelMissing(f"The download from {url} is larger than expected ({limit} bytes).", hint)
                 out.write(chunk)
-                if done - reported >= max(total // 10, 20 << 20):
+                if done - reported >= step:
                     reported = done
                     log(f"  {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else ""))
-    except (urllib.error.URLError, OSError) as exc:
+    except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
         reason = getattr(exc, "reason", None) or exc
         raise ModelMissing(f"Could not download {url} ({reason}).", hint) from exc
     log(f"  downloaded {done / 1e6:.1f} MB")
@@ -156,7 +156,7 @@ def extract_safely(archive: Path, dest: Path, wanted: Callable[[PurePosixPath], 
                 raise BadInput(f"{archive} unpacks to more than {ICT_ARCHIVE_LIMIT} bytes.")
             for info in chosen:
                 zf.extract(info, root)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, RuntimeError) as exc:  # RuntimeError: encrypted or unsupported
         raise BadInput(f"Cannot unpack {archive} ({exc}).", "Download the archive again.") from exc
 
 
@@ -168,7 +168,7 @@ def _ict_payload(source: Path | None, log: Log) -> tuple[bytes, str]:
         data = source.read_bytes()
         _verify_ict(_load_npz(data, source), str(source))
         log(f"Verified {source}")
-        return data, _license_beside(source, ict_convert.LICENSE_TEXT)
+        return data, _read_license(source.parent / "LICENSE", ict_convert.LICENSE_TEXT)
     with tempfile.TemporaryDirectory(prefix="likeness-ict-") as tmp:
         if source is None or source.is_file():
             archive = source or Path(tmp) / "ict-facekit.zip"
@@ -182,7 +182,7 @@ def _ict_payload(source: Path | None, log: Log) -> tuple[bytes, str]:
         _verify_ict(arrays, str(source or ICT_ARCHIVE_URL))
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
-        return buffer.getvalue(), _license_beside(checkout / "LICENSE", ict_convert.LICENSE_TEXT, same_dir=False)
+        return buffer.getvalue(), _read_license(checkout / "LICENSE", ict_convert.LICENSE_TEXT)
 
 
 def _unpack_checkout(archive: Path, dest: Path) -> Path:
@@ -241,7 +241,7 @@ def _mediapipe_payload(source: Path | None, log: Log) -> tuple[bytes, str]:
             raise BadInput(f"{source} is not the expected face_landmarker.task ({MEDIAPIPE_SIZE} bytes).",
                            f"Download it from {MEDIAPIPE_URL} and pass that file with `--from PATH`.")
         data, origin = source.read_bytes(), str(source)
-        license_text = _license_beside(source, MEDIAPIPE_NOTICE)
+        license_text = _read_license(source.parent / "LICENSE", MEDIAPIPE_NOTICE)
     digest = hashlib.sha256(data).hexdigest()
     if len(data) != MEDIAPIPE_SIZE or digest != MEDIAPIPE_SHA256:
         raise BadInput(f"{origin} is not the expected face_landmarker.task (sha256 {digest}, "
@@ -260,10 +260,9 @@ def _existing(source: str) -> Path:
     return path
 
 
-def _license_beside(path: Path, default: str, same_dir: bool = True) -> str:
-    """The LICENSE file in ``path``'s folder (or ``path`` itself when ``same_dir`` is false), else ``default``."""
-    candidate = path.parent / "LICENSE" if same_dir else path
-    return candidate.read_text(encoding="utf-8", errors="replace") if candidate.is_file() else default
+def _read_license(path: Path, default: str) -> str:
+    """The licence text in ``path`` if that file exists (it travels with the model), else ``default``."""
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else default
 
 
 def _write_atomically(folder: Path, files: dict[str, bytes]) -> None:

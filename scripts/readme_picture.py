@@ -1,0 +1,107 @@
+"""Make the README's result picture: the astronaut photo beside Cycles renders of its reconstructed head.
+
+Runs the real pipeline through the add-on (installed from the built zip into a temporary Blender user folder)
+and the real backend subprocess, then renders with Cycles on the CPU.
+
+Usage: .venv/bin/python scripts/readme_picture.py [-o docs/images/astronaut_result.jpg]
+The astronaut portrait (NASA, public domain) ships inside scikit-image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SANDBOX = Path(tempfile.mkdtemp(prefix="likeness-readme-"))
+os.environ["BLENDER_USER_RESOURCES"] = str(SANDBOX / "blender")
+os.environ["XDG_CACHE_HOME"] = str(SANDBOX / "cache")
+os.environ.setdefault("LIKENESS_BACKEND_PYTHON", sys.executable)
+
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
+from mathutils import Matrix, Vector  # noqa: E402
+from PIL import Image  # noqa: E402
+
+sys.path.insert(0, str(REPO))
+import build_addon  # noqa: E402
+
+
+def render(camera: bpy.types.Object, path: Path, size: int) -> np.ndarray:
+    scene = bpy.context.scene
+    scene.camera = camera
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    return np.asarray(Image.open(path).convert("RGBA")).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-o", "--output", default=str(REPO / "docs" / "images" / "astronaut_result.jpg"))
+    parser.add_argument("--size", type=int, default=1024, help="render size before cropping to the head")
+    parser.add_argument("--samples", type=int, default=48)
+    args = parser.parse_args()
+
+    zip_path = build_addon.build(SANDBOX / "dist")
+    bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default", enable_on_install=True)
+    from bl_ext.user_default.likeness import api
+
+    from likeness.cli import astronaut_photo
+
+    photo_path = astronaut_photo()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    model = os.environ.get("LIKENESS_ICT_MODEL") or REPO.parent / "shared" / "models" / "ict_facekit" / "ict_face_model.npz"
+    head, camera = api.reconstruct([photo_path], output_dir=SANDBOX / "bundles", texture_size=2048,
+                                   model=model if Path(model).is_file() else None)[:2]
+
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = args.samples
+    scene.render.film_transparent = True
+    world = bpy.data.worlds.new("studio")
+    world.color = (0.35, 0.35, 0.35)
+    scene.world = world
+    key = bpy.data.lights.new("key", "AREA")
+    key.energy, key.size = 60.0, 1.0
+    key_obj = bpy.data.objects.new("key", key)
+    head_centre = head.matrix_world @ head.data.vertices[0].co
+    key_obj.location = head_centre + camera.matrix_world.to_quaternion() @ Vector((0.3, 0.3, 0.8))
+    key_obj.rotation_euler = (camera.matrix_world.to_3x3() @ Matrix.Rotation(math.radians(-20), 3, "X")).to_euler()
+    scene.collection.objects.link(key_obj)
+
+    # a second camera: the photo's camera turned 40° around the head
+    side = bpy.data.objects.new("three_quarter", camera.data.copy())
+    side.data.shift_x = side.data.shift_y = 0.0
+    pivot = Matrix.Translation(head_centre) @ Matrix.Rotation(math.radians(40), 4, "Z") @ Matrix.Translation(-head_centre)
+    side.matrix_world = pivot @ camera.matrix_world
+    scene.collection.objects.link(side)
+
+    photo_img = Image.open(photo_path).convert("RGB")
+    photo = np.asarray(photo_img.resize((args.size, args.size))).astype(np.float32)
+    # crop every panel to a square around the head (from the fitted landmarks, in render pixels)
+    import json
+
+    manifest = json.loads((Path(head["likeness_bundle"]) / "manifest.json").read_text())
+    lm = np.array(manifest["photos"][0]["landmarks_68_px"]) * args.size / photo_img.width
+    centre, half = lm.mean(0), 1.1 * np.ptp(lm, axis=0).max()
+    x0, y0 = (centre - half).astype(int).clip(0)
+    crop = (slice(y0, y0 + int(2 * half)), slice(x0, x0 + int(2 * half)))
+    panels = [photo[crop]]
+    for cam, name in ((camera, "front"), (side, "side")):
+        rgba = render(cam, SANDBOX / f"{name}.png", args.size)[crop]
+        alpha = rgba[..., 3:] / 255.0
+        panels.append(rgba[..., :3] * alpha + 40.0 * (1 - alpha))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(panels, axis=1).clip(0, 255).astype(np.uint8)).save(out, quality=88)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
