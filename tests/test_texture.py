@@ -6,6 +6,7 @@ import pytest
 from likeness.camera import Camera
 from likeness.geometry import head_rotation
 from likeness.preview import render_view
+from likeness.views import rasterize_head
 from likeness.texture import PhotoView, bake_textures, uv_map, vertex_projection
 
 
@@ -24,12 +25,12 @@ def test_bake_recovers_the_texture_that_made_the_photo(ict, yaw):
     truth = {face: uv_pattern(size)}
     cam = Camera(1200.0, (300.0, 300.0), (600, 600))
     verts = ict.vertices() @ head_rotation(yaw, 0, 0).T + [0, 0.01, -0.55]
-    photo, shade, _ = render_view(ict, verts, cam, truth, max_side=600)
+    photo, shade = render_view(ict, verts, rasterize_head(ict, verts, cam, max_side=600), truth)
     hit = ~np.isnan(shade)
     photo[hit] /= (0.35 + 0.65 * shade[hit])[:, None]  # undo the preview's shading
     photo = np.clip(photo, 0, 255).astype(np.uint8)
 
-    view = PhotoView(photo, cam, verts)
+    view = PhotoView.build(ict, photo, cam, verts)
     baked = bake_textures(ict, [view], size)[face]
     uvm = uv_map(ict, face, size)
     seen = uvm.texels[uvm.blend @ vertex_projection(ict, view)[1] > 0.5]
@@ -45,7 +46,7 @@ def test_unseen_texels_get_the_skin_tone_not_black(ict):
     cam = Camera(1000.0, (200.0, 200.0), (400, 400))
     verts = ict.vertices() + [0, 0, -0.6]
     photo = np.full((400, 400, 3), (180, 120, 100), np.uint8)
-    textures = bake_textures(ict, [PhotoView(photo, cam, verts)], size)
+    textures = bake_textures(ict, [PhotoView.build(ict, photo, cam, verts)], size)
     head = [m.name for m in ict.materials].index("skin_head")
     back = textures[head]
     assert back.shape == (size, size, 3)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cv2
 import numpy as np
-from PIL import Image
 
 from . import BUNDLE_VERSION, __version__
 from .errors import BadInput, OutputExists
@@ -26,6 +26,8 @@ FORMAT = "likeness.bundle"
 MANIFEST = "manifest.json"
 MESH_FILE = "head.npz"
 LICENSE_FILE = "licenses/HEAD_MODEL_LICENSE.txt"
+_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+_JPEG = [cv2.IMWRITE_JPEG_QUALITY, 92]
 
 
 @dataclass
@@ -59,26 +61,25 @@ def write_bundle(output: str | Path, *, model: HeadModel, job_name: str, vertice
         (tmp / "textures").mkdir(parents=True)
         (tmp / "photos").mkdir()
         (tmp / "licenses").mkdir()
-        images: dict[str, tuple[np.ndarray, dict]] = {}  # relative path -> pixels, encoder options
+        images: dict[str, tuple[np.ndarray, list[int]]] = {}  # relative path -> RGB pixels, encoder options
         materials = []
         for index, mat in enumerate(model.materials):
             entry = {"name": mat.name, "kind": mat.kind, "base_color": list(mat.base_color),
                      "roughness": mat.roughness, "textures": {}}
             if index in textures:
                 rel = f"textures/{mat.name}.png"
-                images[rel] = (textures[index], {"compress_level": 1})
+                images[rel] = (textures[index], _PNG)
                 entry["textures"]["base_color"] = rel
             materials.append(entry)
         for k, photo in enumerate(photos):
             rel = f"photos/photo_{k:02d}.jpg"
-            images[rel] = (photo.rgb, {"quality": 92})
+            images[rel] = (photo.rgb, _JPEG)
             photo.record["path"] = rel
         if preview is not None:
-            images["preview.png"] = (preview, {"compress_level": 1})
+            images["preview.png"] = (preview, _PNG)
         # image encoders release the GIL: encode in parallel with the mesh write
         with ThreadPoolExecutor(max_workers=2) as pool:
-            saved = [pool.submit(lambda rel, px, opts: Image.fromarray(px).save(tmp / rel, **opts), rel, px, opts)
-                     for rel, (px, opts) in images.items()]
+            saved = [pool.submit(_save_image, tmp / rel, px, opts) for rel, (px, opts) in images.items()]
             (tmp / LICENSE_FILE).write_text(model.license_text)
             _write_mesh(tmp / MESH_FILE, model, vertices)
             for future in saved:
@@ -106,6 +107,14 @@ def write_bundle(output: str | Path, *, model: HeadModel, job_name: str, vertice
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return output
+
+
+def _save_image(path: Path, rgb: np.ndarray, options: list[int]) -> None:
+    """Encode an RGB image as PNG or JPEG (by suffix) with OpenCV, which releases the GIL while encoding."""
+    ok, data = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), options)
+    if not ok:
+        raise OSError(f"could not encode {path.name}")
+    path.write_bytes(data.tobytes())
 
 
 def _write_mesh(path: Path, model: HeadModel, vertices: np.ndarray) -> None:

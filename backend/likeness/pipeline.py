@@ -101,7 +101,7 @@ class Engine:
         for photo, cam, fit in zip(photos, cameras, result.photos):
             verts = neutral + np.tensordot(fit.expression, model.expression_basis, axes=1)
             posed.append(verts @ fit.rotation.T + fit.translation)
-            views.append(PhotoView(photo.rgb, cam, posed[-1]))
+            views.append(PhotoView.build(model, photo.rgb, cam, posed[-1]))
         textures = bake_textures(model, views, request.texture_size)
 
         step("write", 0.0, "Writing the bundle")
@@ -128,7 +128,7 @@ class Engine:
                 "face_box_px": [round(v, 2) for v in lm.box_px],
                 "warnings": warnings,
             }))
-        preview = preview_image(photos[0].rgb, model, posed[0], cameras[0], textures,
+        preview = preview_image(photos[0].rgb, model, posed[0], views[0].raster, textures,
                                 np.array(records[0].record["landmarks_68_px"]))
         if cancelled():
             raise Cancelled()

@@ -4,44 +4,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from .camera import Camera
 from .headmodel import HeadModel, split_quads
-from .raster import rasterize, vertex_normals
+from .raster import vertex_normals
+from .views import HeadRaster
 
-_HIDDEN_KINDS = ("overlay", "hair")
 
+def render_view(model: HeadModel, vertices_cam: np.ndarray, raster: HeadRaster,
+                textures: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Colour the rasterised head: textures (or base colours) under a light at the camera.
 
-def render_view(model: HeadModel, vertices_cam: np.ndarray, camera: Camera,
-                textures: dict[int, np.ndarray], max_side: int = 512) -> tuple[np.ndarray, np.ndarray, float]:
-    """Render the head as the photo's camera sees it.
-
-    Returns the textured colour (H,W,3) float in [0,255], a Lambert shading (H,W) in [0,1] (light from the
-    camera) with NaN where the head is absent, and the scale from photo pixels to render pixels.
+    Returns the colour (H,W,3) float in [0,255] and the Lambert shading (H,W) in [0,1], NaN where the head is
+    absent, both at the raster's resolution.
     """
-    w, h = camera.size
-    scale = min(1.0, max_side / max(w, h))
-    rw, rh = int(np.ceil(w * scale)), int(np.ceil(h * scale))
-    visible = ~np.isin([m.kind for m in model.materials], _HIDDEN_KINDS)
-    keep = np.flatnonzero(visible[model.face_material[model.triangle_face]])
-    tris = model.triangles[keep]
-    px, depth = camera.project(vertices_cam)
-    front = (depth[tris] > 0).all(1)
-    keep, tris = keep[front], tris[front]
-    tri_ids, bary = rasterize(px[tris] * scale, rw, rh, depth=depth[tris])
-    hit = tri_ids >= 0
-    t = tri_ids[hit]
-    b = bary[hit].astype(np.float64)
+    hit = raster.triangle >= 0
+    t = raster.triangle[hit]
+    b = raster.bary[hit].astype(np.float64)
+    tris = model.triangles[t]
 
     normals = vertex_normals(vertices_cam, model.triangles)
-    n = np.einsum("nk,nkd->nd", b, normals[tris[t]])
-    p = np.einsum("nk,nkd->nd", b, vertices_cam[tris[t]])
-    shade = np.full((rh, rw), np.nan)
+    n = np.einsum("nk,nkd->nd", b, normals[tris])
+    p = np.einsum("nk,nkd->nd", b, vertices_cam[tris])
+    shade = np.full(raster.triangle.shape, np.nan)
     shade[hit] = np.clip(-(n * p).sum(1) / np.linalg.norm(p, axis=1), 0, 1)
 
-    color = np.zeros((rh, rw, 3))
-    uv_tris = split_quads(model.faces_uv)[keep[t]]
-    uv = np.einsum("nk,nkd->nd", b, model.uv[uv_tris].astype(np.float64))
-    material = model.face_material[model.triangle_face[keep[t]]]
+    color = np.zeros((*raster.triangle.shape, 3))
+    uv = np.einsum("nk,nkd->nd", b, model.uv[split_quads(model.faces_uv)[t]].astype(np.float64))
+    material = model.face_material[model.triangle_face[t]]
     base = np.array([np.array(m.base_color[:3]) ** (1 / 2.2) * 255 for m in model.materials])
     colors = base[material]
     for index, tex in textures.items():
@@ -51,13 +39,14 @@ def render_view(model: HeadModel, vertices_cam: np.ndarray, camera: Camera,
         row = np.clip(((1 - uv[sel, 1]) * size).astype(int), 0, size - 1)
         colors[sel] = tex[row, col]
     color[hit] = colors * (0.35 + 0.65 * shade[hit])[:, None]
-    return color, shade, scale
+    return color, shade
 
 
-def preview_image(photo: np.ndarray, model: HeadModel, vertices_cam: np.ndarray, camera: Camera,
+def preview_image(photo: np.ndarray, model: HeadModel, vertices_cam: np.ndarray, raster: HeadRaster,
                   textures: dict[int, np.ndarray], landmarks_px: np.ndarray) -> np.ndarray:
     """Three panels side by side (uint8): the photo, the textured head alone, the shaded head over the photo."""
-    color, shade, scale = render_view(model, vertices_cam, camera, textures)
+    color, shade = render_view(model, vertices_cam, raster, textures)
+    scale = raster.scale
     rh, rw = shade.shape
     rows = np.minimum(((np.arange(rh) + 0.5) / scale).astype(int), photo.shape[0] - 1)
     cols = np.minimum(((np.arange(rw) + 0.5) / scale).astype(int), photo.shape[1] - 1)

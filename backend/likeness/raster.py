@@ -36,6 +36,7 @@ def rasterize(corners: np.ndarray, width: int, height: int,
         coeff[:, i, 1] = (q[:, 0] - p[:, 0])
         coeff[:, i, 2] = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
     coeff[ok] /= area[ok, None, None]
+    coeff = coeff.astype(np.float32)
 
     tri_map = np.full(height * width, -1, np.int32)
     bary_map = np.zeros((height * width, 3), np.float32)
@@ -52,15 +53,18 @@ def rasterize(corners: np.ndarray, width: int, height: int,
         wide = span[tri, 0]
         x = lo[tri, 0] + local % wide
         y = lo[tri, 1] + local // wide
-        px, py = x + 0.5, y + 0.5
-        w = coeff[tri, :, 0] * px[:, None] + coeff[tri, :, 1] * py[:, None] + coeff[tri, :, 2]
-        inside = (w >= -1e-6).all(1)
+        c = coeff[tri]  # (n,3,3) float32
+        w = c[:, :, 0] * (x + 0.5).astype(np.float32)[:, None] + c[:, :, 1] * (y + 0.5).astype(np.float32)[:, None]
+        w += c[:, :, 2]
+        inside = (w >= -1e-5).all(1)
         tri, w, pix = tri[inside], w[inside], (y * width + x)[inside]
         if depth is None:
             tri_map[pix], bary_map[pix] = tri, w
             continue
         z = (w * depth[tri]).sum(1)
-        order = np.lexsort((z, pix))
+        # nearest per pixel: sort by pixel, then depth (depth scaled into [0, 0.5) rides on the pixel index)
+        span_z = max(float(z.max() - z.min()), 1e-12)
+        order = np.argsort(pix + 0.5 * (z - z.min()) / span_z * (1 - 1e-9), kind="stable")
         pix, z, tri, w = pix[order], z[order], tri[order], w[order]
         first = np.r_[True, pix[1:] != pix[:-1]]
         pix, z, tri, w = pix[first], z[first], tri[first], w[first]

@@ -5,6 +5,7 @@ per model and texture size), project it into every photo, and keep it where the 
 camera, not hidden by other parts of the head (a depth buffer per photo) and facing the camera. Photos are
 blended with weight cos²(view angle). Texels no photo saw get a skin tone estimated from the well-seen face,
 blended smoothly; the colour is spread a few texels beyond the UV islands so filtering shows no seams.
+Per-texel arrays are laid out as "strip" images so OpenCV's fast remap and blend can work on them.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from scipy import ndimage, sparse
 from .camera import Camera
 from .headmodel import HeadModel, split_quads
 from .raster import rasterize, vertex_normals
+from .views import HeadRaster, rasterize_head
 
-#: Materials whose surface hides what is behind it in a photo.
-_OCCLUDER_KINDS = ("skin", "mouth", "teeth", "eye", "hair")
 #: Colour is spread this many texels past the UV islands.
 _MARGIN = 8
 
@@ -32,9 +32,9 @@ class UVMap:
     """Texel → surface lookup for one material at one texture size.
 
     The N texels inside the UV islands are listed in ``texels`` (flat indices into the S×S grid); each is a
-    blend of three vertices, the rows of the sparse (N,V) matrix ``blend``. ``nearest`` gives, for every texel of the grid, the
-    texel (index into the N) closest to each outside texel (``outside``, flat indices), used to spread colour
-    past the island borders; ``far`` marks outside texels too far from any island to borrow a colour.
+    blend of three vertices, the rows of the sparse (N,V) matrix ``blend``. For each texel outside the islands
+    (``outside``, flat indices) ``nearest`` names the closest inside texel (index into the N), used to spread
+    colour past the island borders; ``far`` marks those too far from any island to borrow a colour.
     """
 
     size: int
@@ -47,11 +47,16 @@ class UVMap:
 
 @dataclass(frozen=True)
 class PhotoView:
-    """One photo with the fitted head in camera space."""
+    """One photo with the fitted head in camera space, and its rasterisation (for visibility)."""
 
     rgb: np.ndarray  # (H,W,3) uint8
     camera: Camera
     vertices_cam: np.ndarray  # (V,3) head vertices in the camera frame, metres
+    raster: HeadRaster
+
+    @classmethod
+    def build(cls, model: HeadModel, rgb: np.ndarray, camera: Camera, vertices_cam: np.ndarray) -> "PhotoView":
+        return cls(rgb, camera, vertices_cam, rasterize_head(model, vertices_cam, camera))
 
 
 def uv_map(model: HeadModel, material: int, size: int) -> UVMap:
@@ -78,23 +83,6 @@ def _uv_map_cached(model: HeadModel, material: int, size: int) -> UVMap:
                  nearest=compact[(rows * size + cols).ravel()[outside]], far=dist.ravel()[outside] > _MARGIN)
 
 
-def depth_buffer(model: HeadModel, view: PhotoView, max_side: int = 1024) -> tuple[np.ndarray, float]:
-    """Nearest distance of the opaque head per pixel (at most ``max_side`` wide), and the buffer's scale."""
-    w, h = view.camera.size
-    scale = min(1.0, max_side / max(w, h))
-    occluder = np.isin([model.materials[m].kind for m in range(len(model.materials))], _OCCLUDER_KINDS)
-    tris = model.triangles[occluder[model.face_material[model.triangle_face]]]
-    px, depth = view.camera.project(view.vertices_cam)
-    corners = px[tris] * scale
-    front = (depth[tris] > 0).all(1)
-    tri_ids, bary = rasterize(corners[front], int(np.ceil(w * scale)), int(np.ceil(h * scale)),
-                              depth=depth[tris][front])
-    zbuf = np.full(tri_ids.shape, np.inf)
-    hit = tri_ids >= 0
-    zbuf[hit] = (bary[hit] * depth[tris][front][tri_ids[hit]]).sum(1)
-    return zbuf, scale
-
-
 def vertex_projection(model: HeadModel, view: PhotoView) -> tuple[np.ndarray, np.ndarray]:
     """Where each vertex lands in the photo (V,2 pixels) and how well the photo sees it (V,) in [0, 1].
 
@@ -105,13 +93,9 @@ def vertex_projection(model: HeadModel, view: PhotoView) -> tuple[np.ndarray, np
     px, depth = view.camera.project(verts)
     normals = vertex_normals(verts, model.triangles)
     facing = -(normals * verts).sum(1) / np.maximum(np.linalg.norm(verts, axis=1), 1e-9)
-    zbuf, zscale = depth_buffer(model, view)
-    zh, zw = zbuf.shape
-    zx = np.clip((px[:, 0] * zscale).astype(np.int64), 0, zw - 1)
-    zy = np.clip((px[:, 1] * zscale).astype(np.int64), 0, zh - 1)
     w, h = view.camera.size
     on_image = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
-    visible = on_image & (depth > 0) & (depth <= zbuf[zy, zx] + 0.004) & (facing > 0.05)
+    visible = on_image & (depth > 0) & (depth <= view.raster.depth_at(px) + 0.004) & (facing > 0.05)
     return px.astype(np.float32), np.where(visible, np.clip(facing, 0, 1) ** 2, 0.0).astype(np.float32)
 
 
@@ -133,38 +117,43 @@ def _bake_material(uvm: UVMap, projections: list[tuple[np.ndarray, np.ndarray, n
                    fill_color: np.ndarray) -> np.ndarray:
     """Colour texture (S,S,3) uint8 of one material.
 
-    Pixel positions and weights are interpolated linearly from the vertices across each (small) triangle.
+    Each texel blends the photos by their weights, plus the fill colour with weight ``max(0.15 − Σw, 0)``
+    so poorly seen texels fade into the skin tone. Pixel positions and weights are interpolated linearly from
+    the vertices across each (small) triangle. Pixels travel as RGBA packed in uint32 for fast scatter/gather.
     """
     n = len(uvm.texels)
-    color_sum = np.zeros((n, 3), np.float32)
-    weight_sum = np.zeros(n, np.float32)
-    for rgb, px, weight in projections:
-        table = np.concatenate([px - 0.5, weight[:, None]], axis=1).astype(np.float32)  # (V,3): x, y, w
-        values = uvm.blend @ table
-        sample = _remap(rgb, values[:, 0], values[:, 1])
-        color_sum += values[:, 2:3] * sample
-        weight_sum += values[:, 2]
-    projected = color_sum / np.maximum(weight_sum, 1e-6)[:, None]
-    alpha = np.clip(weight_sum / 0.15, 0.0, 1.0)[:, None]  # fade into the fill at grazing angles
-    projected -= fill_color
-    projected *= alpha
-    projected += fill_color + 0.5
-    colors = np.clip(projected, 0, 255, out=projected).astype(np.uint8)
-    image = np.empty((uvm.size * uvm.size, 3), np.uint8)
-    image[uvm.texels] = colors
-    border = colors[uvm.nearest]  # outside texels take their nearest island texel: no seams under filtering
-    border[uvm.far] = np.round(fill_color).astype(np.uint8)
-    image[uvm.outside] = border
-    return image.reshape(uvm.size, uvm.size, 3)
+    values = [uvm.blend @ np.concatenate([px - 0.5, weight[:, None]], axis=1).astype(np.float32)
+              for _, px, weight in projections]  # per photo (N,3): x, y, weight
+    acc = np.maximum(np.float32(0.15) - sum(v[:, 2] for v in values), 0).astype(np.float32)
+    fill = np.append(np.round(fill_color), 255).astype(np.uint8)
+    colors = _as_strip(np.broadcast_to(fill, (n, 4)))
+    for (rgb, _, _), v in zip(projections, values):
+        sample = _remap(rgb, v[:, 0], v[:, 1])
+        colors = cv2.blendLinear(colors, sample, _as_strip(acc), _as_strip(v[:, 2]))
+        acc += v[:, 2]
+    strip = colors.reshape(-1, 4)[:n].copy().view(np.uint32).ravel()
+    packed = np.empty(uvm.size * uvm.size, np.uint32)
+    packed[uvm.texels] = strip
+    border = strip[uvm.nearest]  # outside texels take their nearest island texel: no seams under filtering
+    border[uvm.far] = fill.view(np.uint32)[0]
+    packed[uvm.outside] = border
+    return packed.view(np.uint8).reshape(uvm.size, uvm.size, 4)[..., :3]
+
+
+_STRIP = 4096  # OpenCV images must be narrower and shorter than 32767 pixels
+
+
+def _as_strip(values: np.ndarray) -> np.ndarray:
+    """Lay N per-texel values, (N,) or (N,C), out as a (rows, 4096[, C]) image for OpenCV, zero-padded."""
+    pad = (-len(values)) % _STRIP
+    padded = np.concatenate([values, np.zeros((pad, *values.shape[1:]), values.dtype)])
+    return padded.reshape(-1, _STRIP, *values.shape[1:])
 
 
 def _remap(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples (N,3) of an image at pixel positions (centres at integers), edges clamped."""
-    n, width = len(x), 4096  # OpenCV maps must be narrower than 32767 in both directions
-    pad = (-n) % width
-    maps = [np.pad(v, (0, pad)).reshape(-1, width) for v in (x, y)]
-    out = cv2.remap(image, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(-1, 3)[:n]
+    """Bilinear RGBA samples of an RGB image at pixel positions (centres at integers), as a strip image."""
+    rgba = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
+    return cv2.remap(rgba, _as_strip(x), _as_strip(y), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def skin_tone(model: HeadModel, projections: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -173,8 +162,11 @@ def skin_tone(model: HeadModel, projections: list[tuple[np.ndarray, np.ndarray, 
     Falls back to a neutral skin tone when no photo sees enough of the face.
     """
     face = slice(0, model.face_vertex_count)
-    samples = [_remap(rgb, px[face, 0][weight[face] >= 0.5] - 0.5, px[face, 1][weight[face] >= 0.5] - 0.5)
-               for rgb, px, weight in projections]
+    samples = []
+    for rgb, px, weight in projections:
+        good = weight[face] >= 0.5
+        strip = _remap(rgb, px[face, 0][good] - 0.5, px[face, 1][good] - 0.5)
+        samples.append(strip.reshape(-1, 4)[:good.sum(), :3])
     colors = np.concatenate(samples) if samples else np.zeros((0, 3))
     if len(colors) < 50:
         return np.array([200.0, 160.0, 140.0], np.float32)
