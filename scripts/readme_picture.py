@@ -10,25 +10,15 @@ The astronaut portrait (NASA, public domain) ships inside scikit-image.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
-import sys
-import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SANDBOX = Path(tempfile.mkdtemp(prefix="likeness-readme-"))
-os.environ["BLENDER_USER_RESOURCES"] = str(SANDBOX / "blender")
-os.environ["XDG_CACHE_HOME"] = str(SANDBOX / "cache")
-os.environ.setdefault("LIKENESS_BACKEND_PYTHON", sys.executable)
-
-import bpy  # noqa: E402
+from blender_sandbox import REPO, SANDBOX, bpy, install_addon
 import numpy as np  # noqa: E402
 from mathutils import Matrix, Vector  # noqa: E402
 from PIL import Image  # noqa: E402
-
-sys.path.insert(0, str(REPO))
-import build_addon  # noqa: E402
 
 
 def render(camera: bpy.types.Object, path: Path, size: int) -> np.ndarray:
@@ -47,10 +37,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=48)
     args = parser.parse_args()
 
-    zip_path = build_addon.build(SANDBOX / "dist")
-    bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default", enable_on_install=True)
-    from bl_ext.user_default.likeness import api
-
+    api = install_addon()
     from likeness.cli import astronaut_photo
 
     photo_path = astronaut_photo()
@@ -85,8 +72,6 @@ def main() -> None:
     photo_img = Image.open(photo_path).convert("RGB")
     photo = np.asarray(photo_img.resize((args.size, args.size))).astype(np.float32)
     # crop every panel to a square around the head (from the fitted landmarks, in render pixels)
-    import json
-
     manifest = json.loads((Path(head["likeness_bundle"]) / "manifest.json").read_text())
     lm = np.array(manifest["photos"][0]["landmarks_68_px"]) * args.size / photo_img.width
     centre, half = lm.mean(0), 1.1 * np.ptp(lm, axis=0).max()
