@@ -101,3 +101,20 @@ def test_bad_inputs_give_clear_errors_and_write_nothing(engine, ict_path, tmp_pa
     (tmp_path / "exists").mkdir()
     with pytest.raises(OutputExists):
         run(engine, ict_path, [dev_photo("dev_000_london_002_03.jpg")], tmp_path / "exists")
+
+
+def test_several_faces_use_the_largest_and_warn(engine, ict_path, tmp_path):
+    from PIL import Image
+
+    big = Image.open(dev_photo("dev_000_london_002_03.jpg")).convert("RGB")
+    small = Image.open(dev_photo("dev_002_london_009_03.jpg")).convert("RGB").resize((256, 256))
+    canvas = Image.new("RGB", (big.width + 300, big.height), (128, 128, 128))
+    canvas.paste(big, (0, 0))
+    canvas.paste(small, (big.width + 20, 100))
+    group = tmp_path / "group.jpg"
+    canvas.save(group, quality=95)
+    result, _ = run(engine, ict_path, [group], tmp_path / "g")
+    manifest, _ = read_bundle(result["bundle"])
+    entry = manifest["photos"][0]
+    assert any("faces were found" in w for w in entry["warnings"]) and result["warnings"]
+    assert entry["face_box_px"][2] < big.width  # the large face on the left was used
