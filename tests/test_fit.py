@@ -5,7 +5,7 @@ import pytest
 
 from likeness.camera import Camera
 from likeness.correspondence import load_table
-from likeness.fit import FitSettings, LandmarkBasis, bounded_lstsq, fit_landmarks
+from likeness.fit import FitSettings, LandmarkBasis, bounded_solve, fit_landmarks
 from likeness.geometry import head_angles, head_rotation
 
 
@@ -74,11 +74,12 @@ def test_several_photos_share_one_identity(ict, basis):
     assert result.photos[1].expression[jaw] > 0.25 > result.photos[0].expression[jaw]
 
 
-def test_bounded_lstsq_respects_bounds_and_matches_unbounded_inside():
+def test_bounded_solve_respects_bounds_and_matches_unbounded_inside():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(40, 5)), rng.normal(size=40)
     free = np.linalg.lstsq(a, b, rcond=None)[0]
-    inside = bounded_lstsq(a, b, np.full(5, -10.0), np.full(5, 10.0))
+    inside = bounded_solve(a.T @ a, a.T @ b, np.full(5, -10.0), np.full(5, 10.0))
     np.testing.assert_allclose(inside, free, atol=1e-9)
-    tight = bounded_lstsq(a, b, np.zeros(5), np.full(5, 0.05))
+    tight = bounded_solve(a.T @ a, a.T @ b, np.zeros(5), np.full(5, 0.05))
     assert tight.min() >= 0 and tight.max() <= 0.05
+    assert np.linalg.norm(a @ tight - b) <= np.linalg.norm(a @ np.zeros(5) - b)

@@ -3,7 +3,7 @@ import pytest
 
 from likeness.camera import Camera
 from likeness.geometry import (closest_points_on_triangles, head_angles, head_rotation, rodrigues,
-                               rotation_to_rvec, similarity_transform)
+                               similarity_transform)
 
 
 @pytest.mark.parametrize("angles", [(0, 0, 0), (30, -10, 5), (-45, 20, -15), (10, 60, 80)])
@@ -26,9 +26,12 @@ def test_pose_sign_conventions():
     assert top_px[0] > 500 and top_px[1] < 500  # the top of the head moves right: clockwise
 
 
-def test_rodrigues_inverse():
+def test_rodrigues_turns_about_its_axis():
+    rot = rodrigues(np.array([0.0, 0.0, np.pi / 2]))
+    np.testing.assert_allclose(rot @ [1.0, 0, 0], [0, 1.0, 0], atol=1e-12)
     rvec = np.array([0.3, -0.2, 0.9])
-    np.testing.assert_allclose(rotation_to_rvec(rodrigues(rvec)), rvec, atol=1e-9)
+    np.testing.assert_allclose(rodrigues(rvec) @ rvec, rvec, atol=1e-12)  # the axis stays put
+    np.testing.assert_allclose(rodrigues(rvec) @ rodrigues(-rvec), np.eye(3), atol=1e-12)
 
 
 def test_similarity_transform_recovers_a_known_transform():

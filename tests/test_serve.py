@@ -77,17 +77,36 @@ def test_protocol_session(tmp_path, request_params):
     assert backend.proc.wait(timeout=30) == 0
 
 
-def test_cancel_stops_a_running_job(tmp_path, request_params):
-    backend = Backend(tmp_path, env={"LIKENESS_FAULT": "texture:hang"})
+def test_cancel_stops_a_running_job_and_writes_nothing(tmp_path, request_params):
+    backend = Backend(tmp_path, env={"LIKENESS_FAULT": "fit:slow"})  # the fit stage pauses 3 s
     backend.next()
     backend.send({"id": "1", "op": "reconstruct", "params": request_params})
-    backend.send({"id": "2", "op": "reconstruct", "params": dict(request_params, output=str(tmp_path / "b2"))})
-    backend.send({"id": "c", "op": "cancel", "params": {"job": "2"}})
-    cancel = backend.next()
-    assert cancel["id"] == "c" and cancel["result"]["cancelled"] is True
-    backend.proc.kill()
-    backend.proc.wait(timeout=30)
-    assert not (tmp_path / "bundle").exists()  # a killed job leaves no half-written bundle
+    while (event := backend.next())["type"] != "progress" or event["stage"] != "fit":
+        pass
+    backend.send({"id": "c", "op": "cancel", "params": {"job": "1"}})
+    answers = {}
+    while len(answers) < 2:
+        event = backend.next()
+        if event["type"] in ("result", "error"):
+            answers[event["id"]] = event
+    assert answers["c"]["result"]["cancelled"] is True
+    assert answers["1"]["type"] == "error" and answers["1"]["error"]["type"] == "Cancelled"
+    assert not (tmp_path / "bundle").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
+    backend.send({"id": "q", "op": "shutdown"})
+    assert backend.proc.wait(timeout=30) == 0
+
+
+def test_malformed_requests_are_answered_and_the_backend_survives(tmp_path):
+    backend = Backend(tmp_path)
+    backend.next()
+    for bad in ('{"id": "a", "op": "cancel", "params": "oops"}', '[1, 2]', '{"id": "b", "op": "fly"}',
+                '{"id": "c", "op": "reconstruct", "params": {"photos": "x.jpg"}}'):
+        backend.send(bad)
+        answer = backend.next()
+        assert answer["type"] == "error" and answer["error"]["type"] == "BadRequest", answer
+    backend.send({"id": "h", "op": "hello"})
+    assert backend.next()["result"]["protocol"] == 1
 
 
 def test_injected_crash_ends_the_process_with_its_code(tmp_path, request_params):

@@ -1,8 +1,8 @@
 """Fault injection for tests of the add-on's error handling (never set in normal use).
 
 ``LIKENESS_FAULT=<stage>:<mode>`` makes the backend misbehave when a job reaches ``<stage>`` (``start`` is
-process start-up): ``crash`` exits at once with status 3, ``hang`` stops responding, ``garbage`` writes a
-non-JSON line on the protocol stream, ``error`` raises an internal error.
+process start-up): ``crash`` exits at once with status 3, ``hang`` stops responding, ``slow`` pauses 3 s
+(time to cancel), ``garbage`` writes a non-JSON line on the protocol stream, ``error`` raises an internal error.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ def check(stage: str) -> None:
     if mode == "hang":
         while True:
             time.sleep(3600)
+    if mode == "slow":
+        time.sleep(3)
+        return
     if mode == "garbage" and protocol_stream is not None:
         protocol_stream.write("this is not json\n")
         protocol_stream.flush()

@@ -10,7 +10,7 @@ expression. It is minimised by damped Gauss–Newton steps, each a small bounded
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from .camera import Camera
 from .correspondence import FACE_OVAL, Correspondence
 from .geometry import rodrigues, similarity_transform
 from .headmodel import HeadModel
+from .landmarks import interocular
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,6 @@ class FitResult:
     identity: np.ndarray  # (K,)
     photos: list[PhotoFit]
     iterations: int
-    history: list[float] = field(default_factory=list)  # objective per iteration
 
 
 def initial_pose(basis: LandmarkBasis, points_px: np.ndarray, depth_px: np.ndarray,
@@ -95,89 +95,56 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[tuple[np.ndarray, np.
                   settings: FitSettings = FitSettings()) -> FitResult:
     """Fit identity, per-photo pose and expression to landmarks.
 
-    ``observations``: per photo ``(points_px (≥468,2), depth_px (≥468,), camera)``.
+    ``observations``: per photo ``(points_px (≥468,2), depth_px (≥468,), camera)``. Unknowns are ordered
+    identity (K), then per photo rotation (3), translation (3), expression (E). Each step accumulates the
+    normal equations photo by photo, so memory grows with (K + 6n + En)², not with the landmark count.
     """
     n_lm = len(basis.base)
     k, e, n = basis.identity.shape[0], basis.expression.shape[0], len(observations)
+    per = 6 + e
+    cols = k + n * per
     identity = np.zeros(k)
-    fits = []
-    for pts, depth, cam in observations:
-        rot, trans = initial_pose(basis, pts, depth, cam)
-        fits.append(PhotoFit(rot, trans, np.zeros(e)))
+    fits = [PhotoFit(*initial_pose(basis, pts, depth, cam), np.zeros(e)) for pts, depth, cam in observations]
     targets = [obs[0][:n_lm] for obs in observations]
     cams = [obs[2] for obs in observations]
-    scales = [1.0 / (settings.noise * max(_interocular(t), 1.0)) for t in targets]
-    w = np.repeat(basis.weights, 2)
+    scales = [1.0 / (settings.noise * max(interocular(t), 1.0)) for t in targets]
+    w = np.repeat(basis.weights, 2)[:, None]
+    expression_cols = np.concatenate([k + i * per + 6 + np.arange(e) for i in range(n)])
 
-    history = []
     it = 0
     for it in range(settings.iterations):
         pose_only = it < settings.pose_only_iterations
-        rows, rhs = [], []
-        cols = k + n * (6 + e)
-        cost = 0.0
+        ata = np.zeros((cols, cols))
+        atb = np.zeros(cols)
         for i, (fit, cam, target, s) in enumerate(zip(fits, cams, targets, scales)):
-            x = basis.points(identity, fit.expression)
-            q = x @ fit.rotation.T + fit.translation
-            px, _ = cam.project(q)
-            r = ((px - target) * s).ravel() * w
-            cost += float(r @ r)
-            jp = cam.projection_jacobian(q) * s  # (L,2,3)
-            block = np.zeros((2 * n_lm, cols))
-            off = k + i * (6 + e)
-            # rotation update R <- exp(ω) R:  dq/dω = -[R x]_×
-            rx = x @ fit.rotation.T
-            skew = np.zeros((n_lm, 3, 3))
-            skew[:, 0, 1], skew[:, 0, 2] = rx[:, 2], -rx[:, 1]
-            skew[:, 1, 0], skew[:, 1, 2] = -rx[:, 2], rx[:, 0]
-            skew[:, 2, 0], skew[:, 2, 1] = rx[:, 1], -rx[:, 0]
-            block[:, off:off + 3] = np.einsum("lij,ljk->lik", jp, skew).reshape(-1, 3)
-            block[:, off + 3:off + 6] = jp.reshape(-1, 3)
-            if not pose_only:
-                jr = np.einsum("lij,jk->lik", jp, fit.rotation)  # (L,2,3)
-                block[:, :k] = np.einsum("lik,nlk->lin", jr, basis.identity).reshape(-1, k)
-                block[:, off + 6:off + 6 + e] = np.einsum("lik,nlk->lin", jr, basis.expression).reshape(-1, e)
-            rows.append(block * w[:, None])
-            rhs.append(-r)
-        # priors and damping
-        sid, sex = np.sqrt(settings.identity_prior), np.sqrt(settings.expression_prior)
-        prior = np.zeros((cols, cols))
-        prior_rhs = np.zeros(cols)
-        prior[np.arange(k), np.arange(k)] = sid
-        prior_rhs[:k] = -sid * identity
-        cost += float(settings.identity_prior * identity @ identity)
-        for i, fit in enumerate(fits):
-            sl = slice(k + i * (6 + e) + 6, k + (i + 1) * (6 + e))
-            idx = np.arange(sl.start, sl.stop)
-            prior[idx, idx] = sex
-            prior_rhs[sl] = -sex * fit.expression
-            cost += float(settings.expression_prior * fit.expression @ fit.expression)
-        history.append(cost)
-        damp = np.sqrt(settings.damping) * np.eye(cols)
-        a = np.vstack(rows + [prior, damp])
-        b = np.concatenate(rhs + [prior_rhs, np.zeros(cols)])
+            jac, r = _photo_jacobian(basis, identity, fit, cam, target, s)
+            jac, r = jac * w, r * w[:, 0]
+            idx = np.r_[np.arange(k), k + i * per + np.arange(per)]
+            ata[np.ix_(idx, idx)] += jac.T @ jac
+            atb[idx] -= jac.T @ r
+        # Gaussian priors (identity, expression), L1 sparsity on expression (weights ≥ 0), damping
+        diag = np.full(cols, settings.damping)
+        diag[:k] += settings.identity_prior
+        atb[:k] -= settings.identity_prior * identity
+        diag[expression_cols] += settings.expression_prior
+        current = np.concatenate([f.expression for f in fits])
+        atb[expression_cols] -= settings.expression_prior * current + settings.expression_sparsity / 2
+        ata[np.diag_indices(cols)] += diag
+
         lower, upper = np.full(cols, -np.inf), np.full(cols, np.inf)
         lower[:k], upper[:k] = -4.0 - identity, 4.0 - identity
+        lower[expression_cols], upper[expression_cols] = -current, 1.0 - current
         free = np.ones(cols, bool)
-        for i, fit in enumerate(fits):
-            sl = slice(k + i * (6 + e) + 6, k + (i + 1) * (6 + e))
-            lower[sl], upper[sl] = -fit.expression, 1.0 - fit.expression
-            if pose_only:
-                free[sl] = False
         if pose_only:
-            free[:k] = False
-        linear = np.zeros(cols)
-        for i in range(n):
-            linear[k + i * (6 + e) + 6:k + (i + 1) * (6 + e)] = settings.expression_sparsity
-            cost += settings.expression_sparsity * float(fits[i].expression.sum())
+            free[:k] = free[expression_cols] = False
         sol = np.zeros(cols)
-        sol[free] = bounded_lstsq(a[:, free], b, lower[free], upper[free], linear[free])
+        sol[free] = bounded_solve(ata[np.ix_(free, free)], atb[free], lower[free], upper[free])
         identity = identity + sol[:k]
         for i, fit in enumerate(fits):
-            off = k + i * (6 + e)
+            off = k + i * per
             fit.rotation = rodrigues(sol[off:off + 3]) @ fit.rotation
             fit.translation = fit.translation + sol[off + 3:off + 6]
-            fit.expression = np.clip(fit.expression + sol[off + 6:off + 6 + e], 0.0, 1.0)
+            fit.expression = np.clip(fit.expression + sol[off + 6:off + per], 0.0, 1.0)
         if not pose_only and np.abs(sol).max() < 1e-4:
             break
 
@@ -186,21 +153,42 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[tuple[np.ndarray, np.
         px, _ = cam.project(x @ fit.rotation.T + fit.translation)
         err = np.linalg.norm(px - target, axis=1)
         fit.rmse_px = float(np.sqrt((err ** 2).mean()))
-        fit.rmse_iod = fit.rmse_px / max(_interocular(target), 1.0)
-    return FitResult(identity=identity, photos=fits, iterations=it + 1, history=history)
+        fit.rmse_iod = fit.rmse_px / max(interocular(target), 1.0)
+    return FitResult(identity=identity, photos=fits, iterations=it + 1)
 
 
-def bounded_lstsq(a: np.ndarray, b: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                  linear: np.ndarray | None = None, rounds: int = 8) -> np.ndarray:
-    """Minimise ``|a x - b|² + linear · x`` with ``lower ≤ x ≤ upper``, clipping violators to their bound and
-    re-solving.
+def _photo_jacobian(basis: LandmarkBasis, identity: np.ndarray, fit: PhotoFit, cam: Camera,
+                    target: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled residuals (2L,) of one photo and their Jacobian (2L, K+6+E): identity, ω, t, expression."""
+    k, e = basis.identity.shape[0], basis.expression.shape[0]
+    x = basis.points(identity, fit.expression)
+    rx = x @ fit.rotation.T
+    q = rx + fit.translation
+    px, _ = cam.project(q)
+    r = ((px - target) * scale).ravel()
+    jp = cam.projection_jacobian(q) * scale  # (L,2,3)
+    jac = np.empty((len(r), k + 6 + e))
+    # rotation update R <- exp(ω) R:  dq/dω = -[R x]_×
+    skew = np.zeros((len(x), 3, 3))
+    skew[:, 0, 1], skew[:, 0, 2] = rx[:, 2], -rx[:, 1]
+    skew[:, 1, 0], skew[:, 1, 2] = -rx[:, 2], rx[:, 0]
+    skew[:, 2, 0], skew[:, 2, 1] = rx[:, 1], -rx[:, 0]
+    jac[:, k:k + 3] = np.einsum("lij,ljk->lik", jp, skew).reshape(-1, 3)
+    jac[:, k + 3:k + 6] = jp.reshape(-1, 3)
+    jr = np.einsum("lij,jk->lik", jp, fit.rotation)  # (L,2,3)
+    jac[:, :k] = np.einsum("lik,nlk->lin", jr, basis.identity).reshape(-1, k)
+    jac[:, k + 6:] = np.einsum("lik,nlk->lin", jr, basis.expression).reshape(-1, e)
+    return jac, r
+
+
+def bounded_solve(ata: np.ndarray, atb: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                  rounds: int = 8) -> np.ndarray:
+    """Solve the normal equations ``ata x = atb`` with ``lower ≤ x ≤ upper``, clipping violators to their bound
+    and re-solving for the rest.
 
     An active-set approximation that only ever adds constraints: exact enough for damped Gauss–Newton steps
     and far faster than a general bounded solver on these small dense systems.
     """
-    ata, atb = a.T @ a, a.T @ b
-    if linear is not None:
-        atb = atb - linear / 2
     x = np.zeros(len(atb))
     free = np.ones(len(atb), bool)
     for _ in range(rounds):
@@ -212,7 +200,3 @@ def bounded_lstsq(a: np.ndarray, b: np.ndarray, lower: np.ndarray, upper: np.nda
         x[low], x[high] = lower[low], upper[high]
         free &= ~(low | high)
     return np.clip(x, lower, upper)
-
-
-def _interocular(points_px: np.ndarray) -> float:
-    return float(np.linalg.norm(points_px[33] - points_px[263]))

@@ -16,19 +16,6 @@ def rodrigues(rvec: np.ndarray) -> np.ndarray:
     return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * kx @ kx
 
 
-def rotation_to_rvec(rot: np.ndarray) -> np.ndarray:
-    """Axis-angle vector (radians) of a rotation matrix."""
-    cos = np.clip((np.trace(rot) - 1) / 2, -1.0, 1.0)
-    theta = np.arccos(cos)
-    if theta < 1e-9:
-        return np.zeros(3)
-    axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
-    if np.sin(theta) < 1e-6:  # near 180°: take the axis from the symmetric part
-        w, v = np.linalg.eigh((rot + np.eye(3)) / 2)
-        return v[:, -1] * theta
-    return axis / (2 * np.sin(theta)) * theta
-
-
 def _rx(a: float) -> np.ndarray:
     c, s = np.cos(a), np.sin(a)
     return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
@@ -87,8 +74,9 @@ def barycentric(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray)
     return np.stack([1 - v - w, v, w], -1)
 
 
-def _closest_in_triangle(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Barycentric coordinates of the closest point to p on each triangle (vectorised over N)."""
+def _closest_in_triangle(p: np.ndarray, a: np.ndarray, b: np.ndarray,
+                         c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Barycentric coordinates (N,3) of the closest point to p on each triangle, and squared distances (N,)."""
     bary = barycentric(p, a, b, c)
     inside = np.all(bary >= 0, axis=-1)
     best = np.where(inside[:, None], bary, 0.0)

@@ -12,7 +12,7 @@ that returns a :class:`HeadModel`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import ModelMissing
 
-ICT_FILE = "ict_face_model.npz"
+ICT_FILE = "ict_face_model.npz"  # the packed model inside a folder given as --model
 ICT_INSTALL_HINT = "Install it with `likeness models install ict` (or `--from PATH` for a local copy)."
 
 
@@ -58,18 +58,13 @@ class HeadModel:
     license_name: str
     license_text: str
     non_commercial: bool = False
-    extras: dict = field(default_factory=dict)
 
     @property
     def vertex_count(self) -> int:
         return int(self.neutral.shape[0])
 
-    @property
-    def identity_count(self) -> int:
-        return int(self.identity_basis.shape[0])
-
     def vertices(self, identity: np.ndarray | None = None, expression: np.ndarray | None = None) -> np.ndarray:
-        """Posed-free vertices (V,3) in metres for the given coefficients (missing = zeros)."""
+        """Vertices (V,3) in metres, head frame, for the given coefficients (missing = zeros); no head pose."""
         verts = self.neutral.astype(np.float64, copy=True)
         if identity is not None:
             k = len(identity)
@@ -121,9 +116,10 @@ _CORNEA_RADIUS_CM = 0.62
 
 
 def default_ict_path() -> Path:
-    from .paths import models_dir
+    """Where ``likeness models install ict`` puts the model."""
+    from .models import SPECS
 
-    return models_dir() / "ict" / ICT_FILE
+    return SPECS["ict"].path()
 
 
 def resolve_model_path(path: str | Path | None = None) -> Path:
@@ -227,5 +223,4 @@ def load_ict(path: str | Path | None = None) -> HeadModel:
         face_vertex_count=regions["face"][1],
         license_name="MIT",
         license_text=license_text,
-        extras={"regions": regions, "path": str(path)},
     )

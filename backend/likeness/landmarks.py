@@ -8,7 +8,6 @@ import numpy as np
 
 from .errors import NoFaceFound
 
-LANDMARK_COUNT = 478
 #: Outer eye corners in MediaPipe's numbering (subject's right, subject's left).
 EYE_OUTER = (33, 263)
 
@@ -24,13 +23,16 @@ class FaceLandmarks:
     points_px: np.ndarray
     depth_px: np.ndarray
     box_px: tuple[float, float, float, float]
-    faces_found: int
     warnings: list[str] = field(default_factory=list)
 
     @property
     def interocular_px(self) -> float:
-        a, b = self.points_px[list(EYE_OUTER)]
-        return float(np.linalg.norm(a - b))
+        return interocular(self.points_px)
+
+
+def interocular(points_px: np.ndarray) -> float:
+    """Distance in pixels between the outer eye corners (MediaPipe landmarks 33 and 263)."""
+    return float(np.linalg.norm(points_px[EYE_OUTER[0]] - points_px[EYE_OUTER[1]]))
 
 
 class LandmarkDetector:
@@ -62,7 +64,7 @@ class LandmarkDetector:
         warnings = []
         if len(faces) > 1:
             warnings.append(f"{len(faces)} faces were found in {name}; the largest was used.")
-        return FaceLandmarks(points_px=xyz[:, :2], depth_px=xyz[:, 2], box_px=tuple(float(v) for v in box), faces_found=len(faces),
+        return FaceLandmarks(points_px=xyz[:, :2], depth_px=xyz[:, 2], box_px=tuple(float(v) for v in box),
                              warnings=warnings)
 
     def close(self) -> None:

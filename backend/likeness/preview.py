@@ -59,5 +59,6 @@ def preview_image(photo: np.ndarray, model: HeadModel, vertices_cam: np.ndarray,
     overlay[hit] = 0.45 * small[hit] + 0.55 * tint[hit]
     for x, y in landmarks_px * scale:
         r, c = int(y), int(x)
-        overlay[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2] = (255, 60, 60)
+        if 0 <= r < rh and 0 <= c < rw:  # landmarks can fall outside a cropped face
+            overlay[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2] = (255, 60, 60)
     return np.clip(np.concatenate([small, alone, overlay], axis=1), 0, 255).astype(np.uint8)

@@ -74,20 +74,6 @@ def rasterize(corners: np.ndarray, width: int, height: int,
     return tri_map.reshape(height, width), bary_map.reshape(height, width, 3)
 
 
-def sample_bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Sample an (H,W,C) image at pixel positions (N,2) (x right, y down; centres at +0.5), clamped."""
-    h, w = image.shape[:2]
-    x = np.clip(xy[:, 0] - 0.5, 0, w - 1)
-    y = np.clip(xy[:, 1] - 0.5, 0, h - 1)
-    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    img = image.astype(np.float32, copy=False)
-    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
-    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
-    return top * (1 - fy) + bottom * fy
-
-
 def vertex_normals(verts: np.ndarray, tris: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (V,3) of a triangle mesh with CCW-outside winding."""
     a, b, c = verts[tris[:, 0]], verts[tris[:, 1]], verts[tris[:, 2]]

@@ -45,8 +45,14 @@ class Server:
         for line in inp:
             if not line.strip():
                 continue
-            if self._handle(line) == "shutdown":
-                break
+            try:
+                if self._handle(line) == "shutdown":
+                    break
+            except Exception as exc:  # a bad request must never take the backend down
+                log.error("request failed:\n%s", traceback.format_exc())
+                self.emit({"id": None, "type": "error", "error": {
+                    "type": "InternalError", "message": f"{type(exc).__name__}: {exc}",
+                    "hint": "See the backend log for details."}})
         self._stop()
         return 0
 
@@ -60,6 +66,10 @@ class Server:
                 "A request line is not a JSON object.", "Send one JSON object per line.").to_dict()})
             return None
         rid, op, params = request.get("id"), request.get("op"), request.get("params") or {}
+        if not isinstance(params, dict):
+            self.emit({"id": rid, "type": "error", "error": BadRequest(
+                "`params` must be a JSON object.", "See docs/protocol.md.").to_dict()})
+            return None
         if op == "shutdown":
             self.emit({"id": rid, "type": "result", "result": {"shutdown": True}})
             return "shutdown"
