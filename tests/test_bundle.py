@@ -2,19 +2,16 @@ import numpy as np
 import pytest
 
 from likeness import bundle as bundle_mod
-from likeness.bundle import BundlePhoto, read_bundle, write_bundle
+from likeness.bundle import BundleWriter, read_bundle
 from likeness.errors import BadInput, OutputExists
 
 
-def minimal_photo() -> BundlePhoto:
-    return BundlePhoto(record={"path": None, "image_size": [8, 8]}, rgb=np.zeros((8, 8, 3), np.uint8))
-
-
-def write(ict, out, **kw):
-    args = dict(model=ict, job_name="job", vertices=ict.neutral, identity=np.zeros(3),
-                photos=[minimal_photo()], textures={0: np.zeros((4, 4, 3), np.uint8)}, preview=None, warnings=[])
-    args.update(kw)
-    return write_bundle(out, **args)
+def write(ict, out):
+    with BundleWriter(out) as writer:
+        texture = writer.add_image("textures/skin_face.png", np.zeros((4, 4, 3), np.uint8))
+        photo = {"path": writer.add_image("photos/photo_00.jpg", np.zeros((8, 8, 3), np.uint8)), "image_size": [8, 8]}
+        return writer.finish(model=ict, job_name="job", vertices=ict.neutral, identity=np.zeros(3), photos=[photo],
+                             texture_files={0: texture}, warnings=[])
 
 
 def test_round_trip_keeps_arrays_and_counts(ict, tmp_path):
@@ -28,13 +25,20 @@ def test_round_trip_keeps_arrays_and_counts(ict, tmp_path):
     assert all(not rel.startswith(("/", "..")) for m in manifest["materials"] for rel in m["textures"].values())
 
 
-def test_a_failed_write_leaves_nothing_behind(ict, tmp_path, monkeypatch):
+@pytest.mark.parametrize("broken", ["_write_mesh", "_save_image"])
+def test_a_failed_write_leaves_nothing_behind(ict, tmp_path, monkeypatch, broken):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(bundle_mod, "_write_mesh", boom)
+    monkeypatch.setattr(bundle_mod, broken, boom)
     with pytest.raises(OSError):
         write(ict, tmp_path / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_leaving_the_writer_without_finishing_removes_everything(ict, tmp_path):
+    with BundleWriter(tmp_path / "b") as writer:
+        writer.add_image("textures/skin_face.png", np.zeros((4, 4, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -10,8 +10,7 @@ import io
 import json
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,14 +29,6 @@ _PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 _JPEG = [cv2.IMWRITE_JPEG_QUALITY, 92]
 
 
-@dataclass
-class BundlePhoto:
-    """One photo's entry in the manifest, plus the upright pixels copied into the bundle."""
-
-    record: dict  # manifest fields (path is filled in by write_bundle)
-    rgb: np.ndarray  # (H,W,3) uint8
-
-
 def check_output(path: str | Path) -> Path:
     """The bundle directory to create; refuses an existing one (nothing is ever overwritten)."""
     path = Path(path).expanduser().resolve()
@@ -49,41 +40,49 @@ def check_output(path: str | Path) -> Path:
     return path
 
 
-def write_bundle(output: str | Path, *, model: HeadModel, job_name: str, vertices: np.ndarray,
-                 identity: np.ndarray, photos: list[BundlePhoto], textures: dict[int, np.ndarray],
-                 preview: np.ndarray | None, warnings: list[str]) -> Path:
-    """Write a complete bundle at ``output`` (which must not exist) and return its path."""
-    output = check_output(output)
-    tmp = output.parent / f".{output.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        (tmp / "textures").mkdir(parents=True)
-        (tmp / "photos").mkdir()
-        (tmp / "licenses").mkdir()
-        images: dict[str, tuple[np.ndarray, list[int]]] = {}  # relative path -> RGB pixels, encoder options
-        materials = []
-        for index, mat in enumerate(model.materials):
-            entry = {"name": mat.name, "kind": mat.kind, "base_color": list(mat.base_color),
-                     "roughness": mat.roughness, "textures": {}}
-            if index in textures:
-                rel = f"textures/{mat.name}.png"
-                images[rel] = (textures[index], _PNG)
-                entry["textures"]["base_color"] = rel
-            materials.append(entry)
-        for k, photo in enumerate(photos):
-            rel = f"photos/photo_{k:02d}.jpg"
-            images[rel] = (photo.rgb, _JPEG)
-            photo.record["path"] = rel
-        if preview is not None:
-            images["preview.png"] = (preview, _PNG)
-        # image encoders release the GIL: encode in parallel with the mesh write
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            saved = [pool.submit(_save_image, tmp / rel, px, opts) for rel, (px, opts) in images.items()]
-            (tmp / LICENSE_FILE).write_text(model.license_text)
-            _write_mesh(tmp / MESH_FILE, model, vertices)
-            for future in saved:
-                future.result()
+class BundleWriter:
+    """Writes one bundle into a hidden temporary sibling folder, renamed into place by :meth:`finish`.
+
+    Images start encoding in background threads as soon as they are added (OpenCV's encoders release the GIL),
+    so encoding overlaps whatever the job does next. Use it as a context manager: leaving the ``with`` block
+    without :meth:`finish` (an error, a cancel) removes everything written.
+    """
+
+    def __init__(self, output: str | Path) -> None:
+        self.output = check_output(output)
+        self.tmp = self.output.parent / f".{self.output.name}.tmp-{os.getpid()}"
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        for sub in ("textures", "photos", "licenses"):
+            (self.tmp / sub).mkdir(parents=True)
+        self._pool = ThreadPoolExecutor(max_workers=2)
+        self._pending: list[Future] = []
+
+    def __enter__(self) -> "BundleWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def add_image(self, rel: str, rgb: np.ndarray) -> str:
+        """Queue an RGB image (H,W,3 uint8) for encoding at ``rel`` (``.png`` or ``.jpg``); returns ``rel``."""
+        options = _JPEG if rel.endswith(".jpg") else _PNG
+        self._pending.append(self._pool.submit(_save_image, self.tmp / rel, rgb, options))
+        return rel
+
+    def finish(self, *, model: HeadModel, job_name: str, vertices: np.ndarray, identity: np.ndarray,
+               photos: list[dict], texture_files: dict[int, str], warnings: list[str]) -> Path:
+        """Write the mesh, licence and manifest, wait for the images, and move the bundle into place."""
+        (self.tmp / LICENSE_FILE).write_text(model.license_text)
+        _write_mesh(self.tmp / MESH_FILE, model, vertices)
+        for future in self._pending:
+            future.result()
+        materials = [{"name": mat.name, "kind": mat.kind, "base_color": list(mat.base_color),
+                      "roughness": mat.roughness,
+                      "textures": {"base_color": texture_files[i]} if i in texture_files else {}}
+                     for i, mat in enumerate(model.materials)]
         manifest = {
             "format": FORMAT,
             "version": BUNDLE_VERSION,
@@ -98,15 +97,12 @@ def write_bundle(output: str | Path, *, model: HeadModel, job_name: str, vertice
             "expressions": list(model.expression_names),
             "identity": [round(float(v), 6) for v in identity],
             "materials": materials,
-            "photos": [p.record for p in photos],
+            "photos": photos,
             "warnings": warnings,
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return output
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        os.replace(self.tmp, self.output)
+        return self.output
 
 
 def _save_image(path: Path, rgb: np.ndarray, options: list[int]) -> None:

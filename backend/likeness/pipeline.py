@@ -14,11 +14,11 @@ from typing import Callable
 import numpy as np
 
 from . import faults
-from .bundle import BundlePhoto, check_output, write_bundle
+from .bundle import BundleWriter, check_output
 from .camera import Camera, model_to_camera
 from .correspondence import load_table
 from .errors import BadInput, Cancelled
-from .fit import FitSettings, LandmarkBasis, fit_landmarks
+from .fit import FitSettings, LandmarkBasis, PhotoFit, fit_landmarks
 from .geometry import head_angles
 from .headmodel import HeadModel, load_ict, resolve_model_path
 from .images import Photo, load_photo
@@ -97,46 +97,55 @@ class Engine:
         neutral = model.vertices(identity)
 
         step("texture", 0.0, "Projecting the photos onto the head")
-        views, posed = [], []
+        views = []
         for photo, cam, fit in zip(photos, cameras, result.photos):
             verts = neutral + np.tensordot(fit.expression, model.expression_basis, axes=1)
-            posed.append(verts @ fit.rotation.T + fit.translation)
-            views.append(PhotoView.build(model, photo.rgb, cam, posed[-1]))
-        textures = bake_textures(model, views, request.texture_size)
-
-        step("write", 0.0, "Writing the bundle")
-        job_warnings: list[str] = []
-        records = []
-        for photo, cam, fit, lm, verts_cam in zip(photos, cameras, result.photos, found, posed):
-            lm68, _ = cam.project(verts_cam[model.landmarks_68])
-            warnings = list(lm.warnings) + _fit_warnings(photo, fit, lm)
-            job_warnings += warnings
-            yaw, pitch, roll = head_angles(fit.rotation)
-            records.append(BundlePhoto(rgb=photo.rgb, record={
-                "path": None,
-                "source_path": str(photo.path),
-                "image_size": list(photo.size),
-                "camera": {"focal_px": round(cam.focal_px, 4), "principal_point_px": list(cam.principal_point),
-                           "focal_source": photo.focal_source},
-                "pose": {"yaw_deg": round(yaw, 4), "pitch_deg": round(pitch, 4), "roll_deg": round(roll, 4),
-                         "model_to_camera": np.round(model_to_camera(fit.rotation, fit.translation), 7).tolist()},
-                "expression": {name: round(float(w), 5) for name, w in zip(model.expression_names, fit.expression)},
-                "identity": [round(float(v), 6) for v in identity],
-                "landmarks_68_px": np.round(lm68, 3).tolist(),
-                "fit": {"landmark_rmse_px": round(fit.rmse_px, 4), "landmark_rmse_iod": round(fit.rmse_iod, 5),
-                        "iterations": result.iterations, "landmarks_used": len(basis.base)},
-                "face_box_px": [round(v, 2) for v in lm.box_px],
-                "warnings": warnings,
-            }))
-        preview = preview_image(photos[0].rgb, model, posed[0], views[0].raster, textures,
-                                np.array(records[0].record["landmarks_68_px"]))
-        if cancelled():
-            raise Cancelled()
-        name = request.name or photos[0].path.stem
-        path = write_bundle(output, model=model, job_name=name, vertices=neutral, identity=identity,
-                            photos=records, textures=textures, preview=preview, warnings=job_warnings)
+            views.append(PhotoView.build(model, photo.rgb, cam, verts @ fit.rotation.T + fit.translation))
+        with BundleWriter(output) as writer:
+            textures = bake_textures(model, views, request.texture_size)
+            texture_files = {i: writer.add_image(f"textures/{model.materials[i].name}.png", texture)
+                             for i, texture in textures.items()}
+            step("write", 0.0, "Writing the bundle")
+            records = []
+            for k, (photo, view, fit, lm) in enumerate(zip(photos, views, result.photos, found)):
+                record = _photo_record(model, photo, view, fit, lm, identity)
+                record["path"] = writer.add_image(f"photos/photo_{k:02d}.jpg", photo.rgb)
+                record["fit"].update(iterations=result.iterations, landmarks_used=len(basis.base))
+                records.append(record)
+            writer.add_image("preview.png", preview_image(photos[0].rgb, model, views[0].vertices_cam,
+                                                          views[0].raster, textures,
+                                                          np.array(records[0]["landmarks_68_px"])))
+            if cancelled():
+                raise Cancelled()
+            warnings = [w for record in records for w in record["warnings"]]
+            path = writer.finish(model=model, job_name=request.name or photos[0].path.stem, vertices=neutral,
+                                 identity=identity, photos=records, texture_files=texture_files,
+                                 warnings=warnings)
         report("write", 1.0, "Done")
-        return {"bundle": str(path), "warnings": job_warnings}
+        return {"bundle": str(path), "warnings": warnings}
+
+
+def _photo_record(model: HeadModel, photo: Photo, view: PhotoView, fit: PhotoFit, lm: FaceLandmarks,
+                  identity: np.ndarray) -> dict:
+    """The manifest entry of one photo (docs/bundle.md), without its ``path`` in the bundle."""
+    cam = view.camera
+    lm68, _ = cam.project(view.vertices_cam[model.landmarks_68])
+    yaw, pitch, roll = head_angles(fit.rotation)
+    return {
+        "path": None,
+        "source_path": str(photo.path),
+        "image_size": list(photo.size),
+        "camera": {"focal_px": round(cam.focal_px, 4), "principal_point_px": list(cam.principal_point),
+                   "focal_source": photo.focal_source},
+        "pose": {"yaw_deg": round(yaw, 4), "pitch_deg": round(pitch, 4), "roll_deg": round(roll, 4),
+                 "model_to_camera": np.round(model_to_camera(fit.rotation, fit.translation), 7).tolist()},
+        "expression": {name: round(float(w), 5) for name, w in zip(model.expression_names, fit.expression)},
+        "identity": [round(float(v), 6) for v in identity],
+        "landmarks_68_px": np.round(lm68, 3).tolist(),
+        "fit": {"landmark_rmse_px": round(fit.rmse_px, 4), "landmark_rmse_iod": round(fit.rmse_iod, 5)},
+        "face_box_px": [round(v, 2) for v in lm.box_px],
+        "warnings": list(lm.warnings) + _fit_warnings(photo, fit, lm),
+    }
 
 
 def _validate(request: ReconstructRequest) -> None:
@@ -149,7 +158,7 @@ def _validate(request: ReconstructRequest) -> None:
         raise BadInput(f"Texture size {request.texture_size} is out of range.", "Use a size from 64 to 8192.")
 
 
-def _fit_warnings(photo: Photo, fit, lm: FaceLandmarks) -> list[str]:
+def _fit_warnings(photo: Photo, fit: PhotoFit, lm: FaceLandmarks) -> list[str]:
     warnings = []
     if fit.rmse_iod > 0.08:
         warnings.append(f"The head fits {photo.path.name} poorly (landmark error {fit.rmse_iod:.0%} of the "
