@@ -18,7 +18,7 @@ from .bundle import BundleWriter, check_output
 from .camera import Camera, model_to_camera
 from .correspondence import load_table
 from .errors import BadInput, Cancelled
-from .fit import FitSettings, LandmarkBasis, PhotoFit, fit_landmarks
+from .fit import FitResult, FitSettings, LandmarkBasis, PhotoFit, fit_landmarks
 from .geometry import head_angles
 from .headmodel import HeadModel, load_ict, resolve_model_path
 from .images import Photo, load_photo
@@ -63,6 +63,24 @@ class Engine:
             self._detector = LandmarkDetector()
         return self._detector
 
+    def analyse(self, photos: list[Photo], model_path: str | None = None,
+                step: Report = lambda *a: None) -> tuple[FitResult, list[FaceLandmarks]]:
+        """Landmarks and the fit for photos of one person, without textures or files.
+
+        This is the measurable core of :meth:`reconstruct` (benchmarks and trackers call it directly).
+        ``step(stage, fraction within the stage, message)`` reports progress.
+        """
+        _, basis = self.model(model_path)
+        found: list[FaceLandmarks] = []
+        for i, photo in enumerate(photos):
+            step("landmarks", i / len(photos), f"Finding face landmarks ({i + 1}/{len(photos)})")
+            found.append(self.detector().detect(photo.rgb, photo.path.name))
+        step("fit", 0.0, "Fitting the head to the landmarks")
+        cameras = [Camera(p.focal_px, p.principal_point, p.size) for p in photos]
+        result = fit_landmarks(basis, [(lm.points_px, lm.depth_px, cam) for lm, cam in zip(found, cameras)],
+                               self.settings)
+        return result, found
+
     def reconstruct(self, request: ReconstructRequest, report: Report = lambda *a: None,
                     cancelled: Callable[[], bool] = lambda: False) -> dict:
         """Run one job; returns ``{"bundle": path, "warnings": [...]}``."""
@@ -84,15 +102,8 @@ class Engine:
             step("load", (i + 1) / (n + 1), f"Reading {Path(path).name}")
             photos.append(load_photo(path))
 
-        found: list[FaceLandmarks] = []
-        for i, photo in enumerate(photos):
-            step("landmarks", i / n, f"Finding face landmarks ({i + 1}/{n})")
-            found.append(self.detector().detect(photo.rgb, photo.path.name))
-
-        step("fit", 0.0, "Fitting the head to the landmarks")
+        result, found = self.analyse(photos, request.model, step)
         cameras = [Camera(p.focal_px, p.principal_point, p.size) for p in photos]
-        result = fit_landmarks(basis, [(lm.points_px, lm.depth_px, cam) for lm, cam in zip(found, cameras)],
-                               self.settings)
         identity = result.identity
         neutral = model.vertices(identity)
 
