@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-DEV_IMAGES = SHARED / "data" / "faces_dev" / "images"
-
-
-def find_ict_model() -> Path | None:
-    """$LIKENESS_ICT_MODEL, else the copy in ../shared, else an installed model."""
-    from likeness.headmodel import default_ict_path
-
-    for candidate in (os.environ.get("LIKENESS_ICT_MODEL"),
-                      SHARED / "models" / "ict_facekit" / "ict_face_model.npz", default_ict_path()):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate).resolve()
-    return None
+from shared_paths import DEV_IMAGES, REPO, SHARED, find_ict_model  # noqa: F401  (shared with tests/addon)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ ICT model, and committed as ``data/mediapipe_to_ict.json``:
 1. align the canonical mesh to the model with a similarity transform on anchor landmarks (eye and mouth
    corners, nose, brows), then fit identity (not expression) so the model takes the canonical face's shape.
    The canonical face is MediaPipe's neutral, so it must map to expression 0: its narrower eye opening puts
-   the lid landmarks on the lids of the wide-eyed ICT neutral, not on the lid margins;
+   the lid landmarks on the lids of the wide-eyed ICT neutral, not on the lid margins. The canonical eyes are
+   more closed than what the detector reports on real neutral faces, so their opening is first widened to
+   :data:`NEUTRAL_EYE_APERTURE`;
 2. project every canonical vertex onto the fitted model's face surface (closest point), refit with those
    correspondences, and project again.
 """
@@ -31,6 +33,12 @@ TABLE_FILE = "mediapipe_to_ict.json"
 #: MediaPipe landmark -> iBUG-68 index, for the anchors used to align the canonical mesh (inner face only).
 _ANCHORS = {33: 36, 133: 39, 362: 42, 263: 45, 61: 48, 291: 54, 0: 51, 17: 57, 4: 30, 168: 27, 2: 33,
             98: 31, 327: 35, 70: 17, 105: 19, 107: 21, 336: 22, 334: 24, 300: 26, 13: 62, 14: 66, 152: 8}
+#: Lid gap / eye width that MediaPipe Face Mesh reports on neutral faces: 0.345 on average (10th–90th
+#: percentile 0.31–0.39) over the 25 neutral photos of ../shared/data/faces_dev; the canonical mesh has 0.255.
+NEUTRAL_EYE_APERTURE = 0.34
+#: MediaPipe eye-contour landmarks per eye: outer corner, inner corner, the rest of the contour.
+_EYES = ((33, 133, (7, 163, 144, 145, 153, 154, 155, 246, 161, 160, 159, 158, 157, 173)),
+         (263, 362, (249, 390, 373, 374, 380, 381, 382, 466, 388, 387, 386, 385, 384, 398)))
 #: MediaPipe's face-oval landmarks: they lie on the silhouette, which slides over the head with pose.
 FACE_OVAL = (10, 21, 54, 58, 67, 93, 103, 109, 127, 132, 136, 148, 149, 150, 152, 162, 172, 176, 234, 251, 284,
              288, 297, 323, 332, 338, 356, 361, 365, 377, 378, 379, 389, 397, 400, 454)
@@ -76,10 +84,24 @@ def _fit_identity(model: HeadModel, corr_ids: np.ndarray, corr_w: np.ndarray, ta
     return lsq_linear(a, b, bounds=(-4.0, 4.0), method="bvls").x
 
 
+def open_eyes(canon: np.ndarray, aperture: float = NEUTRAL_EYE_APERTURE) -> np.ndarray:
+    """The canonical face with each eye's lid landmarks moved away from the corner-to-corner line (in y) so
+    that the lid gap over the eye width (landmarks 159–145 over 33–133, and the left-eye twins) is ``aperture``."""
+    out = canon.copy()
+    for outer, inner, contour in _EYES:
+        ids = np.array(contour)
+        gap = np.linalg.norm(canon[159 if outer == 33 else 386] - canon[145 if outer == 33 else 374])
+        factor = aperture / (gap / np.linalg.norm(canon[outer] - canon[inner]))
+        t = (canon[ids, 0] - canon[outer, 0]) / (canon[inner, 0] - canon[outer, 0])
+        line_y = canon[outer, 1] + t * (canon[inner, 1] - canon[outer, 1])
+        out[ids, 1] = line_y + (canon[ids, 1] - line_y) * factor
+    return out
+
+
 def build_correspondence(model: HeadModel, canonical_obj: str | Path, iterations: int = 3) -> Correspondence:
     """Derive the MediaPipe → model table (see the module docstring)."""
     canon_cm, _ = read_canonical_obj(canonical_obj)
-    canon = canon_cm * 0.01
+    canon = open_eyes(canon_cm * 0.01)
     mp_ids = np.array(list(_ANCHORS))
     model_ids = model.landmarks_68[np.array(list(_ANCHORS.values()))]
     scale, rot, trans = similarity_transform(canon[mp_ids], model.neutral[model_ids])

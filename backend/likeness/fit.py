@@ -30,6 +30,10 @@ class FitSettings:
     identity_prior: float = 1.0  # weight of Σ identity²
     expression_prior: float = 0.3  # weight of Σ expression²
     expression_sparsity: float = 2.0  # weight of Σ expression (weights are ≥ 0, so this is an L1 prior)
+    evidence_weight: float = 5.0  # weight of Σ (expression − learned blendshape score)² where scores exist
+    # shapes the landmarks cannot see (ICT's eyeLook* only move the lids): taken from the evidence (iris gaze,
+    # learned scores) as they are, 0 without evidence
+    evidence_only: tuple[str, ...] = tuple(f"eyeLook{d}_{s}" for d in ("Down", "In", "Out", "Up") for s in "LR")
     contour_weight: float = 0.35  # face-oval landmarks slide along the silhouette: trust them less
     iterations: int = 12
     pose_only_iterations: int = 4
@@ -44,6 +48,7 @@ class LandmarkBasis:
     identity: np.ndarray  # (K,L,3)
     expression: np.ndarray  # (E,L,3)
     weights: np.ndarray  # (L,) per-landmark confidence
+    names: tuple[str, ...]  # expression names
 
     @classmethod
     def build(cls, model: HeadModel, corr: Correspondence, settings: FitSettings) -> "LandmarkBasis":
@@ -52,11 +57,22 @@ class LandmarkBasis:
         return cls(base=corr.points(model.neutral.astype(np.float64)),
                    identity=corr.basis(model.identity_basis[:settings.identity_count]).astype(np.float64),
                    expression=corr.basis(model.expression_basis).astype(np.float64),
-                   weights=weights)
+                   weights=weights, names=model.expression_names)
 
     def points(self, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
         return (self.base + np.tensordot(identity, self.identity, axes=1)
                 + np.tensordot(expression, self.expression, axes=1))
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one photo tells the fit: landmarks (≥468,2) px, MediaPipe's relative depth (≥468,) px, the camera,
+    and optionally learned expression scores (E,) in [0, 1], NaN where there is none."""
+
+    points_px: np.ndarray
+    depth_px: np.ndarray
+    camera: Camera
+    evidence: np.ndarray | None = None
 
 
 @dataclass
@@ -68,6 +84,7 @@ class PhotoFit:
     expression: np.ndarray  # (E,) in [0, 1]
     rmse_px: float = 0.0
     rmse_iod: float = 0.0
+    gaze: dict[str, tuple[float, float]] | None = None  # per eye (yaw, pitch) degrees, see likeness.gaze
 
 
 @dataclass
@@ -91,11 +108,12 @@ def initial_pose(basis: LandmarkBasis, points_px: np.ndarray, depth_px: np.ndarr
     return rot, trans
 
 
-def fit_landmarks(basis: LandmarkBasis, observations: list[tuple[np.ndarray, np.ndarray, Camera]],
-                  settings: FitSettings = FitSettings()) -> FitResult:
-    """Fit identity, per-photo pose and expression to landmarks.
+def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
+                  settings: FitSettings = FitSettings(), start: FitResult | None = None) -> FitResult:
+    """Fit identity, per-photo pose and expression to landmarks (and learned expression scores where given).
 
-    ``observations``: per photo ``(points_px (≥468,2), depth_px (≥468,), camera)``. Unknowns are ordered
+    ``start`` continues from an earlier result for the same photos (e.g. after new evidence) instead of
+    estimating the pose from scratch. Unknowns are ordered
     identity (K), then per photo rotation (3), translation (3), expression (E). Each step accumulates the
     normal equations photo by photo, so memory grows with (K + 6n + En)², not with the landmark count.
     """
@@ -103,17 +121,27 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[tuple[np.ndarray, np.
     k, e, n = basis.identity.shape[0], basis.expression.shape[0], len(observations)
     per = 6 + e
     cols = k + n * per
-    identity = np.zeros(k)
-    fits = [PhotoFit(*initial_pose(basis, pts, depth, cam), np.zeros(e)) for pts, depth, cam in observations]
-    targets = [obs[0][:n_lm] for obs in observations]
-    cams = [obs[2] for obs in observations]
+    if start is None:
+        identity = np.zeros(k)
+        fits = [PhotoFit(*initial_pose(basis, o.points_px, o.depth_px, o.camera), np.zeros(e)) for o in observations]
+    else:
+        identity = start.identity.copy()
+        fits = [PhotoFit(f.rotation, f.translation, f.expression.copy()) for f in start.photos]
+    targets = [o.points_px[:n_lm] for o in observations]
+    cams = [o.camera for o in observations]
+    evidence = np.concatenate([np.full(e, np.nan) if o.evidence is None else o.evidence for o in observations])
+    only = np.tile(np.isin(basis.names, settings.evidence_only), n)
+    for i, fit in enumerate(fits):  # evidence-only shapes are set once and stay fixed
+        fixed = only[i * e:(i + 1) * e]
+        fit.expression[fixed] = np.clip(np.nan_to_num(evidence[i * e:(i + 1) * e][fixed]), 0.0, 1.0)
+    has_evidence = ~np.isnan(evidence) & ~only
     scales = [1.0 / (settings.noise * max(interocular(t), 1.0)) for t in targets]
     w = np.repeat(basis.weights, 2)[:, None]
     expression_cols = np.concatenate([k + i * per + 6 + np.arange(e) for i in range(n)])
 
     it = 0
     for it in range(settings.iterations):
-        pose_only = it < settings.pose_only_iterations
+        pose_only = start is None and it < settings.pose_only_iterations
         ata = np.zeros((cols, cols))
         atb = np.zeros(cols)
         for i, (fit, cam, target, s) in enumerate(zip(fits, cams, targets, scales)):
@@ -129,12 +157,16 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[tuple[np.ndarray, np.
         diag[expression_cols] += settings.expression_prior
         current = np.concatenate([f.expression for f in fits])
         atb[expression_cols] -= settings.expression_prior * current + settings.expression_sparsity / 2
+        scored = expression_cols[has_evidence]
+        diag[scored] += settings.evidence_weight
+        atb[scored] -= settings.evidence_weight * (current[has_evidence] - evidence[has_evidence])
         ata[np.diag_indices(cols)] += diag
 
         lower, upper = np.full(cols, -np.inf), np.full(cols, np.inf)
         lower[:k], upper[:k] = -4.0 - identity, 4.0 - identity
         lower[expression_cols], upper[expression_cols] = -current, 1.0 - current
         free = np.ones(cols, bool)
+        free[expression_cols[only]] = False
         if pose_only:
             free[:k] = free[expression_cols] = False
         sol = np.zeros(cols)

@@ -55,6 +55,7 @@ class HeadModel:
     materials: tuple[Material, ...]
     landmarks_68: np.ndarray  # (68,) int32 vertex ids, iBUG order
     face_vertex_count: int  # vertices [0, face_vertex_count) form the face region used for fitting
+    eyeball_vertices: dict[str, tuple[int, int]]  # "L"/"R" (subject's side) -> vertex range [start, stop)
     license_name: str
     license_text: str
     non_commercial: bool = False
@@ -221,6 +222,7 @@ def load_ict(path: str | Path | None = None) -> HeadModel:
         materials=tuple(materials),
         landmarks_68=a["landmarks_multipie68"].astype(np.int32),
         face_vertex_count=regions["face"][1],
+        eyeball_vertices={"L": regions["eyeball_left"], "R": regions["eyeball_right"]},
         license_name="MIT",
         license_text=license_text,
     )

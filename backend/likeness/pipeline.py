@@ -7,7 +7,7 @@ checks ``cancelled()`` between steps and stops with :class:`~likeness.errors.Can
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +18,9 @@ from .bundle import BundleWriter, check_output
 from .camera import Camera, model_to_camera
 from .correspondence import load_table
 from .errors import BadInput, Cancelled
-from .fit import FitResult, FitSettings, LandmarkBasis, PhotoFit, fit_landmarks
+from .blendshapes import BlendshapeScorer, find_task, to_weights
+from .fit import FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks
+from .gaze import eyeballs, gaze_angles, gaze_weights
 from .geometry import head_angles
 from .headmodel import HeadModel, load_ict, resolve_model_path
 from .images import Photo, load_photo
@@ -48,7 +50,9 @@ class Engine:
 
     settings: FitSettings = field(default_factory=FitSettings)
     _models: dict = field(default_factory=dict)
+    use_blendshapes: bool = True
     _detector: LandmarkDetector | None = None
+    _scorer: BlendshapeScorer | None | bool = None  # False: looked, not installed
 
     def model(self, path: str | None) -> tuple[HeadModel, LandmarkBasis]:
         resolved = resolve_model_path(path)
@@ -63,6 +67,13 @@ class Engine:
             self._detector = LandmarkDetector()
         return self._detector
 
+    def scorer(self) -> BlendshapeScorer | None:
+        """MediaPipe's blendshape model when installed and enabled (``use_blendshapes``), else None."""
+        if self._scorer is None and self.use_blendshapes:
+            task = find_task()
+            self._scorer = BlendshapeScorer(task) if task else False
+        return self._scorer or None
+
     def analyse(self, photos: list[Photo], model_path: str | None = None,
                 step: Report = lambda *a: None) -> tuple[FitResult, list[FaceLandmarks]]:
         """Landmarks and the fit for photos of one person, without textures or files.
@@ -70,16 +81,29 @@ class Engine:
         This is the measurable core of :meth:`reconstruct` (benchmarks and trackers call it directly).
         ``step(stage, fraction within the stage, message)`` reports progress.
         """
-        _, basis = self.model(model_path)
+        model, basis = self.model(model_path)
         found: list[FaceLandmarks] = []
+        observations: list[Observation] = []
         for i, photo in enumerate(photos):
             step("landmarks", i / len(photos), f"Finding face landmarks ({i + 1}/{len(photos)})")
-            found.append(self.detector().detect(photo.rgb, photo.path.name))
+            lm = self.detector().detect(photo.rgb, photo.path.name)
+            scores = self.scorer().scores(photo.rgb, lm.box_px) if self.scorer() else None
+            found.append(lm)
+            observations.append(Observation(lm.points_px, lm.depth_px, Camera(photo.focal_px, photo.principal_point,
+                                                                              photo.size),
+                                            None if scores is None else to_weights(scores, model.expression_names)))
         step("fit", 0.0, "Fitting the head to the landmarks")
-        cameras = [Camera(p.focal_px, p.principal_point, p.size) for p in photos]
-        result = fit_landmarks(basis, [(lm.points_px, lm.depth_px, cam) for lm, cam in zip(found, cameras)],
-                               self.settings)
-        return result, found
+        result = fit_landmarks(basis, observations, self.settings)
+        # the eyeballs are known now: add the gaze seen in the irises as eyeLook* evidence and refine
+        balls = eyeballs(model, model.vertices(result.identity))
+        for obs, fit in zip(observations, result.photos):
+            fit.gaze = gaze_angles(obs.points_px, obs.camera, fit.rotation, fit.translation, balls)
+        observations = [replace(obs, evidence=_combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names)))
+                        for obs, fit in zip(observations, result.photos)]
+        refined = fit_landmarks(basis, observations, self.settings, start=result)
+        for before, after in zip(result.photos, refined.photos):
+            after.gaze = before.gaze
+        return refined, found
 
     def reconstruct(self, request: ReconstructRequest, report: Report = lambda *a: None,
                     cancelled: Callable[[], bool] = lambda: False) -> dict:
@@ -157,6 +181,15 @@ def _photo_record(model: HeadModel, photo: Photo, view: PhotoView, fit: PhotoFit
         "face_box_px": [round(v, 2) for v in lm.box_px],
         "warnings": list(lm.warnings) + _fit_warnings(photo, fit, lm),
     }
+
+
+def _combine(first: np.ndarray | None, second: np.ndarray) -> np.ndarray:
+    """Average two evidence arrays where both have a value, else take whichever has one (NaN = none)."""
+    if first is None:
+        return second
+    stacked = np.stack([first, second])
+    counts = (~np.isnan(stacked)).sum(0)
+    return np.where(counts > 0, np.nansum(stacked, 0) / np.maximum(counts, 1), np.nan)
 
 
 def _validate(request: ReconstructRequest) -> None:

@@ -21,9 +21,10 @@ os.environ["XDG_CACHE_HOME"] = str(_SANDBOX / "cache")
 import bpy  # noqa: E402  (must come after the environment above)
 import pytest  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-DEV_PHOTOS = REPO / ".." / "shared" / "data" / "faces_dev" / "images"
-DEV_PHOTO = DEV_PHOTOS / "dev_000_london_002_03.jpg"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for shared_paths in any import mode
+from shared_paths import DEV_IMAGES, REPO, find_ict_model  # noqa: E402
+
+DEV_PHOTO = DEV_IMAGES / "dev_000_london_002_03.jpg"
 ADDON_MODULE = "bl_ext.user_default.likeness"
 
 sys.path.insert(0, str(REPO))
@@ -33,17 +34,8 @@ import build_addon  # noqa: E402
 def pytest_sessionfinish(session, exitstatus) -> None:
     session_module = sys.modules.get(f"{ADDON_MODULE}.session")
     if session_module is not None:
-        session_module.SESSION.stop()
+        session_module.SESSION.stop_at_exit()
     shutil.rmtree(_SANDBOX, ignore_errors=True)
-
-
-def ict_model_path() -> Path | None:
-    """The ICT head model: $LIKENESS_ICT_MODEL, else ../shared next to the repository."""
-    for candidate in (os.environ.get("LIKENESS_ICT_MODEL"),
-                      REPO / ".." / "shared" / "models" / "ict_facekit" / "ict_face_model.npz"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate).resolve()
-    return None
 
 
 @pytest.fixture(scope="session")
@@ -79,9 +71,9 @@ def backend_python(addon, monkeypatch):
 
 def run_cli_reconstruct(photos: list[Path], output: Path, texture_size: int = 256) -> Path:
     """A real bundle from the backend CLI (`python -m likeness reconstruct`)."""
-    model = ict_model_path()
+    model = find_ict_model()
     if model is None:
-        pytest.skip("the ICT head model is neither in ../shared nor at $LIKENESS_ICT_MODEL")
+        pytest.skip("no ICT head model: not at $LIKENESS_ICT_MODEL, in ../shared, or installed")
     missing = [p for p in photos if not p.is_file()]
     if missing:
         pytest.skip(f"dev photo {missing[0]} is not available")

@@ -6,6 +6,7 @@ The real backend is exercised end to end in test_reconstruct.py.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -64,6 +65,7 @@ def test_ready_then_jobs_with_progress(make_client):
     pid = client.pid
     client.shutdown(timeout=5)
     assert not client.alive
+    assert client.join(5) and client._process.returncode == 0  # it exited by itself, cleanly
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
@@ -99,14 +101,42 @@ def test_crash_mid_job_becomes_an_error_event(make_client):
     assert not client.alive
 
 
-def test_shutdown_kills_a_backend_that_does_not_stop(make_client):
+def test_shutdown_returns_at_once_and_kills_a_backend_that_does_not_stop(make_client):
     client = make_client("stubborn")
     client.start()
     client.wait_ready(20)
     started = time.monotonic()
     client.shutdown(timeout=0.5)
-    assert client._process.returncode is not None and client._process.returncode < 0  # killed by a signal
+    assert time.monotonic() - started < 0.3, "shutdown waited on the calling (UI) thread"
+    assert client._process.poll() is None  # still running: a background thread waits, terminates, kills
+    assert client.join(10) and client._process.returncode < 0  # killed by a signal
     assert time.monotonic() - started < 5
+
+
+def test_blocking_shutdown_waits_briefly_then_kills(make_client):
+    """What Blender's quit does (daemon threads die with the interpreter): a bounded wait, then kill."""
+    client = make_client("stubborn")
+    client.start()
+    client.wait_ready(20)
+    started = time.monotonic()
+    client.shutdown(timeout=0.5, block=True)
+    assert client._process.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 3
+
+
+def test_python_without_the_backend_is_named_with_the_log_line(addon, tmp_path):
+    """A real interpreter that cannot import likeness (-S: no site-packages) ends before its ready line."""
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(0o755)
+    client = addon.backend_client.BackendClient(python, tmp_path / "backend.log", env=dict(os.environ))
+    client.start()
+    with pytest.raises(addon.errors.BackendError) as info:
+        client.wait_ready(20)
+    message = info.value.message
+    assert f"Could not start the backend with {python}: is Likeness's backend installed in it?" in message
+    assert "No module named likeness" in message  # the last line of the log, quoted
+    assert "Set up backend" in info.value.hint and str(client.log_path) in info.value.hint
 
 
 def test_missing_interpreter_is_reported(addon, tmp_path):

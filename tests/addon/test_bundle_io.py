@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -146,5 +149,53 @@ def test_refuses_inconsistent_manifest(bundle_io, tmp_path, edit_manifest, messa
 def test_refuses_pickled_arrays(bundle_io, tmp_path):
     root = write_bundle(tmp_path / "b", edit_arrays=lambda a: a.update(landmarks_68=np.array([{"evil": 1}],
                                                                                                dtype=object)))
-    with pytest.raises(bundle_io.BundleError, match="cannot be read"):
+    with pytest.raises(bundle_io.BundleError, match="'landmarks_68' array holds pickled Python objects"):
         bundle_io.read_bundle(root)
+
+
+HUGE = (1 << 26, 3)  # 768 MiB of float32 claimed by a header of a few dozen bytes
+
+
+def rewrite_npz(root, key: str, shape: tuple[int, ...], dtype: str = "<f4") -> None:
+    """Replace (or add) member ``key`` of head.npz by a bare .npy header claiming ``shape``, with no data."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(root / "head.npz") as old:
+        members = {name: old.read(name) for name in old.namelist()}
+    members[f"{key}.npy"] = header.getvalue()
+    with zipfile.ZipFile(root / "head.npz", "w", zipfile.ZIP_DEFLATED) as new:
+        for name, data in members.items():
+            new.writestr(name, data)
+
+
+def peak_memory_while(read) -> int:
+    """Peak bytes traced (NumPy's array buffers included) while ``read()`` runs."""
+    tracemalloc.start()
+    try:
+        read()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_huge_array_header_is_refused_before_allocating(bundle_io, tmp_path):
+    root = write_bundle(tmp_path / "b")
+    rewrite_npz(root, "vertices", HUGE)
+    errors = []
+
+    def read():
+        try:
+            bundle_io.read_bundle(root)
+        except bundle_io.BundleError as exc:
+            errors.append(exc)
+    assert peak_memory_while(read) < 16 << 20
+    assert errors and f"'vertices' array is float32{list(HUGE)}, expected float32[8, 3]" in errors[0].message
+
+
+def test_unknown_npz_members_are_never_loaded(bundle_io, tmp_path):
+    root = write_bundle(tmp_path / "b")
+    rewrite_npz(root, "something_else", HUGE)
+    bundles = []
+    assert peak_memory_while(lambda: bundles.append(bundle_io.read_bundle(root))) < 16 << 20
+    assert bundles[0].vertices.shape == (8, 3)

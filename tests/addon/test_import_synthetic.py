@@ -127,6 +127,43 @@ def test_several_photos_become_keyframes_and_cameras(addon, scene, tmp_path):
     assert [m.camera for m in scene.timeline_markers] == cameras
 
 
+def test_markers_switching_cameras_also_switch_the_render_resolution(addon, scene, tmp_path):
+    portrait = [PHOTO_SIZE[1], PHOTO_SIZE[0]]
+    root = write_bundle(tmp_path / "box", photos=3,
+                        edit_manifest=lambda m: m["photos"][1].update(image_size=portrait))
+    head, *cameras = addon.api.import_bundle(root)
+    assert [list(c["likeness_resolution"]) for c in cameras] == [list(PHOTO_SIZE), portrait, list(PHOTO_SIZE)]
+    assert (scene.render.resolution_x, scene.render.resolution_y) == PHOTO_SIZE  # photo 1 frames right at once
+    handler = addon.build.sync_resolution
+    assert handler in bpy.app.handlers.frame_change_pre
+    for frame, size in ((2, portrait), (3, list(PHOTO_SIZE)), (2, portrait), (1, list(PHOTO_SIZE))):
+        scene.frame_set(frame)  # the marker makes this photo's camera active; Blender runs the handler
+        assert scene.camera == cameras[frame - 1]
+        assert [scene.render.resolution_x, scene.render.resolution_y] == size, f"frame {frame}"
+        scene.render.resolution_x = scene.render.resolution_y = 100
+        handler(scene, None)  # called by hand: the camera of this frame's marker sets the resolution
+        assert [scene.render.resolution_x, scene.render.resolution_y] == size, f"frame {frame}"
+
+
+def test_resolution_handler_leaves_other_cameras_alone(addon, scene):
+    camera = bpy.data.objects.new("plain camera", bpy.data.cameras.new("plain camera"))
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    scene.render.resolution_x, scene.render.resolution_y = 1234, 567
+    addon.build.sync_resolution(scene, None)
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (1234, 567)
+
+
+def test_resolution_handler_is_removed_with_the_addon(addon):
+    handler = addon.build.sync_resolution
+    addon.unregister()
+    try:
+        assert handler not in bpy.app.handlers.frame_change_pre
+    finally:
+        addon.register()
+    assert list(bpy.app.handlers.frame_change_pre).count(handler) == 1
+
+
 def test_materials_have_texture_and_transparent_overlay(addon, scene, tmp_path):
     root = write_bundle(tmp_path / "box")
     head, _ = addon.api.import_bundle(root)

@@ -1,11 +1,13 @@
-"""No backend process outlives Blender: quitting Blender (atexit) stops the warm backend."""
+"""No backend process outlives Blender (atexit stops it), and stopping it never waits on the UI thread."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,12 @@ SCRIPT = textwrap.dedent("""
     session = importlib.import_module("{module}.session")
     paths.ensure_backend().wait_ready(120)
     print("BACKEND_PID", session.SESSION.client.pid, flush=True)
+    if sys.argv[2] == "stop-first":
+        session.SESSION.stop()  # returns at once; quitting right after must still not orphan the backend
     # leave without disabling the add-on, as when the user quits Blender
 """).format(module=ADDON_MODULE)
+
+FAKE = Path(__file__).with_name("fake_backend.py")
 
 
 def process_is_gone(pid: int) -> bool:
@@ -35,22 +41,46 @@ def process_is_gone(pid: int) -> bool:
     return "Z" in state.split()[1]  # a zombie has exited; only its parent's bookkeeping is left
 
 
-def test_quitting_blender_stops_the_backend(addon_zip, backend_python, tmp_path):
-    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender"),
-           "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(addon_zip)], env=env, capture_output=True,
+def assert_gone(pid: int) -> None:
+    """The backend has exited; if not, kill it (no orphan left by a failing test) and fail."""
+    if not process_is_gone(pid):
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError(f"backend {pid} outlived Blender")
+
+
+def quit_blender_with_backend(addon_zip, tmp_path, env: dict, mode: str = "") -> int:
+    """Run SCRIPT in a fresh Blender Python (which then quits); returns the backend's pid."""
+    env = {**env, "BLENDER_USER_RESOURCES": str(tmp_path / "blender"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(addon_zip), mode], env=env, capture_output=True,
                           text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     pid = int(next(line for line in done.stdout.splitlines() if line.startswith("BACKEND_PID")).split()[1])
-    assert process_is_gone(pid), f"backend {pid} outlived Blender"
+    return pid
 
 
-def test_disabling_the_addon_stops_the_backend(addon, backend_python):
+def test_quitting_blender_stops_the_backend(addon_zip, backend_python, tmp_path):
+    pid = quit_blender_with_backend(addon_zip, tmp_path, dict(os.environ))
+    assert_gone(pid)
+
+
+def test_quitting_right_after_a_stop_kills_a_backend_that_does_not_exit(addon_zip, tmp_path):
+    """SESSION.stop() leaves the waiting to a daemon thread, which dies at quit: atexit must still kill it."""
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
+    python.chmod(0o755)
+    env = {**os.environ, "LIKENESS_BACKEND_PYTHON": str(python), "FAKE_BACKEND_MODE": "stubborn"}
+    pid = quit_blender_with_backend(addon_zip, tmp_path, env, mode="stop-first")
+    assert_gone(pid)
+
+
+def test_disabling_the_addon_stops_the_backend_without_waiting(addon, backend_python):
     client = addon.paths.ensure_backend()
     client.wait_ready(120)
+    started = time.monotonic()
     addon.unregister()
     try:
-        assert client._process.returncode == 0, "the backend did not exit cleanly on shutdown"
+        assert time.monotonic() - started < 1.0, "disabling the add-on waited for the backend"
         assert addon.session.SESSION.client is None
+        assert client.join(15) and client._process.returncode == 0, "the backend did not exit cleanly"
     finally:
         addon.register()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import bpy
@@ -52,6 +53,10 @@ def test_backend_python_choice(addon, tmp_path, monkeypatch):
     python = session.venv_python(venv)
     python.parent.mkdir(parents=True)
     python.write_text("")
+    with pytest.raises(addon.errors.BackendError, match=r"not set up \(or its set-up did not finish\)") as info:
+        session.resolve_python("", venv)  # an interpreter but no marker: a set-up that failed half-way
+    assert info.value.hint == "Press Set up backend in the add-on preferences." and info.value.kind == "NotSetUp"
+    (venv / session.READY_MARKER).write_text("")
     assert session.resolve_python("", venv) == python
     assert session.resolve_python(sys.executable, venv) == Path(sys.executable)
     monkeypatch.setenv(session.PYTHON_ENV_VAR, str(tmp_path / "other"))
@@ -70,19 +75,44 @@ def test_output_folder_and_job_names(addon, tmp_path):
     assert addon.paths.output_folder(str(tmp_path)) == tmp_path
 
 
+def run_setup(setup, timeout: float = 30.0) -> None:
+    """Start the set-up and wait, as the preferences' timer does, until it says it is done."""
+    setup.start()
+    deadline = time.monotonic() + timeout
+    while not setup.done:
+        assert time.monotonic() < deadline, "the set-up did not finish"
+        time.sleep(0.05)
+
+
 def test_setup_runs_steps_in_background_and_logs(addon, tmp_path):
     setup_module = addon.setup_backend
     source = setup_module.backend_source_dir(Path(addon.__file__).parent)
     assert (source / "pyproject.toml").is_file() and source.name == "backend_src"
-    setup = setup_module.BackendSetup(tmp_path / "venv", source, tmp_path / "setup.log")
+    venv = tmp_path / "venv"
+    setup = setup_module.BackendSetup(venv, source, tmp_path / "setup.log")
     assert [command[1:3] for _, command in setup.steps] == [["-m", "venv"], ["-m", "pip"], ["-m", "likeness"]]
     assert setup.steps[1][1][-1] == str(source)
+    venv.mkdir()
+    (venv / addon.session.READY_MARKER).write_text("")  # from an earlier set-up: must not survive a failed one
     setup.steps = [("Saying hello", [sys.executable, "-c", "print('hello from step 1')"]),
                    ("Failing", [sys.executable, "-c", "import sys; sys.exit(4)"]),
                    ("Never run", [sys.executable, "-c", "print('step 3')"])]
-    setup.start()
-    setup._thread.join(30)
-    assert setup.done and not setup.running
+    run_setup(setup)
     assert "Failing failed (exit code 4)" in setup.error.message
+    assert setup.stage == "Failing" and setup.fraction < 1.0
     log = (tmp_path / "setup.log").read_text()
     assert "hello from step 1" in log and "step 3" not in log
+    assert not (venv / addon.session.READY_MARKER).exists()
+
+
+def test_setup_marks_the_venv_ready_only_after_every_step(addon, tmp_path):
+    venv = tmp_path / "venv"
+    source = addon.setup_backend.backend_source_dir(Path(addon.__file__).parent)
+    setup = addon.setup_backend.BackendSetup(venv, source, tmp_path / "setup.log")
+    marker = venv / addon.session.READY_MARKER
+    setup.steps = [("Making the venv folder", [sys.executable, "-c", f"import os; os.makedirs({str(venv)!r})"]),
+                   ("Checking there is no marker yet",
+                    [sys.executable, "-c", f"import os, sys; sys.exit(os.path.exists({str(marker)!r}))"])]
+    run_setup(setup)
+    assert setup.error is None and setup.fraction == 1.0
+    assert marker.is_file()

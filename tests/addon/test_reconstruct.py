@@ -13,16 +13,16 @@ import bpy
 import pytest
 from PIL import Image
 
-from .conftest import DEV_PHOTO, ict_model_path
+from .conftest import DEV_PHOTO, find_ict_model
 
 ICT_VERTEX_COUNT = 26719
 
 
 @pytest.fixture
 def model_path() -> Path:
-    model = ict_model_path()
+    model = find_ict_model()
     if model is None:
-        pytest.skip("the ICT head model is neither in ../shared nor at $LIKENESS_ICT_MODEL")
+        pytest.skip("no ICT head model: not at $LIKENESS_ICT_MODEL, in ../shared, or installed")
     if not DEV_PHOTO.is_file():
         pytest.skip(f"dev photo {DEV_PHOTO} is not available")
     return model

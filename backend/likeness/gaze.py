@@ -1,0 +1,89 @@
+"""Where the eyes look: gaze angles from MediaPipe's iris landmarks and the fitted eyeballs.
+
+Each iris centre (landmark 468: the subject's right eye, 473: the left) is cast as a ray from the camera onto the
+fitted eyeball sphere; the direction from the sphere's centre to that point, compared with the eyeball's rest
+direction, gives the gaze. Angles are in degrees in the head frame: ``yaw`` > 0 toward the subject's left (+X),
+``pitch`` > 0 up.
+
+ARKit's eyeLook* weights are the same gaze as lid poses: :func:`gaze_weights` turns angles into them with
+full weight at :data:`FULL_YAW_DEG` sideways and :data:`FULL_PITCH_DEG` up or down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .camera import Camera
+from .headmodel import HeadModel
+
+#: MediaPipe iris-centre landmarks, by the subject's side.
+IRIS_CENTRE = {"R": 468, "L": 473}
+FULL_YAW_DEG = 30.0
+FULL_PITCH_DEG = 25.0
+
+
+@dataclass(frozen=True)
+class Eyeball:
+    """One eyeball of a fitted head in the head frame: centre (m), radius (m), rest gaze direction (unit)."""
+
+    centre: np.ndarray
+    radius: float
+    rest: np.ndarray
+
+
+def eyeballs(model: HeadModel, vertices: np.ndarray) -> dict[str, Eyeball]:
+    """The two eyeballs ("L", "R") of a head mesh with the model's topology (neutral expression)."""
+    out = {}
+    for side, (start, stop) in model.eyeball_vertices.items():
+        ball = vertices[start:stop]
+        centre = ball.mean(0)
+        radius = float(np.linalg.norm(ball - centre, axis=1).mean())
+        apex = ball[np.argmax(ball[:, 2])]  # the cornea's front points along the rest gaze
+        rest = (apex - centre) / np.linalg.norm(apex - centre)
+        out[side] = Eyeball(centre, radius, rest)
+    return out
+
+
+def _angles(direction: np.ndarray) -> tuple[float, float]:
+    yaw = np.degrees(np.arctan2(direction[0], direction[2]))
+    pitch = np.degrees(np.arctan2(direction[1], np.hypot(direction[0], direction[2])))
+    return float(yaw), float(pitch)
+
+
+def gaze_angles(points_px: np.ndarray, camera: Camera, rotation: np.ndarray, translation: np.ndarray,
+                balls: dict[str, Eyeball]) -> dict[str, tuple[float, float]]:
+    """(yaw, pitch) in degrees per eye from the iris landmarks; see the module docstring for signs."""
+    cx, cy = camera.principal_point
+    out = {}
+    for side, ball in balls.items():
+        x, y = points_px[IRIS_CENTRE[side]]
+        ray = np.array([(x - cx) / camera.focal_px, -(y - cy) / camera.focal_px, -1.0])
+        ray /= np.linalg.norm(ray)
+        centre = rotation @ ball.centre + translation
+        along = ray @ centre
+        disc = along ** 2 - centre @ centre + ball.radius ** 2
+        hit = ray * (along - np.sqrt(max(disc, 0.0)))  # nearest hit, or the ray's closest point if it misses
+        direction = rotation.T @ (hit - centre)
+        direction /= np.linalg.norm(direction)
+        yaw, pitch = _angles(direction)
+        rest_yaw, rest_pitch = _angles(ball.rest)
+        out[side] = (yaw - rest_yaw, pitch - rest_pitch)
+    return out
+
+
+def gaze_weights(angles: dict[str, tuple[float, float]], expression_names: tuple[str, ...]) -> np.ndarray:
+    """eyeLook* weights (E,) for the given gaze angles, NaN for every other expression."""
+    out = np.full(len(expression_names), np.nan)
+    index = {name: i for i, name in enumerate(expression_names)}
+    for side, (yaw, pitch) in angles.items():
+        toward_left = yaw / FULL_YAW_DEG  # > 0: toward the subject's left = outward for the left eye
+        outward = toward_left if side == "L" else -toward_left
+        values = {"Out": max(outward, 0.0), "In": max(-outward, 0.0),
+                  "Up": max(pitch / FULL_PITCH_DEG, 0.0), "Down": max(-pitch / FULL_PITCH_DEG, 0.0)}
+        for direction, value in values.items():
+            name = f"eyeLook{direction}_{side}"
+            if name in index:
+                out[index[name]] = min(value, 1.0)
+    return out
