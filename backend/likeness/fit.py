@@ -73,6 +73,7 @@ class Observation:
     depth_px: np.ndarray
     camera: Camera
     evidence: np.ndarray | None = None
+    scored: bool = False  # the evidence includes learned blendshape scores
 
 
 @dataclass
@@ -85,6 +86,7 @@ class PhotoFit:
     rmse_px: float = 0.0
     rmse_iod: float = 0.0
     gaze: dict[str, tuple[float, float]] | None = None  # per eye (yaw, pitch) degrees, see likeness.gaze
+    evidence: tuple[str, ...] = ("landmarks",)  # what the expression weights rest on
 
 
 @dataclass

@@ -19,6 +19,7 @@ from .camera import Camera, model_to_camera
 from .correspondence import load_table
 from .errors import BadInput, Cancelled
 from .blendshapes import BlendshapeScorer, find_task, to_weights
+from .checks import photo_confidence, photo_warnings
 from .fit import FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks
 from .gaze import eyeballs, gaze_angles, gaze_weights
 from .geometry import head_angles
@@ -91,7 +92,8 @@ class Engine:
             found.append(lm)
             observations.append(Observation(lm.points_px, lm.depth_px, Camera(photo.focal_px, photo.principal_point,
                                                                               photo.size),
-                                            None if scores is None else to_weights(scores, model.expression_names)))
+                                            None if scores is None else to_weights(scores, model.expression_names),
+                                            scored=scores is not None))
         step("fit", 0.0, "Fitting the head to the landmarks")
         result = fit_landmarks(basis, observations, self.settings)
         # the eyeballs are known now: add the gaze seen in the irises as eyeLook* evidence and refine
@@ -101,8 +103,9 @@ class Engine:
         observations = [replace(obs, evidence=_combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names)))
                         for obs, fit in zip(observations, result.photos)]
         refined = fit_landmarks(basis, observations, self.settings, start=result)
-        for before, after in zip(result.photos, refined.photos):
+        for before, after, obs in zip(result.photos, refined.photos, observations):
             after.gaze = before.gaze
+            after.evidence = ("landmarks", "iris_gaze") + (("mediapipe_blendshapes",) if obs.scored else ())
         return refined, found
 
     def reconstruct(self, request: ReconstructRequest, report: Report = lambda *a: None,
@@ -177,9 +180,11 @@ def _photo_record(model: HeadModel, photo: Photo, view: PhotoView, fit: PhotoFit
         "expression": {name: round(float(w), 5) for name, w in zip(model.expression_names, fit.expression)},
         "identity": [round(float(v), 6) for v in identity],
         "landmarks_68_px": np.round(lm68, 3).tolist(),
-        "fit": {"landmark_rmse_px": round(fit.rmse_px, 4), "landmark_rmse_iod": round(fit.rmse_iod, 5)},
+        "fit": {"landmark_rmse_px": round(fit.rmse_px, 4), "landmark_rmse_iod": round(fit.rmse_iod, 5),
+                "confidence": round(photo_confidence(fit, lm), 3), "evidence": list(fit.evidence)},
+        "gaze": {side: {"yaw_deg": round(y, 3), "pitch_deg": round(p, 3)} for side, (y, p) in (fit.gaze or {}).items()},
         "face_box_px": [round(v, 2) for v in lm.box_px],
-        "warnings": list(lm.warnings) + _fit_warnings(photo, fit, lm),
+        "warnings": photo_warnings(photo.path.name, fit, lm),
     }
 
 
@@ -200,14 +205,3 @@ def _validate(request: ReconstructRequest) -> None:
                        "Pick fewer photos.")
     if not (64 <= int(request.texture_size) <= 8192):
         raise BadInput(f"Texture size {request.texture_size} is out of range.", "Use a size from 64 to 8192.")
-
-
-def _fit_warnings(photo: Photo, fit: PhotoFit, lm: FaceLandmarks) -> list[str]:
-    warnings = []
-    if fit.rmse_iod > 0.08:
-        warnings.append(f"The head fits {photo.path.name} poorly (landmark error {fit.rmse_iod:.0%} of the "
-                        "eye distance); the face may be occluded or strongly turned.")
-    if lm.interocular_px < 40:
-        warnings.append(f"The face in {photo.path.name} is small ({lm.interocular_px:.0f} px between the eyes); "
-                        "expect a blurry texture.")
-    return warnings
