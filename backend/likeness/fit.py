@@ -31,6 +31,10 @@ class FitSettings:
     expression_prior: float = 0.3  # weight of Σ expression²
     expression_sparsity: float = 2.0  # weight of Σ expression (weights are ≥ 0, so this is an L1 prior)
     evidence_weight: float = 5.0  # weight of Σ (expression − learned blendshape score)² where scores exist
+    symmetry: float = 1.0  # weight of Σ (w_L − w_R)² over left/right pairs: symmetric unless the photo says so
+    antagonism: float = 4.0  # weight of Σ (w_a + w_b)² over opposing pairs (jawLeft/jawRight, ...)
+    antagonists: tuple[tuple[str, str], ...] = (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight"),
+                                               ("eyeBlink_L", "eyeWide_L"), ("eyeBlink_R", "eyeWide_R"))
     # shapes the landmarks cannot see (ICT's eyeLook* only move the lids): taken from the evidence (iris gaze,
     # learned scores) as they are, 0 without evidence
     evidence_only: tuple[str, ...] = tuple(f"eyeLook{d}_{s}" for d in ("Down", "In", "Out", "Up") for s in "LR")
@@ -62,6 +66,26 @@ class LandmarkBasis:
     def points(self, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
         return (self.base + np.tensordot(identity, self.identity, axes=1)
                 + np.tensordot(expression, self.expression, axes=1))
+
+
+def pair_prior(names: tuple[str, ...], settings: FitSettings) -> np.ndarray:
+    """(E,E) quadratic prior on one photo's expression weights from the pair terms of ``settings``.
+
+    Left/right pairs add ``symmetry · (w_L − w_R)²``; antagonists add ``antagonism · (w_a + w_b)²``, which costs
+    using both at once more than either alone.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    prior = np.zeros((len(names), len(names)))
+    terms = [(index[n], index[n[:-1] + "R"], -1.0, settings.symmetry) for n in names
+             if n.endswith("_L") and n[:-1] + "R" in index]
+    terms += [(index[a], index[b], 1.0, settings.antagonism) for a, b in settings.antagonists
+              if a in index and b in index]
+    for i, j, sign, weight in terms:
+        prior[i, i] += weight
+        prior[j, j] += weight
+        prior[i, j] += sign * weight
+        prior[j, i] += sign * weight
+    return prior
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,8 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
         fixed = only[i * e:(i + 1) * e]
         fit.expression[fixed] = np.clip(np.nan_to_num(evidence[i * e:(i + 1) * e][fixed]), 0.0, 1.0)
     has_evidence = ~np.isnan(evidence) & ~only
+    pairs = pair_prior(basis.names, settings)
+    jaw, close = (basis.names.index(n) if n in basis.names else None for n in ("jawOpen", "mouthClose"))
     scales = [1.0 / (settings.noise * max(interocular(t), 1.0)) for t in targets]
     w = np.repeat(basis.weights, 2)[:, None]
     expression_cols = np.concatenate([k + i * per + 6 + np.arange(e) for i in range(n)])
@@ -158,6 +184,10 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
         atb[:k] -= settings.identity_prior * identity
         diag[expression_cols] += settings.expression_prior
         current = np.concatenate([f.expression for f in fits])
+        for i, fit in enumerate(fits):
+            block = k + i * per + 6 + np.arange(e)
+            ata[np.ix_(block, block)] += pairs
+            atb[block] -= pairs @ fit.expression
         atb[expression_cols] -= settings.expression_prior * current + settings.expression_sparsity / 2
         scored = expression_cols[has_evidence]
         diag[scored] += settings.evidence_weight
@@ -179,6 +209,8 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
             fit.rotation = rodrigues(sol[off:off + 3]) @ fit.rotation
             fit.translation = fit.translation + sol[off + 3:off + 6]
             fit.expression = np.clip(fit.expression + sol[off + 6:off + per], 0.0, 1.0)
+            if jaw is not None and close is not None:  # mouthClose is a corrective of jawOpen, never alone
+                fit.expression[close] = min(fit.expression[close], fit.expression[jaw])
         if not pose_only and np.abs(sol).max() < 1e-4:
             break
 
