@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .camera import Camera
+from .contour import Contour
 from .correspondence import FACE_OVAL, Correspondence
 from .geometry import rodrigues, similarity_transform
 from .headmodel import HeadModel
@@ -38,7 +39,8 @@ class FitSettings:
     # shapes the landmarks cannot see (ICT's eyeLook* only move the lids): taken from the evidence (iris gaze,
     # learned scores) as they are, 0 without evidence
     evidence_only: tuple[str, ...] = tuple(f"eyeLook{d}_{s}" for d in ("Down", "In", "Out", "Up") for s in "LR")
-    contour_weight: float = 0.35  # face-oval landmarks slide along the silhouette: trust them less
+    contour_weight: float = 0.35  # face-oval landmarks lie on a silhouette that moves: trust them less
+    sliding_contour: bool = True  # match the jaw/cheek outline to the current silhouette (likeness.contour)
     iterations: int = 12
     pose_only_iterations: int = 4
     damping: float = 1e-2
@@ -53,6 +55,7 @@ class LandmarkBasis:
     expression: np.ndarray  # (E,L,3)
     weights: np.ndarray  # (L,) per-landmark confidence
     names: tuple[str, ...]  # expression names
+    contour: Contour | None = None  # sliding silhouette points for the jaw and cheek outline
 
     @classmethod
     def build(cls, model: HeadModel, corr: Correspondence, settings: FitSettings) -> "LandmarkBasis":
@@ -61,7 +64,8 @@ class LandmarkBasis:
         return cls(base=corr.points(model.neutral.astype(np.float64)),
                    identity=corr.basis(model.identity_basis[:settings.identity_count]).astype(np.float64),
                    expression=corr.basis(model.expression_basis).astype(np.float64),
-                   weights=weights, names=model.expression_names)
+                   weights=weights, names=model.expression_names,
+                   contour=Contour.build(model, corr, settings.identity_count) if settings.sliding_contour else None)
 
     def points(self, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
         return (self.base + np.tensordot(identity, self.identity, axes=1)
@@ -215,7 +219,7 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
             break
 
     for fit, cam, target in zip(fits, cams, targets):
-        x = basis.points(identity, fit.expression)
+        x, _, _ = _landmark_rows(basis, identity, fit, cam, target)
         px, _ = cam.project(x @ fit.rotation.T + fit.translation)
         err = np.linalg.norm(px - target, axis=1)
         fit.rmse_px = float(np.sqrt((err ** 2).mean()))
@@ -227,7 +231,7 @@ def _photo_jacobian(basis: LandmarkBasis, identity: np.ndarray, fit: PhotoFit, c
                     target: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Scaled residuals (2L,) of one photo and their Jacobian (2L, K+6+E): identity, ω, t, expression."""
     k, e = basis.identity.shape[0], basis.expression.shape[0]
-    x = basis.points(identity, fit.expression)
+    x, id_rows, ex_rows = _landmark_rows(basis, identity, fit, cam, target)
     rx = x @ fit.rotation.T
     q = rx + fit.translation
     px, _ = cam.project(q)
@@ -242,9 +246,30 @@ def _photo_jacobian(basis: LandmarkBasis, identity: np.ndarray, fit: PhotoFit, c
     jac[:, k:k + 3] = np.einsum("lij,ljk->lik", jp, skew).reshape(-1, 3)
     jac[:, k + 3:k + 6] = jp.reshape(-1, 3)
     jr = np.einsum("lij,jk->lik", jp, fit.rotation)  # (L,2,3)
-    jac[:, :k] = np.einsum("lik,nlk->lin", jr, basis.identity).reshape(-1, k)
-    jac[:, k + 6:] = np.einsum("lik,nlk->lin", jr, basis.expression).reshape(-1, e)
+    jac[:, :k] = np.einsum("lik,nlk->lin", jr, id_rows).reshape(-1, k)
+    jac[:, k + 6:] = np.einsum("lik,nlk->lin", jr, ex_rows).reshape(-1, e)
     return jac, r
+
+
+def _landmark_rows(basis: LandmarkBasis, identity: np.ndarray, fit: PhotoFit, cam: Camera,
+                   target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model landmark positions (L,3) and their identity/expression bases, with the sliding outline points
+    moved to the current silhouette."""
+    x = basis.points(identity, fit.expression)
+    contour = basis.contour
+    if contour is None:
+        return x, basis.identity, basis.expression
+    pick = contour.choose(identity, fit.expression, fit.rotation, fit.translation, cam, target[contour.landmarks])
+    moved = pick >= 0
+    if not moved.any():
+        return x, basis.identity, basis.expression
+    rows, cand = contour.landmarks[moved], pick[moved]
+    id_rows, ex_rows = basis.identity.copy(), basis.expression.copy()
+    id_rows[:, rows] = contour.identity[:, np.flatnonzero(moved), cand]
+    ex_rows[:, rows] = contour.expression[:, np.flatnonzero(moved), cand]
+    x[rows] = (contour.base[np.flatnonzero(moved), cand] + np.tensordot(identity, id_rows[:, rows], axes=1)
+               + np.tensordot(fit.expression, ex_rows[:, rows], axes=1))
+    return x, id_rows, ex_rows
 
 
 def bounded_solve(ata: np.ndarray, atb: np.ndarray, lower: np.ndarray, upper: np.ndarray,

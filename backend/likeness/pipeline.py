@@ -102,7 +102,7 @@ class Engine:
             fit.gaze = gaze_angles(obs.points_px, obs.camera, fit.rotation, fit.translation, balls)
         observations = [replace(obs, evidence=_combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names)))
                         for obs, fit in zip(observations, result.photos)]
-        refined = fit_landmarks(basis, observations, self.settings, start=result)
+        refined = fit_landmarks(basis, observations, replace(self.settings, iterations=4), start=result)
         for before, after, obs in zip(result.photos, refined.photos, observations):
             after.gaze = before.gaze
             after.evidence = ("landmarks", "iris_gaze") + (("mediapipe_blendshapes",) if obs.scored else ())
