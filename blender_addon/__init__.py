@@ -2,17 +2,17 @@
 
 Blender side of the project. Pure modules (no bpy): ``bundle_io`` (read/validate bundles), ``convert``
 (axes, cameras), ``backend_client`` / ``session`` / ``setup_backend`` (the backend process). Blender modules:
-``build`` (create objects), ``jobs`` (timer-driven requests), ``operators``, ``ui``, ``preferences``, ``api``.
+``build`` (create objects; the render-resolution frame handler), ``jobs`` (timer-driven requests), ``operators``, ``ui``, ``preferences``, ``api``.
 """
 
 from __future__ import annotations
 
 import bpy
 
-from . import jobs, operators, preferences, properties, ui
+from . import build, jobs, operators, preferences, properties, ui
 from .session import SESSION
 
-_MODULES = (properties, operators, preferences, ui)
+_MODULES = (properties, operators, preferences, ui, build)
 
 
 def register() -> None:

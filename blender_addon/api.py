@@ -38,21 +38,23 @@ def reconstruct(photos: list[str | Path], output_dir: str | Path | None = None, 
 
     ``output_dir`` receives the bundle folder (default: the add-on's user folder). ``texture_size`` is in
     pixels. ``model`` is a head-model .npz instead of the installed one. Raises ``BackendError`` of kind
-    ``Timeout`` (after cancelling the job) if it takes longer than ``timeout`` seconds.
+    ``Timeout`` if it takes longer than ``timeout`` seconds: the job is cancelled, and if it does not end within
+    ``jobs.CANCEL_GRACE`` seconds more the backend is killed (the next job starts a fresh one).
     """
     scene = scene or bpy.context.scene
     folder = Path(output_dir) if output_dir is not None else paths.output_folder("")
     request = jobs.start_reconstruct(scene, [str(p) for p in photos], folder, texture_size,
                                      str(model) if model else "")
-    deadline = time.monotonic() + timeout
+    deadline, timed_out = time.monotonic() + timeout, False
     while request.id in SESSION.requests:
-        if time.monotonic() > deadline:
-            jobs.cancel_reconstruct()
-            SESSION.requests.pop(request.id, None)
-            raise BackendError(f"The reconstruction took longer than {timeout:.0f} s and was cancelled.",
-                               "Use a larger timeout, smaller photos or a smaller texture size.", kind="Timeout")
+        if not timed_out and time.monotonic() > deadline:
+            timed_out = jobs.cancel_reconstruct()  # ended by poll_backend: Cancelled, or killed after the grace
         jobs.poll_backend()
         time.sleep(WAIT_INTERVAL)
-    if "error" in request.context:
-        raise request.context["error"]
+    error = request.context.get("error")
+    if timed_out and getattr(error, "kind", "") == "Cancelled":
+        raise BackendError(f"The reconstruction took longer than {timeout:.0f} s and was cancelled.",
+                           "Use a larger timeout, smaller photos or a smaller texture size.", kind="Timeout")
+    if error is not None:
+        raise error
     return request.context["objects"]

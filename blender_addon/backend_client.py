@@ -4,6 +4,8 @@ No bpy here. The process talks JSON lines on stdin/stdout; its stderr goes to a 
 reads stdout and pushes decoded events into a queue; :meth:`BackendClient.poll` drains the queue without
 blocking, so Blender's UI thread never waits on the backend. The client checks the ``ready`` line (protocol
 version), and turns a dead process into ``error`` events for the requests still waiting for an answer.
+Stopping never blocks either: :meth:`BackendClient.shutdown` asks the process to exit and leaves the waiting
+(then terminate, then kill) to a daemon thread; only Blender's quit waits, briefly, before killing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from .errors import BackendError
 
 PROTOCOL_VERSION = 1
 SETUP_HINT = "Run 'Set up backend' again in the Likeness add-on preferences."
+#: Seconds :meth:`BackendClient.kill` waits for the killed process to exit (its reader thread reaps it later).
+KILL_WAIT = 1.0
 
 
 class BackendClient:
@@ -56,7 +60,7 @@ class BackendClient:
             raise BackendError(f"The backend Python '{self.python}' does not exist.", SETUP_HINT, kind="NotSetUp")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            log.write(f"\n--- starting {self.python} -m likeness serve ({time.strftime('%Y-%m-%d %H:%M:%S')})\n"
+            log.write(f"\n{_START_MARK}{self.python} -m likeness serve ({time.strftime('%Y-%m-%d %H:%M:%S')})\n"
                       .encode())
             log.flush()
             try:
@@ -73,12 +77,9 @@ class BackendClient:
 
     @property
     def alive(self) -> bool:
-        """True while the process runs and has not broken the protocol."""
-        return self._process is not None and self._process.poll() is None and self.failure is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        """True while the process runs, has not broken the protocol and was not asked to stop."""
+        return (self._process is not None and self._process.poll() is None and self.failure is None
+                and not self._stopping)
 
     def wait_ready(self, timeout: float = 120.0) -> dict[str, Any]:
         """Block until the ``ready`` line was read (for scripts and tests, never the UI); returns it."""
@@ -91,8 +92,13 @@ class BackendClient:
         assert self.ready_info is not None
         return self.ready_info
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Ask the process to exit, then terminate and finally kill it if it does not within ``timeout`` s."""
+    def shutdown(self, timeout: float = 5.0, block: bool = False) -> None:
+        """Ask the process to exit (``shutdown`` request, end of input) without waiting for it on this thread.
+
+        A daemon thread waits ``timeout`` s, then terminates the process, waits again, and finally kills it.
+        ``block=True`` (Blender quitting, when daemon threads die with the interpreter) waits here instead, at
+        most ``timeout`` s, and then kills the process.
+        """
         process = self._process
         if process is None:
             return
@@ -100,26 +106,33 @@ class BackendClient:
         if process.poll() is None:
             try:
                 self._write({"id": "shutdown", "op": "shutdown", "params": {}})
-                process.stdin.close()
             except (OSError, ValueError):
                 pass
-            for stop in (None, process.terminate, process.kill):
-                if stop is not None:
-                    stop()
-                try:
-                    process.wait(timeout)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
         self._close_pipes()
+        if block:
+            _stop_process(process, timeout, (process.kill,))
+        elif process.poll() is None:
+            threading.Thread(target=_stop_process, args=(process, timeout, (process.terminate, process.kill)),
+                             name="likeness-backend-stop", daemon=True).start()
 
     def kill(self) -> None:
-        """Stop the process at once (protocol violations, timeouts)."""
+        """Stop the process at once (protocol violations, timeouts, jobs that ignore Cancel)."""
         self._stopping = True
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            _stop_process(process, KILL_WAIT, ())
         self._close_pipes()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the process to exit (off the UI thread); True if it has."""
+        if self._process is None:
+            return True
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     # -- requests ---------------------------------------------------------------------------------------------
 
@@ -233,10 +246,29 @@ class BackendClient:
         if self._stopping:
             self._ready.set()
             return
+        if first:  # ended before its ready line: usually a Python without the backend
+            last = self._last_log_line()
+            self._fail(BackendError(
+                f"Could not start the backend with {self.python}: is Likeness's backend installed in it?"
+                + (f" The log says: '{last}'" if last else f" (exit code {code})"),
+                f"Press 'Set up backend' in the Likeness add-on preferences, or choose a Python with the "
+                f"backend installed. See the log at {self.log_path}.", kind="NotSetUp"))
+            return
         message = f"the backend stopped unexpectedly (exit code {code}); see the log at {self.log_path}"
         self._fail(BackendError(message[0].upper() + message[1:] + ".",
                                 "Start the job again; if it keeps happening, run 'Set up backend' again.",
                                 kind="BackendStopped"))
+
+    def _last_log_line(self) -> str:
+        """The last non-empty line the process wrote to the log since this client started it ('' if none)."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 16384))
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        lines = [line.strip() for line in text.split(_START_MARK)[-1].splitlines()[1:] if line.strip()]
+        return lines[-1][:300] if lines else ""
 
     def _log(self, text: str) -> None:
         try:
@@ -244,6 +276,24 @@ class BackendClient:
                 log.write(f"[likeness add-on] {text}\n")
         except OSError:
             print(f"Likeness: {text}", file=sys.stderr)
+
+
+_START_MARK = "--- starting "
+
+
+def _stop_process(process: subprocess.Popen, timeout: float, escalation: tuple) -> None:
+    """Wait ``timeout`` s for ``process`` to exit, then call each of ``escalation`` (terminate, kill) in turn."""
+    for stop in (None, *escalation):
+        if stop is not None:
+            try:
+                stop()
+            except OSError:  # exited in the meantime
+                pass
+        try:
+            process.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def backend_env() -> dict[str, str]:

@@ -3,6 +3,10 @@
 All objects go into a new collection named after the job. Geometry is converted from the bundle's head frame
 (metres, +Y up, +Z forward) to Blender (metres, +Z up, face toward -Y). Arrays are written with
 ``foreach_set``; there is no per-vertex Python loop. If anything fails, everything created is removed again.
+
+The import sets the scene's render resolution, frame range and active camera for photo 1. Each camera keeps its
+photo's size in ``likeness_resolution``; :func:`sync_resolution` (a ``frame_change_pre`` handler) applies it
+when timeline markers switch to another photo camera.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from . import bundle_io, convert
 from .errors import BundleError
 
 BUNDLE_PROPERTY = "likeness_bundle"
+#: Custom property of a photo camera: ``[width, height]`` of its photo in pixels.
+RESOLUTION_PROPERTY = "likeness_resolution"
 
 
 class _Created:
@@ -132,7 +138,43 @@ def _camera(photo: bundle_io.Photo, index: int, name: str, created: _Created) ->
     obj.matrix_world = Matrix(convert.camera_world_matrix(photo.model_to_camera).tolist())
     obj["likeness_photo"] = str(photo.path)
     obj["likeness_photo_index"] = index
+    obj[RESOLUTION_PROPERTY] = [photo.width, photo.height]
     return obj
+
+
+def _marker_camera(scene: bpy.types.Scene) -> bpy.types.Object | None:
+    """The camera timeline markers select for the current frame (as Blender does), else ``scene.camera``.
+
+    During ``scene.frame_set`` Blender switches cameras only after the frame-change handlers ran.
+    """
+    markers = sorted((m for m in scene.timeline_markers if m.camera is not None), key=lambda m: m.frame)
+    if not markers:
+        return scene.camera
+    reached = [m for m in markers if m.frame <= scene.frame_current]
+    return (reached[-1] if reached else markers[0]).camera
+
+
+@bpy.app.handlers.persistent
+def sync_resolution(scene: bpy.types.Scene, depsgraph: Any = None) -> None:
+    """``frame_change_pre`` handler: the render resolution of the photo camera used at this frame."""
+    camera = _marker_camera(scene)
+    size = camera.get(RESOLUTION_PROPERTY) if camera is not None else None
+    if size is None or len(size) != 2:
+        return
+    width, height = int(size[0]), int(size[1])
+    render = scene.render
+    if width > 0 and height > 0 and (render.resolution_x, render.resolution_y) != (width, height):
+        render.resolution_x, render.resolution_y = width, height
+
+
+def register() -> None:
+    if sync_resolution not in bpy.app.handlers.frame_change_pre:
+        bpy.app.handlers.frame_change_pre.append(sync_resolution)
+
+
+def unregister() -> None:
+    if sync_resolution in bpy.app.handlers.frame_change_pre:
+        bpy.app.handlers.frame_change_pre.remove(sync_resolution)
 
 
 def _weights(bundle: bundle_io.Bundle, photo: bundle_io.Photo) -> dict[str, float]:

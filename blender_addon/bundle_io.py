@@ -151,26 +151,47 @@ def _count(mesh: dict, key: str) -> int:
     return value
 
 
-def _load_arrays(path: Path) -> dict[str, np.ndarray]:
+def _read_npy_header(stream: Any, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` from the header of an .npy member, without reading its data."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(stream)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(stream)
+    raise ValueError(f"'{key}' has the unsupported .npy format version {version}")
+
+
+def _load_arrays(path: Path, expected: dict[str, tuple[tuple[int, ...], str]]) -> dict[str, np.ndarray]:
+    """The ``expected`` arrays ``{key: (shape, dtype)}`` of the npz at ``path``, nothing else.
+
+    Each member's .npy header is checked against its expected shape and dtype *before* its data is read, so a
+    header claiming a huge array (or pickled objects) is refused without allocating anything; members with
+    other names are never decompressed.
+    """
+    arrays = {}
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+            for key, (shape, dtype) in expected.items():
+                if f"{key}.npy" not in members:
+                    raise BundleError(f"The bundle's mesh file has no '{key}' array.", REINSTALL_HINT)
+                with archive.open(f"{key}.npy") as stream:
+                    found_shape, _, found_dtype = _read_npy_header(stream, key)
+                if found_dtype.hasobject:
+                    raise BundleError(f"The bundle's '{key}' array holds pickled Python objects; bundles never do.",
+                                      REINSTALL_HINT)
+                if tuple(found_shape) != shape or found_dtype != np.dtype(dtype):
+                    raise BundleError(
+                        f"The bundle's '{key}' array is {found_dtype}{list(found_shape)}, expected "
+                        f"{dtype}{list(shape)}.", REINSTALL_HINT)
+                with archive.open(f"{key}.npy") as stream:
+                    arrays[key] = np.lib.format.read_array(stream, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
         raise BundleError(f"The bundle's mesh file '{path.name}' cannot be read ({exc}).", REINSTALL_HINT) from exc
-
-
-def _check_array(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    if key not in arrays:
-        raise BundleError(f"The bundle's mesh file has no '{key}' array.", REINSTALL_HINT)
-    array = arrays[key]
-    if array.shape != shape or array.dtype != np.dtype(dtype):
-        raise BundleError(
-            f"The bundle's '{key}' array is {array.dtype}{list(array.shape)}, expected {dtype}{list(shape)}.",
-            REINSTALL_HINT,
-        )
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise BundleError(f"The bundle's '{key}' array contains NaN or infinite values.", REINSTALL_HINT)
-    return array
+    for key, array in arrays.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise BundleError(f"The bundle's '{key}' array contains NaN or infinite values.", REINSTALL_HINT)
+    return arrays
 
 
 def _check_polygons(indices: np.ndarray, limit: int, key: str) -> None:
@@ -249,14 +270,13 @@ def read_bundle(path: str | Path) -> Bundle:
         raise BundleError("The bundle's expression names are not unique, non-empty strings.", REINSTALL_HINT)
     materials = _read_materials(root, manifest)
 
-    arrays = _load_arrays(resolve_inside(root, mesh.get("file"), "mesh file"))
-    vertices = _check_array(arrays, "vertices", (v, 3), "float32")
-    faces = _check_array(arrays, "faces", (f, 4), "int32")
-    faces_uv = _check_array(arrays, "faces_uv", (f, 4), "int32")
-    uv = _check_array(arrays, "uv", (t, 2), "float32")
-    face_material = _check_array(arrays, "face_material", (f,), "int32")
-    deltas = _check_array(arrays, "expression_deltas", (len(names), v, 3), "float32")
-    landmarks = _check_array(arrays, "landmarks_68", (68,), "int32")
+    arrays = _load_arrays(resolve_inside(root, mesh.get("file"), "mesh file"), {
+        "vertices": ((v, 3), "float32"), "faces": ((f, 4), "int32"), "faces_uv": ((f, 4), "int32"),
+        "uv": ((t, 2), "float32"), "face_material": ((f,), "int32"),
+        "expression_deltas": ((len(names), v, 3), "float32"), "landmarks_68": ((68,), "int32"),
+    })
+    vertices, faces, faces_uv, uv = arrays["vertices"], arrays["faces"], arrays["faces_uv"], arrays["uv"]
+    face_material, deltas, landmarks = arrays["face_material"], arrays["expression_deltas"], arrays["landmarks_68"]
     _check_polygons(faces, v, "faces")
     _check_polygons(faces_uv, t, "faces_uv")
     if not np.array_equal(faces[:, 3] == -1, faces_uv[:, 3] == -1):

@@ -2,11 +2,14 @@
 
 :func:`poll_backend` is the ``bpy.app.timers`` callback. It is a plain module-level function so that
 background-mode scripts and tests (where timers never fire) can call it by hand until it returns ``None``.
+A cancelled job that does not end within :data:`CANCEL_GRACE` seconds (a hung backend only checks for Cancel
+between stages) gets its backend killed by that callback; the next job starts a fresh one.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,10 @@ from .session import SESSION, Request
 
 #: Seconds between two polls of the backend while a request is in flight.
 POLL_INTERVAL = 0.2
+#: Seconds a cancelled job gets to end before its backend process is killed.
+CANCEL_GRACE = 5.0
+MODEL_MISSING_HINT = ("Press 'Set up backend' in the Likeness add-on preferences: it installs the head model "
+                      "(or choose an existing model file).")
 
 
 class CheckStatus:
@@ -91,11 +98,22 @@ def start_check() -> Request:
 
 
 def cancel_reconstruct() -> bool:
-    """Ask the backend to cancel the running reconstruction; False if none is running."""
+    """Ask the backend to cancel the running reconstruction; False if none is running.
+
+    Returns at once. If the job has not ended :data:`CANCEL_GRACE` s later, :func:`poll_backend` kills the
+    backend and ends the job as cancelled.
+    """
     request = SESSION.active("reconstruct")
     if request is None or SESSION.client is None:
         return False
-    SESSION.client.cancel(request.id)
+    if request.cancel_deadline is None:
+        request.cancel_deadline = time.monotonic() + CANCEL_GRACE
+    try:
+        SESSION.client.cancel(request.id)
+    except BackendError:  # the backend already stopped: its requests end with an error event anyway
+        pass
+    request.message = "Cancelling..."
+    _show_progress(_scene(request), request.fraction, request.message, is_error=False)
     return True
 
 
@@ -108,14 +126,36 @@ def poll_backend() -> float | None:
         request = SESSION.requests.get(str(event.get("id")))
         if request is not None:
             _handle(request, event)
+    now = time.monotonic()
+    if any(r.cancel_deadline is not None and now > r.cancel_deadline for r in SESSION.requests.values()):
+        _kill_backend()
     return POLL_INTERVAL if SESSION.requests else None
+
+
+def _kill_backend() -> None:
+    """A cancelled job did not end in time: kill the backend and end every request it still had."""
+    if SESSION.client is not None:
+        SESSION.client.kill()
+    SESSION.client = None  # the next job starts a fresh backend
+    for request in list(SESSION.requests.values()):
+        SESSION.requests.pop(request.id, None)
+        if request.cancel_deadline is not None:
+            request.context["error"] = BackendError(
+                f"Cancelled. The backend did not stop the job within {CANCEL_GRACE:g} s, so it was stopped.",
+                "The next job starts a fresh backend.", kind="Cancelled")
+        else:
+            request.context["error"] = BackendError(
+                "The backend was stopped because a cancelled job did not respond.", "Start it again.",
+                kind="BackendStopped")
+        _finish_error(request)
 
 
 def _handle(request: Request, event: dict[str, Any]) -> None:
     kind = event.get("type")
     if kind == "progress":
         request.fraction = float(event.get("fraction") or 0.0)
-        request.message = str(event.get("message") or event.get("stage") or "")
+        if request.cancel_deadline is None:
+            request.message = str(event.get("message") or event.get("stage") or "")
         if request.kind == "reconstruct":
             _show_progress(_scene(request), request.fraction, request.message, is_error=False)
         return
@@ -124,8 +164,11 @@ def _handle(request: Request, event: dict[str, Any]) -> None:
     SESSION.requests.pop(request.id, None)
     if kind == "error":
         error = event.get("error") or {}
+        error_type = str(error.get("type", "Error"))
+        # the backend's ModelMissing hint names a terminal command; in Blender, Set up backend installs the model
+        hint = MODEL_MISSING_HINT if error_type == "ModelMissing" else str(error.get("hint", ""))
         request.context["error"] = BackendError(str(error.get("message", "The backend reported an error.")),
-                                                str(error.get("hint", "")), kind=str(error.get("type", "Error")))
+                                                hint, kind=error_type)
         _finish_error(request)
     elif request.kind == "reconstruct":
         _finish_reconstruct(request, event.get("result") or {})

@@ -73,8 +73,10 @@ class LIKENESS_OT_setup_backend(bpy.types.Operator):
         except LikenessError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        SESSION.stop()  # the venv may be replaced under a running backend
-        SetupState.setup = BackendSetup(paths.default_venv(), source, paths.setup_log_path(), sys.executable)
+        previous = SESSION.client
+        SESSION.stop()  # the venv may be replaced under a running backend; the set-up waits for it to exit
+        SetupState.setup = BackendSetup(paths.default_venv(), source, paths.setup_log_path(), sys.executable,
+                                        previous=previous)
         SetupState.setup.start()
         jobs.CheckStatus.text, jobs.CheckStatus.is_error = "Setting up the backend (see the status bar)...", False
         bpy.app.timers.register(poll_setup, first_interval=SETUP_POLL_INTERVAL, persistent=True)

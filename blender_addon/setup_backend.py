@@ -7,7 +7,9 @@ Steps, run one after another in a background thread, each a subprocess whose out
    PyPI dependencies (the only step that uses the network)
 3. ``<venv python> -m likeness models install ict``: the head model
 
-The UI thread only reads :attr:`BackendSetup.stage` / :attr:`fraction` / :attr:`error` from a timer.
+Only when every step succeeded is the marker file ``<venv>/.likeness-ready`` written (and it is removed before
+the first step), so a venv whose set-up failed half-way is never taken for a working one. The UI thread only
+reads :attr:`BackendSetup.stage` / :attr:`fraction` / :attr:`error` / :attr:`done` from a timer.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import threading
 import time
 from pathlib import Path
 
-from .backend_client import backend_env
+from .backend_client import BackendClient, backend_env
 from .errors import LikenessError
-from .session import venv_python
+from .session import READY_MARKER, venv_python
+
+#: Seconds the set-up waits for a backend that was just asked to stop before it changes the venv.
+PREVIOUS_BACKEND_WAIT = 15.0
 
 SOURCE_DIR_NAME = "backend_src"
 
@@ -35,11 +40,17 @@ def backend_source_dir(addon_dir: Path) -> Path:
 
 
 class BackendSetup:
-    """Creates ``venv_dir`` and installs the backend into it, in a daemon thread."""
+    """Creates ``venv_dir`` and installs the backend into it, in a daemon thread.
 
-    def __init__(self, venv_dir: Path, source_dir: Path, log_path: Path, base_python: str = sys.executable) -> None:
+    ``previous`` is a backend client that was just asked to stop: the thread waits for its process to exit
+    before touching the venv it may run from.
+    """
+
+    def __init__(self, venv_dir: Path, source_dir: Path, log_path: Path, base_python: str = sys.executable,
+                 previous: BackendClient | None = None) -> None:
         self.venv_dir = venv_dir
         self.log_path = log_path
+        self.previous = previous
         python = str(venv_python(venv_dir))
         self.steps: list[tuple[str, list[str]]] = [
             ("Creating the backend's Python environment", [base_python, "-m", "venv", str(venv_dir)]),
@@ -59,10 +70,6 @@ class BackendSetup:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._thread.start()
 
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
     def cancel(self) -> None:
         """Stop the current step; the setup ends with an error saying it was cancelled."""
         self._cancelled = True
@@ -70,7 +77,11 @@ class BackendSetup:
             self._process.terminate()
 
     def _run(self) -> None:
+        marker = self.venv_dir / READY_MARKER
         try:
+            if self.previous is not None:
+                self.previous.join(PREVIOUS_BACKEND_WAIT)
+            marker.unlink(missing_ok=True)
             with open(self.log_path, "ab") as log:
                 for index, (stage, command) in enumerate(self.steps):
                     self.stage, self.fraction = stage, index / len(self.steps)
@@ -84,6 +95,8 @@ class BackendSetup:
                     if code != 0:
                         raise LikenessError(f"{stage} failed (exit code {code}).",
                                             f"See the log at {self.log_path}; check the internet connection.")
+            marker.write_text("Written by the Likeness add-on's 'Set up backend' after every step succeeded.\n",
+                              encoding="utf-8")
             self.stage, self.fraction = "Backend is set up", 1.0
         except LikenessError as exc:
             self.error = exc

@@ -62,7 +62,7 @@ def test_ready_then_jobs_with_progress(make_client):
     assert "not json in the middle" in client.log_path.read_text()
     log = client.log_path.read_text()
     assert "fake backend ok started with ['-m', 'likeness', 'serve', '--log'" in log
-    pid = client.pid
+    pid = client.ready_info["pid"]
     client.shutdown(timeout=5)
     assert not client.alive
     assert client.join(5) and client._process.returncode == 0  # it exited by itself, cleanly

@@ -22,8 +22,7 @@ SCRIPT = textwrap.dedent("""
     bpy.ops.extensions.package_install_files(filepath=sys.argv[1], repo="user_default", enable_on_install=True)
     paths = importlib.import_module("{module}.paths")
     session = importlib.import_module("{module}.session")
-    paths.ensure_backend().wait_ready(120)
-    print("BACKEND_PID", session.SESSION.client.pid, flush=True)
+    print("BACKEND_PID", paths.ensure_backend().wait_ready(120)["pid"], flush=True)
     if sys.argv[2] == "stop-first":
         session.SESSION.stop()  # returns at once; quitting right after must still not orphan the backend
     # leave without disabling the add-on, as when the user quits Blender

@@ -116,3 +116,24 @@ def test_setup_marks_the_venv_ready_only_after_every_step(addon, tmp_path):
     run_setup(setup)
     assert setup.error is None and setup.fraction == 1.0
     assert marker.is_file()
+
+
+def test_setup_waits_for_the_stopped_backend_before_touching_the_venv(addon, tmp_path):
+    exited = tmp_path / "previous-backend-exited"
+
+    class StoppingBackend:
+        """Stands in for a client asked to stop whose process takes a moment to exit."""
+
+        def join(self, timeout: float) -> bool:
+            time.sleep(0.3)
+            exited.write_text("")
+            return True
+
+    source = addon.setup_backend.backend_source_dir(Path(addon.__file__).parent)
+    setup = addon.setup_backend.BackendSetup(tmp_path / "venv", source, tmp_path / "setup.log",
+                                             previous=StoppingBackend())
+    setup.steps = [("Checking the old backend is gone",
+                    [sys.executable, "-c", f"import os, sys; sys.exit(not os.path.exists({str(exited)!r}))"])]
+    (tmp_path / "venv").mkdir()
+    run_setup(setup)
+    assert setup.error is None, setup.error

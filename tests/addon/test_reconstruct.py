@@ -6,6 +6,8 @@ by hand until it returns None, as Blender would.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -142,3 +144,81 @@ def test_garbage_instead_of_ready_is_a_protocol_mismatch(addon, scene, backend_p
         addon.api.reconstruct([DEV_PHOTO], output_dir=tmp_path, texture_size=256, model=model_path, timeout=60)
     assert info.value.kind == "ProtocolMismatch" and "Set up backend" in info.value.hint
     assert not addon.session.SESSION.client.alive
+
+
+def test_model_missing_points_to_set_up_backend_not_a_terminal(addon, scene, backend_python, tmp_path):
+    photo = tmp_path / "face.jpg"
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(photo)
+    missing = tmp_path / "no_model.npz"
+    result = bpy.ops.likeness.reconstruct(photos=[{"name": str(photo)}], output_dir=str(tmp_path / "out"),
+                                          model=str(missing))
+    assert result == {"FINISHED"}
+    request = addon.session.SESSION.active("reconstruct")
+    drive_timer(addon.jobs, scene, timeout=120)
+    error = request.context["error"]
+    assert error.kind == "ModelMissing"
+    assert str(missing) in error.message and "does not exist" in error.message  # the backend's message
+    assert "Set up backend" in error.hint and "likeness models" not in error.hint
+    assert scene.likeness.status_is_error and "Set up backend" in scene.likeness.status
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_hung(jobs, request, pid: int, timeout: float = 120.0) -> None:
+    """Poll until the job reported its last stage before the hang ('fit'), then until the backend uses no CPU."""
+    deadline = time.monotonic() + timeout
+    while not request.message.startswith("Fitting"):
+        assert time.monotonic() < deadline and request.id in jobs.SESSION.requests, request.message
+        jobs.poll_backend()
+        time.sleep(0.05)
+    last, still_since = cpu_seconds(pid), time.monotonic()
+    while time.monotonic() - still_since < 1.0:
+        assert time.monotonic() < deadline, "the backend kept working instead of hanging"
+        time.sleep(0.2)
+        now = cpu_seconds(pid)
+        if now != last:
+            last, still_since = now, time.monotonic()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="watches the backend's CPU time in /proc")
+def test_cancel_of_a_hung_job_kills_the_backend(addon, scene, backend_python, model_path, fault, tmp_path,
+                                                monkeypatch):
+    fault("texture:hang")  # the backend stops responding inside the job: it never sees the Cancel
+    monkeypatch.setattr(addon.jobs, "CANCEL_GRACE", 0.5)
+    request = addon.jobs.start_reconstruct(scene, [str(DEV_PHOTO)], tmp_path / "out", 256, str(model_path))
+    client = addon.session.SESSION.client
+    wait_until_hung(addon.jobs, request, client._process.pid)
+    assert bpy.ops.likeness.cancel() == {"FINISHED"}
+    assert addon.jobs.poll_backend() is not None and client.alive  # within the grace period: still waiting
+    drive_timer(addon.jobs, scene, timeout=30)
+    error = request.context["error"]
+    assert error.kind == "Cancelled" and "did not stop the job within 0.5 s" in error.message
+    assert scene.likeness.status_is_error and scene.likeness.status.startswith("Cancelled")
+    assert client._process.wait(5) == -signal.SIGKILL
+    assert addon.session.SESSION.client is None and not addon.session.SESSION.requests
+    assert not bpy.ops.likeness.cancel.poll()  # Reconstruct is available again
+
+    addon.jobs.start_check()  # the next request starts a fresh backend
+    drive_timer(addon.jobs, scene, timeout=120)
+    assert not addon.jobs.CheckStatus.is_error, addon.jobs.CheckStatus.text
+    assert addon.session.SESSION.client is not client and addon.session.SESSION.client.alive
+
+
+def test_api_timeout_on_a_hung_job_kills_the_backend(addon, scene, backend_python, fault, tmp_path, monkeypatch):
+    fault("load:hang")  # hangs as soon as the job starts, before any progress
+    monkeypatch.setattr(addon.jobs, "CANCEL_GRACE", 0.5)
+    photo = tmp_path / "face.jpg"
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(photo)
+    client = addon.paths.ensure_backend()
+    client.wait_ready(120)  # warm, so the job reaches its hang well within the timeout
+    started = time.monotonic()
+    with pytest.raises(addon.errors.BackendError, match="longer than 1 s and was cancelled") as info:
+        addon.api.reconstruct([photo], output_dir=tmp_path / "out", texture_size=256, timeout=1.0)
+    assert info.value.kind == "Timeout"
+    assert time.monotonic() - started < 10
+    assert client._process.wait(5) == -signal.SIGKILL
+    assert addon.session.SESSION.active("reconstruct") is None
