@@ -204,6 +204,9 @@ def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created) 
     for k, photo in enumerate(bundle.photos):
         cam = _camera(photo, k, f"{bundle.name} photo {k + 1}", created)
         cam["likeness_expression"] = _weights(bundle, photo)
+        cam["likeness_warnings"] = list(photo.warnings)
+        if photo.confidence is not None:
+            cam["likeness_confidence"] = photo.confidence
         collection.objects.link(cam)
         cameras.append(cam)
     objects = [head, *cameras]

@@ -40,6 +40,9 @@ class Photo:
     model_to_camera: np.ndarray
     #: Expression weights in [0, 1], ordered like ``Bundle.expression_names``.
     expression: np.ndarray
+    #: How far the fit can be trusted, 0–1 (None in bundles that do not say), and what may be wrong.
+    confidence: float | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,10 +249,17 @@ def _read_photo(root: Path, entry: Any, index: int, expression_names: list[str])
         raise BundleError(f"The bundle's {what}.expression names unknown expressions {unknown[:3]}.", REINSTALL_HINT)
     expression = np.array(
         _number_list([weights.get(n, 0.0) for n in expression_names], None, f"{what}.expression"), dtype=np.float32)
+    fit = entry.get("fit") if isinstance(entry.get("fit"), dict) else {}
+    confidence = fit.get("confidence")
+    if confidence is not None:
+        confidence = min(max(_number_list([confidence], 1, f"{what}.fit.confidence")[0], 0.0), 1.0)
+    warnings = entry.get("warnings", [])
+    if not (isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)):
+        raise BundleError(f"The bundle's {what}.warnings is not a list of texts.", REINSTALL_HINT)
     return Photo(
         path=resolve_inside(root, entry.get("path"), f"photo {index + 1}"),
         width=width, height=height, focal_px=focal, principal_point_px=(cx, cy),
-        model_to_camera=matrix, expression=expression,
+        model_to_camera=matrix, expression=expression, confidence=confidence, warnings=tuple(warnings),
     )
 
 

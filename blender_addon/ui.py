@@ -55,7 +55,45 @@ class LIKENESS_PT_main(bpy.types.Panel):
         layout.operator("likeness.import_bundle", icon="IMPORT")
 
 
-CLASSES = (LIKENESS_UL_photos, LIKENESS_PT_main)
+class LIKENESS_PT_fit(bpy.types.Panel):
+    """How well each photo of the selected head was fitted: confidence and warnings."""
+
+    bl_idname = "LIKENESS_PT_fit"
+    bl_label = "Fit Quality"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Likeness"
+    bl_parent_id = "LIKENESS_PT_main"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return bool(photo_cameras(context.active_object))
+
+    def draw(self, context: bpy.types.Context) -> None:
+        for cam in photo_cameras(context.active_object):
+            box = self.layout.box()
+            confidence = cam.get("likeness_confidence")
+            text = cam.name if confidence is None else f"{cam.name}: confidence {confidence:.0%}"
+            low = confidence is not None and confidence < LOW_CONFIDENCE
+            box.label(text=text, icon="ERROR" if low or cam.get("likeness_warnings") else "CHECKMARK")
+            for warning in cam.get("likeness_warnings", []):
+                box.label(text=warning, icon="DOT")
+
+
+#: Below this confidence a photo's fit is flagged in the panel.
+LOW_CONFIDENCE = 0.5
+
+
+def photo_cameras(obj: bpy.types.Object | None) -> list[bpy.types.Object]:
+    """The photo cameras imported with the same bundle as ``obj`` (a Likeness head or one of its cameras)."""
+    bundle = obj.get("likeness_bundle") if obj is not None else None
+    if not bundle:
+        return []
+    cams = [o for o in bpy.data.objects if o.type == "CAMERA" and o.get("likeness_bundle") == bundle]
+    return sorted(cams, key=lambda o: o.get("likeness_photo_index", 0))
+
+
+CLASSES = (LIKENESS_UL_photos, LIKENESS_PT_main, LIKENESS_PT_fit)
 
 
 def register() -> None:

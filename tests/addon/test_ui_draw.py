@@ -5,7 +5,12 @@ Background mode has no UI to draw into, so a recording layout stands in for ``UI
 
 from __future__ import annotations
 
+import importlib
+from types import SimpleNamespace
+
 import bpy
+
+from .bundle_factory import write_bundle
 
 
 class CheckingLayout:
@@ -81,3 +86,21 @@ class _PrefsProxy:
     def __init__(self, prefs) -> None:
         self.backend_python = prefs.backend_python
         self.bl_rna = prefs.bl_rna
+
+
+def test_fit_quality_panel_shows_confidence_and_warnings(addon, scene, tmp_path):
+    def add_fit(manifest: dict) -> None:
+        manifest["photos"][0]["fit"] = {"confidence": 0.92}
+        manifest["photos"][1]["fit"] = {"confidence": 0.2}
+        manifest["photos"][1]["warnings"] = ["The head in b.jpg is turned 60° sideways."]
+
+    api = importlib.import_module(f"{addon.__name__}.api")
+    head, *cameras = api.import_bundle(write_bundle(tmp_path / "b", photos=2, edit_manifest=add_fit))
+    panel = bpy.types.LIKENESS_PT_fit
+    assert panel.poll(SimpleNamespace(active_object=head)) and panel.poll(SimpleNamespace(active_object=cameras[1]))
+    assert not panel.poll(SimpleNamespace(active_object=None))
+    bpy.context.view_layer.objects.active = head
+    log = draw(panel)
+    assert [line for line in log if "confidence" in line] == [
+        f"label:{cameras[0].name}: confidence 92%", f"label:{cameras[1].name}: confidence 20%"]
+    assert "label:The head in b.jpg is turned 60° sideways." in log
