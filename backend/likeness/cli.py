@@ -15,6 +15,9 @@ from pathlib import Path
 # Quiet the native logging of MediaPipe/TensorFlow Lite before they are imported.
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The fit solves many small (~120²) systems: BLAS threads only add contention there (measured 3–25× slower
+# per solve); the heavy image work runs in its own thread pool and in OpenCV's threads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from . import __version__  # noqa: E402
 from .errors import BadInput, LikenessError  # noqa: E402

@@ -47,8 +47,9 @@ class Contour:
         ids = np.stack([np.resize(n, width) for n in near])  # (S,C), padded with repeats
         normals = vertex_normals(neutral, model.triangles)
         return cls(landmarks=sliding, base=neutral[ids],
-                   identity=model.identity_basis[:identity_count][:, ids].astype(np.float64),
-                   expression=model.expression_basis[:, ids].astype(np.float64), normals=normals[ids])
+                   identity=np.ascontiguousarray(model.identity_basis[:identity_count][:, ids], np.float64),
+                   expression=np.ascontiguousarray(model.expression_basis[:, ids], np.float64),
+                   normals=normals[ids])
 
     def choose(self, identity: np.ndarray, expression: np.ndarray, rotation: np.ndarray,
                translation: np.ndarray, camera: Camera, observed_px: np.ndarray) -> np.ndarray | None:

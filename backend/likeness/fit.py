@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 
 from .camera import Camera
 from .contour import Contour
@@ -284,7 +285,7 @@ def bounded_solve(ata: np.ndarray, atb: np.ndarray, lower: np.ndarray, upper: np
     free = np.ones(len(atb), bool)
     for _ in range(rounds):
         rhs = atb[free] - ata[np.ix_(free, ~free)] @ x[~free]
-        x[free] = np.linalg.solve(ata[np.ix_(free, free)], rhs)
+        x[free] = cho_solve(cho_factor(ata[np.ix_(free, free)]), rhs)  # damped normal equations: SPD
         low, high = free & (x < lower), free & (x > upper)
         if not (low.any() or high.any()):
             break
