@@ -140,11 +140,10 @@ def initial_pose(basis: LandmarkBasis, points_px: np.ndarray, depth_px: np.ndarr
 
 
 def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
-                  settings: FitSettings = FitSettings(), start: FitResult | None = None) -> FitResult:
+                  settings: FitSettings = FitSettings()) -> FitResult:
     """Fit identity, per-photo pose and expression to landmarks (and learned expression scores where given).
 
-    ``start`` continues from an earlier result for the same photos (e.g. after new evidence) instead of
-    estimating the pose from scratch. Unknowns are ordered
+    Unknowns are ordered
     identity (K), then per photo rotation (3), translation (3), expression (E). Each step accumulates the
     normal equations photo by photo, so memory grows with (K + 6n + En)², not with the landmark count.
     """
@@ -152,12 +151,8 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
     k, e, n = basis.identity.shape[0], basis.expression.shape[0], len(observations)
     per = 6 + e
     cols = k + n * per
-    if start is None:
-        identity = np.zeros(k)
-        fits = [PhotoFit(*initial_pose(basis, o.points_px, o.depth_px, o.camera), np.zeros(e)) for o in observations]
-    else:
-        identity = start.identity.copy()
-        fits = [PhotoFit(f.rotation, f.translation, f.expression.copy()) for f in start.photos]
+    identity = np.zeros(k)
+    fits = [PhotoFit(*initial_pose(basis, o.points_px, o.depth_px, o.camera), np.zeros(e)) for o in observations]
     targets = [o.points_px[:n_lm] for o in observations]
     cams = [o.camera for o in observations]
     evidence = np.concatenate([np.full(e, np.nan) if o.evidence is None else o.evidence for o in observations])
@@ -174,7 +169,7 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
 
     it = 0
     for it in range(settings.iterations):
-        pose_only = start is None and it < settings.pose_only_iterations
+        pose_only = it < settings.pose_only_iterations
         ata = np.zeros((cols, cols))
         atb = np.zeros(cols)
         for i, (fit, cam, target, s) in enumerate(zip(fits, cams, targets, scales)):

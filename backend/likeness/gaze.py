@@ -33,11 +33,11 @@ class Eyeball:
     rest: np.ndarray
 
 
-def eyeballs(model: HeadModel, vertices: np.ndarray) -> dict[str, Eyeball]:
-    """The two eyeballs ("L", "R") of a head mesh with the model's topology (neutral expression)."""
+def eyeballs(model: HeadModel, identity: np.ndarray) -> dict[str, Eyeball]:
+    """The two eyeballs ("L", "R") of the head with these identity coefficients (head frame, metres)."""
     out = {}
     for side, (start, stop) in model.eyeball_vertices.items():
-        ball = vertices[start:stop]
+        ball = model.neutral[start:stop] + np.tensordot(identity, model.identity_basis[:len(identity), start:stop], 1)
         centre = ball.mean(0)
         radius = float(np.linalg.norm(ball - centre, axis=1).mean())
         apex = ball[np.argmax(ball[:, 2])]  # the cornea's front points along the rest gaze

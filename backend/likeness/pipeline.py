@@ -7,7 +7,7 @@ checks ``cancelled()`` between steps and stops with :class:`~likeness.errors.Can
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -96,17 +96,16 @@ class Engine:
                                             scored=scores is not None))
         step("fit", 0.0, "Fitting the head to the landmarks")
         result = fit_landmarks(basis, observations, self.settings)
-        # the eyeballs are known now: add the gaze seen in the irises as eyeLook* evidence and refine
-        balls = eyeballs(model, model.vertices(result.identity))
+        # the eyeballs are known now: the gaze seen in the irises (with the learned scores, where there are
+        # any) sets the eyeLook* weights, which the fit holds fixed as evidence-only shapes
+        balls = eyeballs(model, result.identity)
+        only = np.isin(model.expression_names, self.settings.evidence_only)
         for obs, fit in zip(observations, result.photos):
             fit.gaze = gaze_angles(obs.points_px, obs.camera, fit.rotation, fit.translation, balls)
-        observations = [replace(obs, evidence=_combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names)))
-                        for obs, fit in zip(observations, result.photos)]
-        refined = fit_landmarks(basis, observations, replace(self.settings, iterations=4), start=result)
-        for before, after, obs in zip(result.photos, refined.photos, observations):
-            after.gaze = before.gaze
-            after.evidence = ("landmarks", "iris_gaze") + (("mediapipe_blendshapes",) if obs.scored else ())
-        return refined, found
+            evidence = _combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names))
+            fit.expression[only] = np.clip(np.nan_to_num(evidence[only]), 0.0, 1.0)
+            fit.evidence = ("landmarks", "iris_gaze") + (("mediapipe_blendshapes",) if obs.scored else ())
+        return result, found
 
     def reconstruct(self, request: ReconstructRequest, report: Report = lambda *a: None,
                     cancelled: Callable[[], bool] = lambda: False) -> dict:
