@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `likeness` sets it for the CLI and the server
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 PHOTOS = sorted((SHARED / "data" / "faces_dev" / "images").glob("dev_0[0-3]*_london_*.jpg"))
