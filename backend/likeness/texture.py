@@ -59,13 +59,9 @@ class PhotoView:
         return cls(rgb, camera, vertices_cam, rasterize_head(model, vertices_cam, camera))
 
 
+@lru_cache(maxsize=8)
 def uv_map(model: HeadModel, material: int, size: int) -> UVMap:
     """Rasterise a material's triangles in UV space (cached per model, material and size)."""
-    return _uv_map_cached(model, material, size)
-
-
-@lru_cache(maxsize=8)
-def _uv_map_cached(model: HeadModel, material: int, size: int) -> UVMap:
     keep = np.flatnonzero(model.face_material[model.triangle_face] == material)
     corners = model.uv[split_quads(model.faces_uv)[keep]].astype(np.float64) * size
     corners[..., 1] = size - corners[..., 1]  # v up → rows down
