@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import lsq_linear
-from scipy.spatial import cKDTree
 
 from .geometry import closest_points_on_triangles, similarity_transform
 from .headmodel import HeadModel
