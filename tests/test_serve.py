@@ -2,14 +2,16 @@
 
 import json
 import os
+import queue
+import re
+import socket
 import subprocess
 import sys
 import threading
-import queue
+from pathlib import Path
 
 import pytest
-
-from conftest import dev_photo
+from conftest import REPO, dev_photo
 
 
 class Backend:
@@ -45,6 +47,43 @@ class Backend:
                     return events
 
 
+def network_sockets(pid: int) -> list[str]:
+    """The process's open TCP/UDP/raw sockets (IPv4 and IPv6) as ``proto:local_address``, from /proc."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for proto in ("tcp", "tcp6", "udp", "udp6", "raw", "raw6"):
+        table = Path(f"/proc/{pid}/net/{proto}")
+        for row in table.read_text().splitlines()[1:] if table.is_file() else []:
+            fields = row.split()
+            if fields[9] in inodes:
+                found.append(f"{proto}:{fields[1]}")
+    return found
+
+
+def test_only_the_model_installer_imports_network_modules():
+    """The backend's source: no server, socket or HTTP code outside `models install` (which downloads)."""
+    network = re.compile(r"^\s*(?:import|from)\s+(socket|socketserver|ssl|asyncio|urllib|http|requests|xmlrpc)\b",
+                         re.MULTILINE)
+    users = {path.name for path in (REPO / "backend" / "likeness").rglob("*.py") if network.search(path.read_text())}
+    assert users == {"models.py"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").is_file(), reason="reads sockets from /proc")
+def test_network_socket_check_sees_a_listening_socket():
+    """The check used on the backend finds a real listening socket (so an empty answer means something)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        assert any(s.startswith("tcp:") for s in network_sockets(os.getpid()))
+
+
 @pytest.fixture
 def request_params(ict_path, tmp_path):
     return {"photos": [str(dev_photo("dev_000_london_002_03.jpg"))], "output": str(tmp_path / "bundle"),
@@ -72,17 +111,40 @@ def test_protocol_session(tmp_path, request_params):
                   "params": dict(request_params, photos=["/no/such.jpg"], output=str(tmp_path / "b3"))})
     error = backend.until_done("3")[-1]
     assert error["type"] == "error" and error["error"]["type"] == "BadInput" and error["error"]["hint"]
+    if Path("/proc/self/net/tcp").is_file():
+        assert not network_sockets(backend.proc.pid), "the backend opened a network socket"
     backend.send({"id": "q", "op": "shutdown"})
     assert backend.next()["result"] == {"shutdown": True}
     assert backend.proc.wait(timeout=30) == 0
 
 
-def test_cancel_stops_a_running_job_and_writes_nothing(tmp_path, request_params):
-    backend = Backend(tmp_path, env={"LIKENESS_FAULT": "fit:slow"})  # the fit stage pauses 3 s
+def test_jobs_sent_together_run_one_after_the_other(tmp_path, request_params):
+    """Two jobs at once: the second waits for the first; `hello` is answered at once meanwhile."""
+    backend = Backend(tmp_path)
     backend.next()
     backend.send({"id": "1", "op": "reconstruct", "params": request_params})
-    while (event := backend.next())["type"] != "progress" or event["stage"] != "fit":
-        pass
+    backend.send({"id": "2", "op": "reconstruct", "params": dict(request_params, output=str(tmp_path / "b2"))})
+    backend.send({"id": "h", "op": "hello"})
+    events = []
+    while sum(e["type"] in ("result", "error") for e in events) < 3:
+        events.append(backend.next())
+        assert events[-1] is not None, f"backend died; log:\n{backend.log.read_text()}"
+    order = [(e["id"], e["type"]) for e in events]
+    assert order.index(("h", "result")) < order.index(("1", "result"))
+    assert order.index(("1", "result")) < min(i for i, (rid, _) in enumerate(order) if rid == "2")
+    assert [e["result"]["bundle"] for e in events if e["type"] == "result" and e["id"] != "h"] == [
+        str((tmp_path / "bundle").resolve()), str((tmp_path / "b2").resolve())]
+    backend.send({"id": "q", "op": "shutdown"})
+    assert backend.proc.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("stage", ["load", "landmarks", "fit", "texture", "write"])
+def test_cancel_stops_a_running_job_and_writes_nothing(tmp_path, request_params, stage):
+    backend = Backend(tmp_path, env={"LIKENESS_FAULT": f"{stage}:slow"})  # the stage pauses 3 s
+    backend.next()
+    backend.send({"id": "1", "op": "reconstruct", "params": request_params})
+    while (event := backend.next())["type"] != "progress" or event["stage"] != stage:
+        assert event["type"] == "progress", event
     backend.send({"id": "c", "op": "cancel", "params": {"job": "1"}})
     answers = {}
     while len(answers) < 2:
@@ -90,7 +152,7 @@ def test_cancel_stops_a_running_job_and_writes_nothing(tmp_path, request_params)
         if event["type"] in ("result", "error"):
             answers[event["id"]] = event
     assert answers["c"]["result"]["cancelled"] is True
-    assert answers["1"]["type"] == "error" and answers["1"]["error"]["type"] == "Cancelled"
+    assert answers["1"]["type"] == "error" and answers["1"]["error"]["type"] == "Cancelled", answers["1"]
     assert not (tmp_path / "bundle").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
     backend.send({"id": "q", "op": "shutdown"})

@@ -34,6 +34,12 @@ class OutputExists(LikenessError):
     type_name = "OutputExists"
 
 
+class CannotWrite(LikenessError):
+    """The bundle could not be written (read-only folder, disk full); nothing was left behind."""
+
+    type_name = "CannotWrite"
+
+
 class BadRequest(LikenessError):
     type_name = "BadRequest"
 

@@ -2,11 +2,13 @@
 
 ``LIKENESS_FAULT=<stage>:<mode>`` makes the backend misbehave when a job reaches ``<stage>`` (``start`` is
 process start-up): ``crash`` exits at once with status 3, ``hang`` stops responding, ``slow`` pauses 3 s
-(time to cancel), ``garbage`` writes a non-JSON line on the protocol stream, ``error`` raises an internal error.
+(time to cancel), ``garbage`` writes a non-JSON line on the protocol stream, ``enospc`` raises the OSError of a
+full disk, ``error`` raises an internal error.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from typing import TextIO
@@ -32,4 +34,6 @@ def check(stage: str) -> None:
         protocol_stream.write("this is not json\n")
         protocol_stream.flush()
         return
+    if mode == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     raise RuntimeError(f"injected fault at stage {stage!r}")

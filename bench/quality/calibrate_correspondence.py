@@ -407,7 +407,7 @@ def run_calibration(args: argparse.Namespace) -> None:
     scenes = calibration_scenes(model.expression_names, face_centre(model), args.scenes, args.seed)
     CALIBRATION.mkdir(parents=True, exist_ok=True)
     hits_file = CALIBRATION / "hits.npz"
-    data = dict(np.load(hits_file)) if args.reuse and hits_file.is_file() else {}
+    data = dict(np.load(hits_file, allow_pickle=False)) if args.reuse and hits_file.is_file() else {}
     if str(data.get("key", "")) != scenes_key(scenes):  # not reusing, or hits of another scene set
         render_missing(scenes, model, model_file, args.samples)
         rendered = time.perf_counter()

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 _SANDBOX = Path(tempfile.mkdtemp(prefix="likeness-addon-tests-"))
@@ -88,3 +89,36 @@ def run_cli_reconstruct(photos: list[Path], output: Path, texture_size: int = 25
 def real_bundle(tmp_path_factory) -> Path:
     """A bundle reconstructed by the real backend from one dev photo (256 px textures)."""
     return run_cli_reconstruct([DEV_PHOTO], tmp_path_factory.mktemp("bundles") / "dev000")
+
+
+@pytest.fixture
+def model_path() -> Path:
+    model = find_ict_model()
+    if model is None:
+        pytest.skip("no ICT head model: not at $LIKENESS_ICT_MODEL, in ../shared, or installed")
+    if not DEV_PHOTO.is_file():
+        pytest.skip(f"dev photo {DEV_PHOTO} is not available")
+    return model
+
+
+def drive_timer(jobs, scene, timeout: float = 300.0) -> list[float]:
+    """Call the timer callback like Blender would until it unregisters itself; returns the progress seen."""
+    progress, deadline = [], time.monotonic() + timeout
+    interval = jobs.poll_backend()
+    while interval is not None:
+        assert time.monotonic() < deadline, "the backend did not finish in time"
+        progress.append(scene.likeness.progress)
+        time.sleep(interval)
+        interval = jobs.poll_backend()
+    return progress
+
+
+@pytest.fixture
+def fault(addon, monkeypatch):
+    """Start a fresh backend with LIKENESS_FAULT=<stage>:<mode> (the backend's fault injection)."""
+    def inject(spec: str) -> None:
+        addon.session.SESSION.stop()
+        monkeypatch.setenv("LIKENESS_FAULT", spec)
+
+    yield inject
+    addon.session.SESSION.stop()  # the next test gets a backend without the fault

@@ -214,3 +214,27 @@ def test_import_operator_twice_gives_two_collections(addon, scene, tmp_path):
     assert collections == ["boxhead", "boxhead.001"]
     heads = [o for o in bpy.data.objects if o.type == "MESH"]
     assert len(heads) == 2 and heads[0].data != heads[1].data
+
+
+def _write_text(rel: str, text: str):
+    return lambda root: (root / rel).write_text(text)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_write_text("manifest.json", '{"format": "likeness.bundle", "version": 1, "mesh": {'), "not valid JSON"),
+    (lambda root: (root / "photos" / "photo_01.jpg").unlink(), "photo 2 'photos/photo_01.jpg' is missing"),
+    (lambda root: (root / "head.npz").write_bytes((root / "head.npz").read_bytes()[:300]), "cannot be read"),
+    (lambda root: (root / "textures" / "skin_face.png").unlink() or (root / "textures" / "skin_face.png")
+     .symlink_to(root.parent / "elsewhere.png"), "points outside the bundle folder"),
+    (_write_text("textures/skin_face.png", "not a png"), "is not a PNG or JPEG image"),
+])
+def test_malformed_bundle_imports_nothing(addon, scene, tmp_path, damage, message):
+    """A bundle damaged after it was written is refused whole: no object, mesh, image or collection is left."""
+    (tmp_path / "elsewhere.png").write_bytes(b"outside")
+    root = write_bundle(tmp_path / "box", photos=2)
+    damage(root)
+    before = data_counts()
+    with pytest.raises(addon.errors.BundleError, match=message) as info:
+        addon.api.import_bundle(root)
+    assert info.value.hint
+    assert data_counts() == before and len(scene.collection.children) == 0

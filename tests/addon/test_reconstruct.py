@@ -15,31 +15,9 @@ import bpy
 import pytest
 from PIL import Image
 
-from .conftest import DEV_PHOTO, find_ict_model
+from .conftest import DEV_PHOTO, drive_timer
 
 ICT_VERTEX_COUNT = 26719
-
-
-@pytest.fixture
-def model_path() -> Path:
-    model = find_ict_model()
-    if model is None:
-        pytest.skip("no ICT head model: not at $LIKENESS_ICT_MODEL, in ../shared, or installed")
-    if not DEV_PHOTO.is_file():
-        pytest.skip(f"dev photo {DEV_PHOTO} is not available")
-    return model
-
-
-def drive_timer(jobs, scene, timeout: float = 300.0) -> list[float]:
-    """Call the timer callback like Blender would until it unregisters itself; returns the progress seen."""
-    progress, deadline = [], time.monotonic() + timeout
-    interval = jobs.poll_backend()
-    while interval is not None:
-        assert time.monotonic() < deadline, "the backend did not finish in time"
-        progress.append(scene.likeness.progress)
-        time.sleep(interval)
-        interval = jobs.poll_backend()
-    return progress
 
 
 def test_reconstruct_operator_runs_the_real_backend(addon, scene, backend_python, model_path, tmp_path):
@@ -109,17 +87,6 @@ def test_missing_backend_python_is_a_clear_operator_error(addon, scene, monkeypa
     scene.likeness.photos.add().filepath = str(DEV_PHOTO) if DEV_PHOTO.is_file() else __file__
     with pytest.raises(RuntimeError, match="does not exist.*Set up backend"):
         bpy.ops.likeness.reconstruct()
-
-
-@pytest.fixture
-def fault(addon, monkeypatch):
-    """Start a fresh backend with LIKENESS_FAULT=<stage>:<mode> (the backend's fault injection)."""
-    def inject(spec: str) -> None:
-        addon.session.SESSION.stop()
-        monkeypatch.setenv("LIKENESS_FAULT", spec)
-
-    yield inject
-    addon.session.SESSION.stop()  # the next test gets a backend without the fault
 
 
 def test_backend_crash_mid_job_is_reported(addon, scene, backend_python, model_path, fault, tmp_path):
