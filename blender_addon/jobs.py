@@ -25,6 +25,8 @@ POLL_INTERVAL = 0.2
 CANCEL_GRACE = 5.0
 MODEL_MISSING_HINT = ("Press 'Set up backend' in the Likeness add-on preferences: it installs the head model "
                       "(or choose an existing model file).")
+#: What to do with the result of other job kinds (``track``: see ``anim_ops``): ``fn(request, result)``.
+FINISHERS: dict[str, Any] = {}
 
 
 class CheckStatus:
@@ -97,13 +99,13 @@ def start_check() -> Request:
     return request
 
 
-def cancel_reconstruct() -> bool:
-    """Ask the backend to cancel the running reconstruction; False if none is running.
+def cancel_reconstruct(kind: str = "reconstruct") -> bool:
+    """Ask the backend to cancel the running job of ``kind`` (``reconstruct``, ``track``); False if none is running.
 
     Returns at once. If the job has not ended :data:`CANCEL_GRACE` s later, :func:`poll_backend` kills the
     backend and ends the job as cancelled.
     """
-    request = SESSION.active("reconstruct")
+    request = SESSION.active(kind)
     if request is None or SESSION.client is None:
         return False
     if request.cancel_deadline is None:
@@ -156,7 +158,7 @@ def _handle(request: Request, event: dict[str, Any]) -> None:
         request.fraction = float(event.get("fraction") or 0.0)
         if request.cancel_deadline is None:
             request.message = str(event.get("message") or event.get("stage") or "")
-        if request.kind == "reconstruct":
+        if request.kind != "hello":
             _show_progress(_scene(request), request.fraction, request.message, is_error=False)
         return
     if kind not in ("result", "error"):
@@ -174,6 +176,8 @@ def _handle(request: Request, event: dict[str, Any]) -> None:
         _finish_reconstruct(request, event.get("result") or {})
     elif request.kind == "hello":
         _finish_check(event.get("result") or {})
+    elif request.kind in FINISHERS:
+        FINISHERS[request.kind](request, event.get("result") or {})
 
 
 def _scene(request: Request) -> bpy.types.Scene | None:

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import EnumProperty, StringProperty
 
-from . import jobs, paths
+from . import jobs, paths, shape_names
 from .errors import LikenessError
 from .session import SESSION
 from .setup_backend import BackendSetup, backend_source_dir
@@ -108,10 +108,16 @@ class LikenessPreferences(bpy.types.AddonPreferences):
         description="Python interpreter with the 'likeness' backend installed. "
                     "Empty: the environment made by 'Set up backend'",
     )
+    shape_key_names: EnumProperty(
+        name="Shape Key Names", items=shape_names.STYLE_ITEMS, default="ict",
+        description="Names of the expression shape keys of imported heads (ARKit spellings add whole "
+                    "browInnerUp and cheekPuff keys; there is no tongueOut)",
+    )
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "backend_python")
+        layout.prop(self, "shape_key_names")
         if not self.backend_python:
             layout.label(text=f"Using {paths.default_venv()}", icon="INFO")
         row = layout.row()

@@ -8,13 +8,11 @@ fit relies on the landmarks alone.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
-#: ARKit names whose ICT counterpart is split into two halves.
-_SPLIT = {"browInnerUp": ("browInnerUp_L", "browInnerUp_R"), "cheekPuff": ("cheekPuff_L", "cheekPuff_R")}
+from .arkit import ict_sources
 
 
 def find_task() -> Path | None:
@@ -30,9 +28,7 @@ def find_task() -> Path | None:
 
 def model_name(arkit: str) -> tuple[str, ...]:
     """ICT name(s) of an ARKit blendshape: ``eyeBlinkLeft`` → ``eyeBlink_L``; ``cheekPuff`` → both halves."""
-    if arkit in _SPLIT:
-        return _SPLIT[arkit]
-    return (re.sub(r"(Left|Right)$", lambda m: "_" + m.group(1)[0], arkit),)
+    return ict_sources(arkit)
 
 
 def to_weights(scores: dict[str, float], expression_names: tuple[str, ...]) -> np.ndarray:

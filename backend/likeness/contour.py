@@ -58,8 +58,8 @@ class Contour:
         ``observed_px``: (S,2) detected positions of :attr:`landmarks`.
         """
         k, e = len(identity), len(expression)
-        points = self.base + (identity @ self.identity.reshape(k, -1) + expression @ self.expression.reshape(e, -1)
-                              ).reshape(self.base.shape)
+        points = self.base + (identity @ self.identity.reshape(k, self.base.size)  # k may be 0 (identity fixed)
+                              + expression @ self.expression.reshape(e, -1)).reshape(self.base.shape)
         q = points @ rotation.T + translation  # (S,C,3) camera frame
         facing = np.abs((self.normals @ rotation.T * q).sum(-1)) / np.linalg.norm(q, axis=-1)
         px, _ = camera.project(q.reshape(-1, 3))

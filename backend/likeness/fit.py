@@ -140,8 +140,11 @@ def initial_pose(basis: LandmarkBasis, points_px: np.ndarray, depth_px: np.ndarr
 
 
 def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
-                  settings: FitSettings = FitSettings()) -> FitResult:
+                  settings: FitSettings = FitSettings(), start: list[PhotoFit] | None = None) -> FitResult:
     """Fit identity, per-photo pose and expression to landmarks (and learned expression scores where given).
+
+    ``start`` warm-starts each photo's pose and expression (a video tracker passes the previous frame's fit);
+    without it the pose comes from :func:`initial_pose` and the expression from zero.
 
     Unknowns are ordered
     identity (K), then per photo rotation (3), translation (3), expression (E). Each step accumulates the
@@ -152,7 +155,8 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
     per = 6 + e
     cols = k + n * per
     identity = np.zeros(k)
-    fits = [PhotoFit(*initial_pose(basis, o.points_px, o.depth_px, o.camera), np.zeros(e)) for o in observations]
+    fits = ([PhotoFit(f.rotation.copy(), f.translation.copy(), f.expression.copy()) for f in start] if start else
+            [PhotoFit(*initial_pose(basis, o.points_px, o.depth_px, o.camera), np.zeros(e)) for o in observations])
     targets = [o.points_px[:n_lm] for o in observations]
     cams = [o.camera for o in observations]
     evidence = np.concatenate([np.full(e, np.nan) if o.evidence is None else o.evidence for o in observations])
@@ -242,7 +246,7 @@ def _photo_jacobian(basis: LandmarkBasis, identity: np.ndarray, fit: PhotoFit, c
     jac[:, k:k + 3] = np.einsum("lij,ljk->lik", jp, skew).reshape(-1, 3)
     jac[:, k + 3:k + 6] = jp.reshape(-1, 3)
     jr = np.einsum("lij,jk->lik", jp, fit.rotation)  # (L,2,3)
-    jac[:, :k] = np.einsum("lik,nlk->lin", jr, id_rows).reshape(-1, k)
+    jac[:, :k] = np.einsum("lik,nlk->lin", jr, id_rows).reshape(len(r), k)  # k = 0: identity held fixed
     jac[:, k + 6:] = np.einsum("lik,nlk->lin", jr, ex_rows).reshape(-1, e)
     return jac, r
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arkit import EYE_LOOK_PITCH_DEG as FULL_PITCH_DEG
+from .arkit import EYE_LOOK_YAW_DEG as FULL_YAW_DEG
 from .camera import Camera
 from .headmodel import HeadModel
 
 #: MediaPipe iris-centre landmarks, by the subject's side.
 IRIS_CENTRE = {"R": 468, "L": 473}
-FULL_YAW_DEG = 30.0
-FULL_PITCH_DEG = 25.0
 
 
 @dataclass(frozen=True)

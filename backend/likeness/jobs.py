@@ -38,3 +38,23 @@ def reconstruct(engine: Engine, params: dict, report: Report, cancelled: Callabl
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"Bad reconstruct parameters: {exc}.", "See docs/protocol.md.") from exc
     return engine.reconstruct(request, report, cancelled)
+
+
+@job("track")
+def track(engine: Engine, params: dict, report: Report, cancelled: Callable[[], bool]) -> dict:
+    from .track import TrackRequest, run_track
+
+    if not isinstance(params.get("video"), str) or not isinstance(params.get("output"), str):
+        raise BadRequest("`video` must be a video file path and `output` the folder to create.",
+                         "Send {\"video\": \"/path/clip.mp4\", \"output\": \"/out/clip_track\"}.")
+    try:
+        request = TrackRequest(video=params["video"], output=params["output"], model=params.get("model"),
+                               head=bool(params.get("head", True)),
+                               texture_size=int(params.get("texture_size") or 1024),
+                               smooth=bool(params.get("smooth", True)),
+                               blendshapes=bool(params.get("blendshapes", False)),
+                               max_frames=int(params["max_frames"]) if params.get("max_frames") else None,
+                               name=params.get("name"))
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"Bad track parameters: {exc}.", "See docs/protocol.md.") from exc
+    return run_track(engine, request, report, cancelled)

@@ -36,13 +36,17 @@ def interocular(points_px: np.ndarray) -> float:
 
 
 class LandmarkDetector:
-    """MediaPipe Face Mesh in static-image mode with refined (iris) landmarks. Not thread-safe."""
+    """MediaPipe Face Mesh with refined (iris) landmarks. Not thread-safe.
 
-    def __init__(self, max_faces: int = 4) -> None:
+    Static-image mode by default; ``video=True`` tracks the face from frame to frame (frames in order, one
+    detector per video), which skips the face detector on most frames.
+    """
+
+    def __init__(self, max_faces: int = 4, video: bool = False) -> None:
         import mediapipe as mp  # heavy import (~1 s): only when landmarks are needed
 
         self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, refine_landmarks=True, max_num_faces=max_faces,
+            static_image_mode=not video, refine_landmarks=True, max_num_faces=max_faces,
             min_detection_confidence=0.5)
 
     def detect(self, rgb: np.ndarray, name: str = "the photo") -> FaceLandmarks:
@@ -52,8 +56,8 @@ class LandmarkDetector:
         faces = result.multi_face_landmarks or []
         if not faces:
             raise NoFaceFound(f"No face was found in {name}.",
-                              "Use a photo where the whole face is visible, facing the camera, "
-                              "and at least about 100 pixels wide.")
+                              "Use a photo where the whole face is visible, facing the camera, at least about "
+                              "100 pixels wide and not tiny in the frame (crop around the face if it is).")
         candidates = []
         for face in faces:
             xyz = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], np.float64)
