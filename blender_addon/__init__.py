@@ -1,18 +1,21 @@
 """Likeness: turn reference photos of a person into a 3D head with expression shape keys.
 
 Blender side of the project. Pure modules (no bpy): ``bundle_io`` (read/validate bundles), ``convert``
-(axes, cameras), ``backend_client`` / ``session`` / ``setup_backend`` (the backend process). Blender modules:
-``build`` (create objects; the render-resolution frame handler), ``jobs`` (timer-driven requests), ``operators``, ``ui``, ``preferences``, ``api``.
+(axes, cameras), ``sh_light`` (a photo's SH light as an environment), ``backend_client`` / ``session`` /
+``setup_backend`` (the backend process). Blender modules: ``build`` (create objects; the render-resolution frame
+handler), ``world`` (Match Photo Lighting), ``jobs`` (timer-driven requests), ``operators``, ``ui``,
+``preferences``, ``api``. Animation: ``arkit`` (the backend's ARKit table, loaded from its source),
+``animation`` (tracks and Live Link Face CSVs onto shape keys), ``rig``, ``shape_names``, ``anim_ops``.
 """
 
 from __future__ import annotations
 
 import bpy
 
-from . import build, jobs, operators, preferences, properties, ui
+from . import anim_ops, build, jobs, operators, preferences, properties, ui, world
 from .session import SESSION
 
-_MODULES = (properties, operators, preferences, ui, build)
+_MODULES = (properties, operators, world, preferences, ui, anim_ops, build)
 
 
 def register() -> None:

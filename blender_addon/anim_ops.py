@@ -15,7 +15,7 @@ from bpy.props import BoolProperty, EnumProperty, PointerProperty, StringPropert
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import animation, build, jobs, paths, rig, shape_names
-from .errors import LikenessError
+from .errors import LikenessError, report_error
 from .session import SESSION, Request
 
 TARGETS = [("NEW_HEAD", "New Head", "Build a head from the video's face and animate it"),
@@ -102,11 +102,6 @@ def _selected_meshes(context: bpy.types.Context) -> list[bpy.types.Object]:
     return [o for o in context.selected_objects if o.type == "MESH" and o.data.shape_keys is not None]
 
 
-def _fail(operator: bpy.types.Operator, error: LikenessError) -> set[str]:
-    operator.report({"ERROR"}, str(error))
-    return {"CANCELLED"}
-
-
 class LIKENESS_OT_animate_video(bpy.types.Operator):
     """Track the face in a video in the background (ARKit weights, head motion, gaze), then animate a new head
 or the selected objects at the video's frame rate, with a camera showing the video"""
@@ -125,7 +120,7 @@ or the selected objects at the video's frame rate, with a camera showing the vid
         try:
             start_track(context.scene, video, folder, settings.target, settings.add_rig, bpy.path.abspath(self.model))
         except LikenessError as exc:
-            return _fail(self, exc)
+            return report_error(self, exc)
         self.report({"INFO"}, f"Tracking {Path(video).name}...")
         return {"FINISHED"}
 
@@ -160,7 +155,7 @@ class LIKENESS_OT_apply_track(bpy.types.Operator, ImportHelper):
             doc = animation.read_track(Path(self.filepath).parent)
             result = animation.apply_track(doc, _selected_meshes(context), context.scene, self.head_motion)
         except LikenessError as exc:
-            return _fail(self, exc)
+            return report_error(self, exc)
         self.report({"INFO"}, f"Animated {result['keys']} shape keys over {len(doc['frames'])} frames")
         return {"FINISHED"}
 
@@ -179,7 +174,7 @@ class LIKENESS_OT_import_livelink(bpy.types.Operator, ImportHelper):
         try:
             count = animation.apply_livelink(self.filepath, _selected_meshes(context), context.scene)
         except LikenessError as exc:
-            return _fail(self, exc)
+            return report_error(self, exc)
         self.report({"INFO"}, f"Animated {count} shape keys")
         return {"FINISHED"}
 
@@ -200,7 +195,7 @@ class LIKENESS_OT_export_livelink(bpy.types.Operator, ExportHelper):
         try:
             path = animation.export_livelink(context.active_object, self.filepath, context.scene)
         except LikenessError as exc:
-            return _fail(self, exc)
+            return report_error(self, exc)
         self.report({"INFO"}, f"Wrote {path}")
         return {"FINISHED"}
 
@@ -216,7 +211,7 @@ class LIKENESS_OT_add_rig(bpy.types.Operator):
         try:
             arm = rig.add_rig(context.active_object, context.view_layer)
         except (LikenessError, AttributeError) as exc:
-            return _fail(self, exc if isinstance(exc, LikenessError) else LikenessError("Select a Likeness head."))
+            return report_error(self, exc if isinstance(exc, LikenessError) else LikenessError("Select a Likeness head."))
         self.report({"INFO"}, f"Added '{arm.name}'")
         return {"FINISHED"}
 

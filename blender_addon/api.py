@@ -5,8 +5,9 @@ Example::
     from bl_ext.user_default.likeness import api
     head, *cameras = api.reconstruct(["/photos/me.jpg"], output_dir="/tmp/heads", texture_size=1024)
 
-Both functions return ``[head, camera for photo 1, ...]`` and raise :class:`~.errors.LikenessError`
-subclasses (``BackendError``, ``BundleError``) with ``.message`` and ``.hint`` on failure.
+``import_bundle`` and ``reconstruct`` return ``[head, camera for photo 1, ...]``; ``animate_video`` tracks a video
+and animates a head (docs/animation.md). All raise :class:`~.errors.LikenessError` subclasses (``BackendError``,
+``BundleError``) with ``.message`` and ``.hint`` on failure.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import bpy
 
-from . import build, jobs, paths
+from . import anim_ops, build, jobs, paths, world
 from .errors import BackendError
-from .session import SESSION
+from .session import SESSION, Request
 
 #: Seconds between two polls of the backend while :func:`reconstruct` waits.
 WAIT_INTERVAL = 0.05
@@ -29,6 +30,12 @@ def import_bundle(path: str | Path, scene: bpy.types.Scene | None = None) -> lis
     scene = scene or bpy.context.scene
     view_layer = bpy.context.view_layer if scene == bpy.context.scene else scene.view_layers[0]
     return build.import_bundle(path, scene, view_layer)
+
+
+def match_photo_lighting(camera: bpy.types.Object, scene: bpy.types.Scene | None = None) -> bpy.types.World:
+    """Light ``scene`` like the photo of a Likeness photo ``camera``: a new world from its estimated light
+    (``BundleError`` if the camera has none); the camera becomes active, the view transform Standard."""
+    return world.match_photo_lighting(camera, scene or bpy.context.scene)
 
 
 def reconstruct(photos: list[str | Path], output_dir: str | Path | None = None, texture_size: int = 2048,
@@ -45,12 +52,7 @@ def reconstruct(photos: list[str | Path], output_dir: str | Path | None = None, 
     folder = Path(output_dir) if output_dir is not None else paths.output_folder("")
     request = jobs.start_reconstruct(scene, [str(p) for p in photos], folder, texture_size,
                                      str(model) if model else "")
-    deadline, timed_out = time.monotonic() + timeout, False
-    while request.id in SESSION.requests:
-        if not timed_out and time.monotonic() > deadline:
-            timed_out = jobs.cancel_reconstruct()  # ended by poll_backend: Cancelled, or killed after the grace
-        jobs.poll_backend()
-        time.sleep(WAIT_INTERVAL)
+    timed_out = _wait(request, timeout)
     error = request.context.get("error")
     if timed_out and getattr(error, "kind", "") == "Cancelled":
         raise BackendError(f"The reconstruction took longer than {timeout:.0f} s and was cancelled.",
@@ -58,3 +60,42 @@ def reconstruct(photos: list[str | Path], output_dir: str | Path | None = None, 
     if error is not None:
         raise error
     return request.context["objects"]
+
+
+def animate_video(video: str | Path, output_dir: str | Path | None = None,
+                  objects: list[bpy.types.Object] | None = None, add_rig: bool = True, timeout: float = 3600.0,
+                  model: str | Path | None = None, texture_size: int = 1024,
+                  scene: bpy.types.Scene | None = None) -> list[bpy.types.Object]:
+    """Track ``video`` on the warm backend, then animate ``objects`` (meshes with ARKit-named shape keys) or,
+    by default, a new head built from the video (``texture_size`` px); blocks until done. Returns
+    ``[animated objects..., camera]`` (the new head's rig, when added, is its parent). ``output_dir`` receives the
+    track folder (docs/animation.md).
+    """
+    scene = scene or bpy.context.scene
+    folder = Path(output_dir) if output_dir is not None else paths.output_folder("")
+    if objects is not None:
+        for obj in bpy.context.selected_objects:
+            obj.select_set(False)
+        for obj in objects:
+            obj.select_set(True)
+    request = anim_ops.start_track(scene, str(video), folder, "SELECTED" if objects is not None else "NEW_HEAD",
+                                   add_rig, str(model) if model else "", texture_size)
+    timed_out = _wait(request, timeout, "track")
+    error = request.context.get("error")
+    if timed_out and getattr(error, "kind", "") == "Cancelled":
+        raise BackendError(f"Tracking took longer than {timeout:.0f} s and was cancelled.",
+                           "Use a larger timeout or a shorter video.", kind="Timeout")
+    if error is not None:
+        raise error
+    return request.context["objects"]
+
+
+def _wait(request: Request, timeout: float, kind: str = "reconstruct") -> bool:
+    """Poll the backend until ``request`` ends; cancels it after ``timeout`` s. True when it was cancelled so."""
+    deadline, timed_out = time.monotonic() + timeout, False
+    while request.id in SESSION.requests:
+        if not timed_out and time.monotonic() > deadline:
+            timed_out = jobs.cancel_reconstruct(kind)  # ended by poll_backend: Cancelled, or killed after the grace
+        jobs.poll_backend()
+        time.sleep(WAIT_INTERVAL)
+    return timed_out

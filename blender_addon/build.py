@@ -18,12 +18,14 @@ from typing import Any
 import bpy
 from mathutils import Matrix
 
-from . import bundle_io, convert
+from . import bundle_io, convert, shape_names, world
 from .errors import BundleError
 
 BUNDLE_PROPERTY = "likeness_bundle"
 #: Custom property of a photo camera: ``[width, height]`` of its photo in pixels.
 RESOLUTION_PROPERTY = "likeness_resolution"
+#: The head's UV layer (tangent-space normal maps refer to it by name).
+UV_LAYER = "UVMap"
 
 
 class _Created:
@@ -56,7 +58,7 @@ def _head_mesh(bundle: bundle_io.Bundle, name: str) -> bpy.types.Mesh:
     mesh.polygons.add(len(bundle.faces))
     mesh.polygons.foreach_set("loop_start", loop_start)
     mesh.polygons.foreach_set("material_index", bundle.face_material)
-    uv_layer = mesh.uv_layers.new(name="UVMap")
+    uv_layer = mesh.uv_layers.new(name=UV_LAYER)
     uv_layer.data.foreach_set("uv", convert.corner_uvs(bundle.faces_uv, bundle.uv).ravel())
     mesh.update(calc_edges=True)
     mesh.shade_smooth()
@@ -88,8 +90,15 @@ def _set_expressions(obj: bpy.types.Object, bundle: bundle_io.Bundle) -> None:
             blocks[name].keyframe_insert("value", frame=frame)
 
 
+#: Skin scatters light under the surface: red travels furthest (radius per RGB, scaled to metres below).
+SKIN_SUBSURFACE = {"Subsurface Weight": 0.15, "Subsurface Radius": (1.0, 0.35, 0.2), "Subsurface Scale": 0.004}
+#: The cornea is a clear, glossy shell over the iris.
+CORNEA = {"Transmission Weight": 1.0, "IOR": 1.376, "Roughness": 0.02}
+
+
 def _node_material(spec: bundle_io.Material, created: _Created) -> bpy.types.Material:
-    """Principled BSDF material: image texture on Base Color when the bundle has one, alpha for overlays."""
+    """Principled BSDF material: albedo (sRGB), normal and roughness maps (Non-Color) where the bundle has them,
+    subsurface scattering for skin, a glass-like cornea, alpha for hidden helper shells."""
     mat = created.add(bpy.data.materials, bpy.data.materials.new(spec.name))
     if mat.node_tree is None:  # Blender < 5.0 creates materials without nodes
         mat.use_nodes = True
@@ -103,14 +112,34 @@ def _node_material(spec: bundle_io.Material, created: _Created) -> bpy.types.Mat
     bsdf.inputs["Roughness"].default_value = spec.roughness
     mat.diffuse_color = spec.base_color
     mat.roughness = spec.roughness
-    texture = spec.textures.get("base_color")
-    if texture is not None:
+    for channel, socket, y in (("base_color", "Base Color", 300), ("roughness", "Roughness", 0), ("normal", None, -300)):
+        texture = spec.textures.get(channel)
+        if texture is None:
+            continue
         image = created.add(bpy.data.images, bpy.data.images.load(str(texture), check_existing=False))
-        image.colorspace_settings.name = "sRGB"
+        image.colorspace_settings.name = "sRGB" if channel == "base_color" else "Non-Color"
         tex = nodes.new("ShaderNodeTexImage")
-        tex.location = (-400, 0)
+        tex.location = (-600, y)
         tex.image = image
-        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+        if socket is not None:
+            links.new(tex.outputs["Color"], bsdf.inputs[socket])
+            continue
+        normal = nodes.new("ShaderNodeNormalMap")
+        normal.location = (-300, y)
+        normal.space = "TANGENT"
+        normal.uv_map = UV_LAYER
+        links.new(tex.outputs["Color"], normal.inputs["Color"])
+        links.new(normal.outputs["Normal"], bsdf.inputs["Normal"])
+    if spec.kind == "skin":
+        for socket, value in SKIN_SUBSURFACE.items():
+            bsdf.inputs[socket].default_value = value
+    if spec.kind == "cornea":
+        for socket, value in CORNEA.items():
+            bsdf.inputs[socket].default_value = value
+        mat.diffuse_color = (*spec.base_color[:3], 0.1)
+        mat.use_raytrace_refraction = True  # EEVEE: refract through the thin shell (Cycles always does)
+        mat.thickness_mode = "SLAB"
+        return mat
     alpha = spec.base_color[3]
     if alpha < 1.0:
         bsdf.inputs["Alpha"].default_value = alpha
@@ -197,6 +226,7 @@ def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created) 
         created.add(bpy.data.actions, animation.action)
     head["likeness_identity"] = list(bundle.identity)
     head["likeness_expression_names"] = list(bundle.expression_names)
+    shape_names.apply_naming(head, shape_names.preferred_style())
     head["likeness_warnings"] = list(bundle.warnings)
     if bundle.photos:
         head["likeness_expression"] = _weights(bundle, bundle.photos[0])
@@ -207,6 +237,8 @@ def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created) 
         cam["likeness_warnings"] = list(photo.warnings)
         if photo.confidence is not None:
             cam["likeness_confidence"] = photo.confidence
+        if photo.light is not None:
+            cam[world.LIGHT_PROPERTY] = [float(v) for v in photo.light.ravel()]
         collection.objects.link(cam)
         cameras.append(cam)
     objects = [head, *cameras]

@@ -25,6 +25,7 @@ FORMAT = "likeness.bundle"
 VERSION = 1
 MANIFEST_NAME = "manifest.json"
 REINSTALL_HINT = "Run the reconstruction again, or update the Likeness add-on to read newer bundles."
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Photo:
     #: How far the fit can be trusted, 0–1 (None in bundles that do not say), and what may be wrong.
     confidence: float | None = None
     warnings: tuple[str, ...] = ()
+    #: The photo's light as 2nd-order SH shading coefficients (9, 3), head frame (docs/bundle.md); None if absent.
+    light: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,21 @@ def resolve_inside(root: Path, relative: Any, what: str) -> Path:
         raise BundleError(f"The bundle's {what} '{relative}' is missing.",
                           "The bundle is incomplete; reconstruct it again.")
     return resolved
+
+
+def resolve_image(root: Path, relative: Any, what: str) -> Path:
+    """:func:`resolve_inside` for an image, which must also start like a PNG or JPEG file.
+
+    Only the signature is read (Blender decodes the pixels later); it catches files replaced or damaged after
+    the bundle was written, which Blender would otherwise import as a missing (pink) texture.
+    """
+    path = resolve_inside(root, relative, what)
+    with open(path, "rb") as image:
+        head = image.read(8)
+    if not head.startswith(_IMAGE_SIGNATURES):
+        raise BundleError(f"The bundle's {what} '{relative}' is not a PNG or JPEG image.",
+                          "The bundle is damaged; reconstruct it again.")
+    return path
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -220,7 +238,7 @@ def _read_materials(root: Path, manifest: dict) -> list[Material]:
             kind=str(entry.get("kind", "")),
             base_color=tuple(_number_list(entry.get("base_color"), 4, f"materials[{i}].base_color")),
             roughness=float(_number_list([entry.get("roughness", 0.5)], 1, f"materials[{i}].roughness")[0]),
-            textures={channel: resolve_inside(root, rel, f"texture of '{name}'") for channel, rel in textures.items()},
+            textures={channel: resolve_image(root, rel, f"texture of '{name}'") for channel, rel in textures.items()},
         ))
     return materials
 
@@ -256,10 +274,17 @@ def _read_photo(root: Path, entry: Any, index: int, expression_names: list[str])
     warnings = entry.get("warnings", [])
     if not (isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)):
         raise BundleError(f"The bundle's {what}.warnings is not a list of texts.", REINSTALL_HINT)
+    light = None
+    if entry.get("light") is not None:
+        rows = _field(entry, "light", dict, f"{what}.light").get("sh")
+        if not (isinstance(rows, list) and len(rows) == 9):
+            raise BundleError(f"The bundle's {what}.light.sh is not 9 rows of RGB.", REINSTALL_HINT)
+        light = np.array([_number_list(r, 3, f"{what}.light.sh") for r in rows], dtype=np.float64)
     return Photo(
-        path=resolve_inside(root, entry.get("path"), f"photo {index + 1}"),
+        path=resolve_image(root, entry.get("path"), f"photo {index + 1}"),
         width=width, height=height, focal_px=focal, principal_point_px=(cx, cy),
         model_to_camera=matrix, expression=expression, confidence=confidence, warnings=tuple(warnings),
+        light=light,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LikenessError(Exception):
     """Base error of the add-on, carrying a one-line ``message`` and an actionable ``hint``."""
@@ -29,3 +31,9 @@ class BackendError(LikenessError):
     def __init__(self, message: str, hint: str = "", kind: str = "BackendError") -> None:
         super().__init__(message, hint)
         self.kind = kind
+
+
+def report_error(operator: Any, error: LikenessError) -> set[str]:
+    """Show a Likeness error (message and hint) on a Blender operator and cancel it: ``return report_error(...)``."""
+    operator.report({"ERROR"}, str(error))
+    return {"CANCELLED"}

@@ -12,15 +12,10 @@ from bpy.props import CollectionProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from . import build, jobs, paths
-from .errors import LikenessError
+from .errors import LikenessError, report_error
 from .session import SESSION
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".heic"}
-
-
-def _report_error(operator: bpy.types.Operator, error: LikenessError) -> set[str]:
-    operator.report({"ERROR"}, f"{error.message} {error.hint}".strip())
-    return {"CANCELLED"}
 
 
 class LIKENESS_OT_add_photos(bpy.types.Operator, ImportHelper):
@@ -114,7 +109,7 @@ class LIKENESS_OT_reconstruct(bpy.types.Operator):
         try:
             jobs.start_reconstruct(context.scene, photos, folder, size, bpy.path.abspath(self.model))
         except LikenessError as exc:
-            return _report_error(self, exc)
+            return report_error(self, exc)
         self.report({"INFO"}, f"Reconstructing from {len(photos)} photo{'s' * (len(photos) != 1)}...")
         return {"FINISHED"}
 
@@ -133,7 +128,7 @@ class LIKENESS_OT_cancel(bpy.types.Operator):
         try:
             cancelled = jobs.cancel_reconstruct()
         except LikenessError as exc:
-            return _report_error(self, exc)
+            return report_error(self, exc)
         if not cancelled:
             self.report({"WARNING"}, "No reconstruction is running")
             return {"CANCELLED"}
@@ -155,7 +150,7 @@ class LIKENESS_OT_import_bundle(bpy.types.Operator, ImportHelper):
         try:
             objects = build.import_bundle(self.filepath, context.scene, context.view_layer)
         except LikenessError as exc:
-            return _report_error(self, exc)
+            return report_error(self, exc)
         warnings = objects[0].get("likeness_warnings", [])
         for warning in warnings:
             self.report({"WARNING"}, warning)

@@ -53,6 +53,7 @@ class LIKENESS_PT_main(bpy.types.Panel):
             status.label(text=settings.status, icon="ERROR" if settings.status_is_error else "INFO")
         layout.separator()
         layout.operator("likeness.import_bundle", icon="IMPORT")
+        layout.operator("likeness.match_photo_lighting", icon="LIGHT_SUN")
 
 
 class LIKENESS_PT_fit(bpy.types.Panel):

@@ -1,9 +1,11 @@
-"""Make the README's result picture: the astronaut photo beside Cycles renders of its reconstructed head.
+"""Make the README's pictures: the astronaut photo beside Cycles renders of its reconstructed head, and the
+relighting picture (photo | albedo | the head relit from the subject's left and right).
 
 Runs the real pipeline through the add-on (installed from the built zip into a temporary Blender user folder)
 and the real backend subprocess, then renders with Cycles on the CPU.
 
 Usage: .venv/bin/python scripts/readme_picture.py [-o docs/images/astronaut_result.jpg]
+                                                 [--relight-output docs/images/astronaut_relight.jpg]
 The astronaut portrait (NASA, public domain) ships inside scikit-image.
 """
 
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("-o", "--output", default=str(REPO / "docs" / "images" / "astronaut_result.jpg"))
     parser.add_argument("--size", type=int, default=1024, help="render size before cropping to the head")
     parser.add_argument("--samples", type=int, default=48)
+    parser.add_argument("--relight-output", default=str(REPO / "docs" / "images" / "astronaut_relight.jpg"))
     args = parser.parse_args()
 
     api = install_addon()
@@ -52,7 +55,7 @@ def main() -> None:
     scene.cycles.samples = args.samples
     scene.render.film_transparent = True
     world = bpy.data.worlds.new("studio")
-    world.color = (0.35, 0.35, 0.35)
+    grey_world(world, 0.35)
     scene.world = world
     key = bpy.data.lights.new("key", "AREA")
     key.energy, key.size = 60.0, 1.0
@@ -82,7 +85,36 @@ def main() -> None:
         rgba = render(cam, SANDBOX / f"{name}.png", args.size)[crop]
         alpha = rgba[..., 3:] / 255.0
         panels.append(rgba[..., :3] * alpha + 40.0 * (1 - alpha))
-    out = Path(args.output)
+    save(panels, Path(args.output))
+
+    # relighting: a dim fill and one sun from either side; the albedo's face tile beside the photo
+    grey_world(world, 0.04)
+    bpy.data.objects.remove(key_obj)
+    side_size = panels[0].shape[0]
+    albedo = Image.open(Path(head["likeness_bundle"]) / "textures" / "skin_face_albedo.png").convert("RGB")
+    relit = [panels[0], np.asarray(albedo.resize((side_size, side_size))).astype(np.float32)]
+    for name, angle in (("from_left", 70.0), ("from_right", -70.0)):
+        sun = bpy.data.objects.new(name, bpy.data.lights.new(name, "SUN"))
+        sun.data.energy = 5.0
+        sun.data.angle = math.radians(5)
+        # tilt the sun's beam (−Z) toward the face from the subject's left (+X) or right, a little from above
+        sun.rotation_euler = (math.radians(75), 0.0, math.radians(angle))
+        scene.collection.objects.link(sun)
+        rgba = render(camera, SANDBOX / f"{name}.png", args.size)[crop]
+        alpha = rgba[..., 3:] / 255.0
+        relit.append(rgba[..., :3] * alpha + 40.0 * (1 - alpha))
+        bpy.data.objects.remove(sun)
+    save(relit, Path(args.relight_output))
+
+
+def grey_world(world: bpy.types.World, value: float) -> None:
+    """A uniform grey sky (Blender 5 worlds come with a Background node; older ones use ``color``)."""
+    world.color = (value, value, value)
+    if world.node_tree is not None and "Background" in world.node_tree.nodes:
+        world.node_tree.nodes["Background"].inputs["Color"].default_value = (value, value, value, 1.0)
+
+
+def save(panels: list[np.ndarray], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(panels, axis=1).clip(0, 255).astype(np.uint8)).save(out, quality=88)
     print(out)

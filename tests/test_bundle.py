@@ -1,9 +1,12 @@
+import errno
+import os
+
 import numpy as np
 import pytest
 
 from likeness import bundle as bundle_mod
 from likeness.bundle import BundleWriter, read_bundle
-from likeness.errors import BadInput, OutputExists
+from likeness.errors import BadInput, CannotWrite, OutputExists
 
 
 def write(ict, out):
@@ -11,7 +14,7 @@ def write(ict, out):
         texture = writer.add_image("textures/skin_face.png", np.zeros((4, 4, 3), np.uint8))
         photo = {"path": writer.add_image("photos/photo_00.jpg", np.zeros((8, 8, 3), np.uint8)), "image_size": [8, 8]}
         return writer.finish(model=ict, job_name="job", vertices=ict.neutral, identity=np.zeros(3), photos=[photo],
-                             texture_files={0: texture}, warnings=[])
+                             texture_files={0: {"base_color": texture}}, warnings=[])
 
 
 def test_round_trip_keeps_arrays_and_counts(ict, tmp_path):
@@ -27,12 +30,14 @@ def test_round_trip_keeps_arrays_and_counts(ict, tmp_path):
 
 @pytest.mark.parametrize("broken", ["_write_mesh", "_save_image"])
 def test_a_failed_write_leaves_nothing_behind(ict, tmp_path, monkeypatch, broken):
+    """A full disk in the mesh write or an image-encoding thread: CannotWrite, and no bundle or temporary folder."""
     def boom(*args, **kwargs):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(bundle_mod, broken, boom)
-    with pytest.raises(OSError):
+    with pytest.raises(CannotWrite, match=r"\(No space left on device\); nothing was written") as info:
         write(ict, tmp_path / "b")
+    assert "Free some disk space" in info.value.hint
     assert list(tmp_path.iterdir()) == []
 
 

@@ -77,7 +77,7 @@ def test_texture_shows_skin_where_the_face_is(engine, ict_path, tmp_path):
     result, _ = run(engine, ict_path, [dev_photo("dev_000_london_002_03.jpg")], tmp_path / "t")
     from PIL import Image
 
-    tex = np.asarray(Image.open(tmp_path / "t" / "textures" / "skin_face.png")).astype(float)
+    tex = np.asarray(Image.open(tmp_path / "t" / "textures" / "skin_face_albedo.png")).astype(float)
     cheek = tex[int(0.45 * 256):int(0.55 * 256), int(0.25 * 256):int(0.35 * 256)].reshape(-1, 3).mean(0)
     assert cheek[0] > cheek[2] + 10 and cheek[0] > 100  # skin: red above blue, not dark
 

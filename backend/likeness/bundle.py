@@ -1,11 +1,13 @@
 """Write and read the output bundle (format in docs/bundle.md).
 
 The bundle is written into a hidden temporary sibling directory and renamed into place when complete, so a
-bundle directory is either complete or absent.
+bundle directory is either complete or absent. A write that fails (read-only folder, full disk) removes the
+temporary directory and raises :class:`~likeness.errors.CannotWrite`.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -18,7 +20,7 @@ import cv2
 import numpy as np
 
 from . import BUNDLE_VERSION, __version__
-from .errors import BadInput, OutputExists
+from .errors import BadInput, CannotWrite, OutputExists
 from .headmodel import HeadModel
 
 FORMAT = "likeness.bundle"
@@ -37,7 +39,17 @@ def check_output(path: str | Path) -> Path:
                            "Choose a new output folder, or delete the old bundle first.")
     if not path.parent.is_dir():
         raise BadInput(f"The folder {path.parent} does not exist.", "Create it first or choose another output.")
+    if not os.access(path.parent, os.W_OK):
+        raise CannotWrite(f"The folder {path.parent} is not writable.", "Choose an output folder you can write to.")
     return path
+
+
+def cannot_write(output: Path, exc: OSError) -> CannotWrite:
+    """The user-facing error for an OSError while writing the bundle ``output``."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return CannotWrite(f"Could not write the bundle {output} ({exc.strerror or exc}); nothing was written.",
+                       "Free some disk space, or choose another output folder." if full
+                       else "Choose an output folder you can write to.")
 
 
 class BundleWriter:
@@ -51,37 +63,49 @@ class BundleWriter:
     def __init__(self, output: str | Path) -> None:
         self.output = check_output(output)
         self.tmp = self.output.parent / f".{self.output.name}.tmp-{os.getpid()}"
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        for sub in ("textures", "photos", "licenses"):
-            (self.tmp / sub).mkdir(parents=True)
+        try:
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            for sub in ("textures", "photos", "licenses"):
+                (self.tmp / sub).mkdir(parents=True)
+        except OSError as exc:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise cannot_write(self.output, exc) from exc
         self._pool = ThreadPoolExecutor(max_workers=2)
         self._pending: list[Future] = []
 
     def __enter__(self) -> "BundleWriter":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, exc_type, exc, traceback) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self.tmp.exists():
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise cannot_write(self.output, exc) from exc
 
     def add_image(self, rel: str, rgb: np.ndarray) -> str:
-        """Queue an RGB image (H,W,3 uint8) for encoding at ``rel`` (``.png`` or ``.jpg``); returns ``rel``."""
+        """Queue an RGB (H,W,3) or grey (H,W) uint8 image for encoding at ``rel`` (``.png``/``.jpg``); returns ``rel``."""
         options = _JPEG if rel.endswith(".jpg") else _PNG
         self._pending.append(self._pool.submit(_save_image, self.tmp / rel, rgb, options))
         return rel
 
     def finish(self, *, model: HeadModel, job_name: str, vertices: np.ndarray, identity: np.ndarray,
-               photos: list[dict], texture_files: dict[int, str], warnings: list[str]) -> Path:
-        """Write the mesh, licence and manifest, wait for the images, and move the bundle into place."""
+               photos: list[dict], texture_files: dict[int, dict[str, str]], warnings: list[str],
+               base_colors: dict[int, tuple[float, float, float, float]] | None = None) -> Path:
+        """Write the mesh, licence and manifest, wait for the images, and move the bundle into place.
+
+        ``texture_files`` maps a material index to its maps by channel (``base_color``, ``normal``,
+        ``roughness``); ``base_colors`` overrides a material's colour (e.g. the iris colour seen in the photos).
+        """
         (self.tmp / LICENSE_FILE).write_text(model.license_text)
         _write_mesh(self.tmp / MESH_FILE, model, vertices)
         for future in self._pending:
             future.result()
-        materials = [{"name": mat.name, "kind": mat.kind, "base_color": list(mat.base_color),
-                      "roughness": mat.roughness,
-                      "textures": {"base_color": texture_files[i]} if i in texture_files else {}}
+        colors = base_colors or {}
+        materials = [{"name": mat.name, "kind": mat.kind,
+                      "base_color": [round(float(c), 5) for c in colors.get(i, mat.base_color)],
+                      "roughness": mat.roughness, "textures": dict(texture_files.get(i, {}))}
                      for i, mat in enumerate(model.materials)]
         manifest = {
             "format": FORMAT,
@@ -107,7 +131,8 @@ class BundleWriter:
 
 def _save_image(path: Path, rgb: np.ndarray, options: list[int]) -> None:
     """Encode an RGB image as PNG or JPEG (by suffix) with OpenCV, which releases the GIL while encoding."""
-    ok, data = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), options)
+    pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
+    ok, data = cv2.imencode(path.suffix, pixels, options)
     if not ok:
         raise OSError(f"could not encode {path.name}")
     path.write_bytes(data.tobytes())

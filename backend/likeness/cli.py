@@ -1,4 +1,4 @@
-"""Command line: ``likeness reconstruct|demo|models|serve``.
+"""Command line: ``likeness reconstruct|demo|track|models|serve``.
 
 Exit status: 0 success, 2 a problem the user can fix (message and hint on stderr, no traceback),
 1 an internal error, 130 interrupted.
@@ -42,6 +42,56 @@ def _reconstruct(photos: list[str], args: argparse.Namespace) -> int:
     return 0
 
 
+def _track(args: argparse.Namespace) -> int:
+    from .pipeline import Engine
+    from .track import TrackRequest, run_track
+
+    start = time.perf_counter()
+    result = run_track(Engine(use_blendshapes=args.blendshapes), TrackRequest(
+        video=args.video, output=args.output, model=args.model, head=not args.no_head,
+        texture_size=args.texture_size, smooth=not args.no_smoothing, blendshapes=args.blendshapes,
+        max_frames=args.max_frames, name=args.name), report=_progress)
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"Tracked {result['frames']} frames at {result['fps']:g} fps in {time.perf_counter() - start:.1f} s",
+          file=sys.stderr)
+    print(result["track"])
+    return 0
+
+
+def _relight(args: argparse.Namespace) -> int:
+    import cv2
+
+    from .relight import bundle_head, named_light, relight
+
+    output = Path(args.output)
+    if not 16 <= args.size <= 8192:
+        raise BadInput(f"--size {args.size} is out of range.", "Use a size from 16 to 8192 pixels.")
+    if not output.parent.is_dir():
+        raise BadInput(f"The folder {output.parent} does not exist.", "Create it first or choose another output.")
+    model, manifest, textures = bundle_head(args.bundle)
+    if not 1 <= args.photo <= len(manifest["photos"]):
+        raise BadInput(f"The bundle has {len(manifest['photos'])} photo(s); --photo {args.photo} is not one.",
+                       "Use a number from 1 to the number of photos.")
+    photo = manifest["photos"][args.photo - 1]
+    rgb = None
+    if not args.grey:
+        root = Path(args.bundle).resolve()
+        file = (root / photo["path"]).resolve()
+        if not file.is_relative_to(root) or (image := cv2.imread(str(file))) is None:
+            raise BadInput(f"The bundle's photo {photo['path']} cannot be read.", "Use --grey, or reconstruct again.")
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    image, _ = relight(model, photo, textures, named_light(args.light, photo), rgb, args.size)
+    ok, data = cv2.imencode(output.suffix or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise BadInput(f"Cannot write an image with the suffix '{output.suffix}'.", "Use .png or .jpg.")
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_bytes(data.tobytes())
+    tmp.replace(output)
+    print(output)
+    return 0
+
+
 def astronaut_photo() -> Path:
     """The public-domain astronaut portrait (Eileen Collins, NASA) that ships inside scikit-image."""
     try:
@@ -74,6 +124,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="reconstruct the astronaut portrait that ships with scikit-image")
     job_options(demo, False)
 
+    track = sub.add_parser("track", help="video of a face → per-frame ARKit weights, head pose and gaze")
+    track.add_argument("video", help="video file (anything OpenCV reads)")
+    track.add_argument("-o", "--output", required=True, help="folder to create (must not exist)")
+    track.add_argument("--model", help="head-model npz (default: the installed ICT model)")
+    track.add_argument("--no-head", action="store_true", help="skip the textured head bundle (output/head)")
+    track.add_argument("--texture-size", type=int, default=1024, help="head texture size (default 1024)")
+    track.add_argument("--no-smoothing", action="store_true", help="raw per-frame values (lost frames bridged)")
+    track.add_argument("--blendshapes", action="store_true",
+                       help="use MediaPipe's learned blendshape scores as evidence (slower; needs that model)")
+    track.add_argument("--max-frames", type=int, help="only the first N frames")
+    track.add_argument("--name", help="name of the head bundle (default: the video's name)")
+
+    relight = sub.add_parser("relight", help="a bundle's head under another light, as an image (no Blender)")
+    relight.add_argument("bundle", help="bundle folder")
+    relight.add_argument("--light", default="photo",
+                         help="photo (the photo's estimated light), left, right, top, front, or a JSON file of "
+                              "9 [r, g, b] SH rows (head frame)")
+    relight.add_argument("--photo", type=int, default=1, help="whose camera to render from (default 1)")
+    relight.add_argument("--size", type=int, default=1024, help="long side of the image in pixels (default 1024)")
+    relight.add_argument("--grey", action="store_true", help="grey background instead of the photo")
+    relight.add_argument("-o", "--output", required=True, help="image to write (.png or .jpg)")
+
     models = sub.add_parser("models", help="install or list head and landmark models")
     msub = models.add_subparsers(dest="models_command", required=True)
     inst = msub.add_parser("install", help="install a model (download, or --from a local copy)")
@@ -93,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
         args.output = args.output or str(Path("out") / "astronaut")
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         return _reconstruct([str(astronaut_photo())], args)
+    if args.command == "track":
+        return _track(args)
+    if args.command == "relight":
+        return _relight(args)
     if args.command == "models":
         from . import models
 

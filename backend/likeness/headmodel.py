@@ -111,7 +111,7 @@ _ICT_MATERIALS = {
     "M_EyeOcclusion": ("eye_overlay", "overlay", (1.0, 1.0, 1.0, 0.0), 0.0, False, 0),
     "M_EyeLashes": ("eyelashes", "hair", (0.02, 0.015, 0.01, 0.0), 0.6, False, 6),  # untextured cards: hidden
 }
-_CORNEA = Material("cornea", "overlay", (1.0, 1.0, 1.0, 0.0), 0.0, False)
+_CORNEA = Material("cornea", "cornea", (1.0, 1.0, 1.0, 0.0), 0.02, False)  # clear: renderers make it glass
 #: Radius (cm) of the clear cornea cap cut from the front of each sclera sphere (the iris shows through it).
 _CORNEA_RADIUS_CM = 0.62
 

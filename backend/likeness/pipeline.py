@@ -7,25 +7,27 @@ checks ``cancelled()`` between steps and stops with :class:`~likeness.errors.Can
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from . import faults
+from .albedo import Delit, delight, iris_color
 from .bundle import BundleWriter, check_output
 from .camera import Camera, model_to_camera
 from .correspondence import load_table
 from .errors import BadInput, Cancelled
 from .blendshapes import BlendshapeScorer, find_task, to_weights
-from .checks import photo_confidence, photo_warnings
+from .checks import job_warnings, photo_confidence, photo_warnings
 from .fit import FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks
 from .gaze import eyeballs, gaze_angles, gaze_weights
 from .geometry import head_angles
 from .headmodel import HeadModel, load_ict, resolve_model_path
 from .images import Photo, load_photo
 from .landmarks import FaceLandmarks, LandmarkDetector
+from .maps import has_face_detail, normal_map, roughness_map
 from .preview import preview_image
 from .texture import PhotoView, bake_textures
 
@@ -133,19 +135,24 @@ class Engine:
         identity = result.identity
         neutral = model.vertices(identity)
 
-        step("texture", 0.0, "Projecting the photos onto the head")
-        views = []
+        step("texture", 0.0, "Estimating the light and projecting the photos onto the head")
+        views: list[PhotoView] = []
+        delit: list[Delit] = []
         for photo, cam, fit in zip(photos, cameras, result.photos):
             verts = neutral + np.tensordot(fit.expression, model.expression_basis, axes=1)
-            views.append(PhotoView.build(model, photo.rgb, cam, verts @ fit.rotation.T + fit.translation))
+            view = PhotoView.build(model, photo.rgb, cam, verts @ fit.rotation.T + fit.translation)
+            delit.append(delight(model, view, fit.rotation))
+            views.append(replace(view, rgb=delit[-1].albedo_rgb))
         with BundleWriter(output) as writer:
             textures = bake_textures(model, views, request.texture_size)
-            texture_files = {i: writer.add_image(f"textures/{model.materials[i].name}.png", texture)
-                             for i, texture in textures.items()}
+            texture_files = {i: _add_maps(writer, model, i, texture) for i, texture in textures.items()}
             step("write", 0.0, "Writing the bundle")
-            records = []
-            for k, (photo, view, fit, lm) in enumerate(zip(photos, views, result.photos, found)):
+            records, extra = [], job_warnings(basis, self.settings, photos, found, cameras)
+            for k, (photo, view, fit, lm, lit) in enumerate(zip(photos, views, result.photos, found, delit)):
                 record = _photo_record(model, photo, view, fit, lm, identity)
+                record["light"] = {"sh": np.round(lit.light_head, 5).tolist(), "frame": "head",
+                                   "skin_albedo": np.round(lit.skin_albedo, 5).tolist()}
+                record["warnings"] += extra[k]
                 record["path"] = writer.add_image(f"photos/photo_{k:02d}.jpg", photo.rgb)
                 record["fit"].update(iterations=result.iterations, landmarks_used=len(basis.base))
                 records.append(record)
@@ -157,7 +164,7 @@ class Engine:
             warnings = [w for record in records for w in record["warnings"]]
             path = writer.finish(model=model, job_name=request.name or photos[0].path.stem, vertices=neutral,
                                  identity=identity, photos=records, texture_files=texture_files,
-                                 warnings=warnings)
+                                 warnings=warnings, base_colors=_iris_colors(model, photos, found, delit))
         report("write", 1.0, "Done")
         return {"bundle": str(path), "warnings": warnings}
 
@@ -185,6 +192,28 @@ def _photo_record(model: HeadModel, photo: Photo, view: PhotoView, fit: PhotoFit
         "face_box_px": [round(v, 2) for v in lm.box_px],
         "warnings": photo_warnings(photo.path.name, fit, lm),
     }
+
+
+def _add_maps(writer: BundleWriter, model: HeadModel, material: int, albedo_rgb: np.ndarray) -> dict[str, str]:
+    """Queue a projected material's albedo, normal and roughness maps; their bundle paths by channel."""
+    name = model.materials[material].name
+    files = {"base_color": writer.add_image(f"textures/{name}_albedo.png", albedo_rgb),
+             "roughness": writer.add_image(f"textures/{name}_roughness.png",
+                                           roughness_map(model, material, albedo_rgb.shape[0]))}
+    if has_face_detail(model, material):
+        files["normal"] = writer.add_image(f"textures/{name}_normal.png", normal_map(albedo_rgb))
+    return files
+
+
+def _iris_colors(model: HeadModel, photos: list[Photo], found: list[FaceLandmarks],
+                 delit: list[Delit]) -> dict[int, tuple[float, float, float, float]]:
+    """The iris material's colour (linear RGBA) from the photos' irises, averaged; empty when none is seen."""
+    seen = [c for photo, lm, lit in zip(photos, found, delit)
+            if (c := iris_color(photo.rgb, lm.points_px, lit.light_camera)) is not None]
+    if not seen:
+        return {}
+    color = (*np.mean(seen, axis=0).round(5).tolist(), 1.0)
+    return {i: color for i, mat in enumerate(model.materials) if mat.name == "iris"}
 
 
 def _combine(first: np.ndarray | None, second: np.ndarray) -> np.ndarray:

@@ -5,8 +5,34 @@ from __future__ import annotations
 import numpy as np
 
 from .headmodel import HeadModel, split_quads
+from .light import linear_to_srgb8
 from .raster import vertex_normals
 from .views import HeadRaster
+
+
+def surface(model: HeadModel, vertices_cam: np.ndarray, raster: HeadRaster,
+            textures: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What each covered raster pixel shows: the mask (H,W), and per covered pixel the texture or base colour
+    (N,3, sRGB 0–255), the unit surface normal and the surface point (N,3 each, camera frame, metres)."""
+    hit = raster.triangle >= 0
+    t = raster.triangle[hit]
+    b = raster.bary[hit].astype(np.float64)
+    tris = model.triangles[t]
+    normals = vertex_normals(vertices_cam, model.triangles)
+    n = np.einsum("nk,nkd->nd", b, normals[tris])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    p = np.einsum("nk,nkd->nd", b, vertices_cam[tris])
+    uv = np.einsum("nk,nkd->nd", b, model.uv[split_quads(model.faces_uv)[t]].astype(np.float64))
+    material = model.face_material[model.triangle_face[t]]
+    base = linear_to_srgb8(np.array([m.base_color[:3] for m in model.materials])).astype(np.float64)
+    colors = base[material]
+    for index, tex in textures.items():
+        sel = material == index
+        size = tex.shape[0]
+        col = np.clip((uv[sel, 0] * size).astype(int), 0, size - 1)
+        row = np.clip(((1 - uv[sel, 1]) * size).astype(int), 0, size - 1)
+        colors[sel] = tex[row, col]
+    return hit, colors, n, p
 
 
 def render_view(model: HeadModel, vertices_cam: np.ndarray, raster: HeadRaster,
@@ -16,28 +42,10 @@ def render_view(model: HeadModel, vertices_cam: np.ndarray, raster: HeadRaster,
     Returns the colour (H,W,3) float in [0,255] and the Lambert shading (H,W) in [0,1], NaN where the head is
     absent, both at the raster's resolution.
     """
-    hit = raster.triangle >= 0
-    t = raster.triangle[hit]
-    b = raster.bary[hit].astype(np.float64)
-    tris = model.triangles[t]
-
-    normals = vertex_normals(vertices_cam, model.triangles)
-    n = np.einsum("nk,nkd->nd", b, normals[tris])
-    p = np.einsum("nk,nkd->nd", b, vertices_cam[tris])
+    hit, colors, n, p = surface(model, vertices_cam, raster, textures)
     shade = np.full(raster.triangle.shape, np.nan)
     shade[hit] = np.clip(-(n * p).sum(1) / np.linalg.norm(p, axis=1), 0, 1)
-
     color = np.zeros((*raster.triangle.shape, 3))
-    uv = np.einsum("nk,nkd->nd", b, model.uv[split_quads(model.faces_uv)[t]].astype(np.float64))
-    material = model.face_material[model.triangle_face[t]]
-    base = np.array([np.array(m.base_color[:3]) ** (1 / 2.2) * 255 for m in model.materials])
-    colors = base[material]
-    for index, tex in textures.items():
-        sel = material == index
-        size = tex.shape[0]
-        col = np.clip((uv[sel, 0] * size).astype(int), 0, size - 1)
-        row = np.clip(((1 - uv[sel, 1]) * size).astype(int), 0, size - 1)
-        colors[sel] = tex[row, col]
     color[hit] = colors * (0.35 + 0.65 * shade[hit])[:, None]
     return color, shade
 

@@ -3,8 +3,10 @@
 For each texel of a projected material we know the surface point (from a UV-space rasterisation, computed once
 per model and texture size), project it into every photo, and keep it where the photo sees it: in front of the
 camera, not hidden by other parts of the head (a depth buffer per photo) and facing the camera. Photos are
-blended with weight cos²(view angle). Texels no photo saw get a skin tone estimated from the well-seen face,
-blended smoothly; the colour is spread a few texels beyond the UV islands so filtering shows no seams.
+blended with weight cos²(view angle) × (the photo's resolution on the face relative to the sharpest photo)².
+Texels no photo saw borrow the mirror image of their surface point (the head is nearly symmetric) where that was
+seen, then fade into a skin tone estimated from the well-seen face; the colour is spread a few texels beyond the
+UV islands so filtering shows no seams.
 Per-texel arrays are laid out as "strip" images so OpenCV's fast remap and blend can work on them.
 """
 
@@ -17,6 +19,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 from scipy import ndimage, sparse
+from scipy.spatial import cKDTree
 
 from .camera import Camera
 from .headmodel import HeadModel, split_quads
@@ -25,6 +28,8 @@ from .views import HeadRaster, rasterize_head
 
 #: Colour is spread this many texels past the UV islands.
 _MARGIN = 8
+#: A vertex seen with a total weight below this also borrows its mirror image (fully when unseen).
+MIRROR_BELOW = 0.3
 
 
 @dataclass(frozen=True)
@@ -95,39 +100,75 @@ def vertex_projection(model: HeadModel, view: PhotoView) -> tuple[np.ndarray, np
     return px.astype(np.float32), np.where(visible, np.clip(facing, 0, 1) ** 2, 0.0).astype(np.float32)
 
 
+@lru_cache(maxsize=4)
+def mirror_vertices(model: HeadModel) -> np.ndarray:
+    """(V,) index of the vertex nearest to each vertex's mirror image across the mid-plane (x → −x)."""
+    return cKDTree(model.neutral * np.array([-1.0, 1.0, 1.0], np.float32)).query(model.neutral)[1]
+
+
 def bake_textures(model: HeadModel, views: list[PhotoView], size: int) -> dict[int, np.ndarray]:
     """Colour textures (S,S,3) uint8 of every projected material, by material index.
 
-    Texels no photo saw get the skin tone of the well-seen face. Materials bake in parallel threads (the heavy
-    NumPy/OpenCV work releases the GIL).
+    Photos are weighted by view angle and resolution; poorly seen vertices borrow their mirror image, then the
+    skin tone of the well-seen face. Materials bake in parallel threads (the heavy NumPy/OpenCV work releases
+    the GIL).
     """
-    projections = [(view.rgb, *vertex_projection(model, view)) for view in views]
-    fill = skin_tone(model, projections)
+    direct = _resolution_weighted(views, [(view.rgb, *vertex_projection(model, view)) for view in views])
+    gap = np.clip(1.0 - sum(w for _, _, w in direct) / MIRROR_BELOW, 0.0, 1.0)
+    mirror = mirror_vertices(model)
+    mirrored = [(rgb, px[mirror], (w[mirror] * gap).astype(np.float32)) for rgb, px, w in direct]
+    mirrored = [m for m in mirrored if m[2].any()]
+    fill = skin_tone(model, direct)
     materials = [i for i, m in enumerate(model.materials) if m.projected]
     with ThreadPoolExecutor(max_workers=min(2, len(materials) or 1)) as pool:
-        images = pool.map(lambda i: _bake_material(uv_map(model, i, size), projections, fill), materials)
+        images = pool.map(lambda i: _bake_material(uv_map(model, i, size), direct, mirrored, fill), materials)
         return dict(zip(materials, images))
 
 
-def _bake_material(uvm: UVMap, projections: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                   fill_color: np.ndarray) -> np.ndarray:
+def _resolution_weighted(views: list[PhotoView], projections: list) -> list:
+    """Share each vertex's total weight among the photos in proportion to weight × (pixels per metre)².
+
+    Sharper photos win where several see a vertex; the total (which decides mirror and skin-tone fill) stays
+    what the photos' view angles give, so a vertex only a distant photo sees is still fully seen.
+    """
+    density = np.array([view.camera.focal_px / max(-float(np.median(view.vertices_cam[:, 2])), 1e-6)
+                        for view in views])
+    factor = (density / max(density.max(), 1e-9)) ** 2
+    total = sum(w for _, _, w in projections)
+    scaled = sum(w * f for (_, _, w), f in zip(projections, factor))
+    keep = total / np.maximum(scaled, 1e-12)
+    return [(rgb, px, (w * f * keep).astype(np.float32)) for (rgb, px, w), f in zip(projections, factor)]
+
+
+def _bake_material(uvm: UVMap, direct: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                   mirrored: list[tuple[np.ndarray, np.ndarray, np.ndarray]], fill_color: np.ndarray) -> np.ndarray:
     """Colour texture (S,S,3) uint8 of one material.
 
-    Each texel blends the photos by their weights, plus the fill colour with weight ``max(0.15 − Σw, 0)``
-    so poorly seen texels fade into the skin tone. Pixel positions and weights are interpolated linearly from
-    the vertices across each (small) triangle. Pixels travel as RGBA packed in uint32 for fast scatter/gather.
+    Each texel blends the photos (``direct``, then their ``mirrored`` samples) by their weights, plus the fill
+    colour with weight ``max(0.15 − Σw, 0)`` so poorly seen texels fade into the skin tone. Pixel positions and
+    weights are interpolated linearly from the vertices across each (small) triangle. Pixels travel as RGBA
+    packed in uint32 for fast scatter/gather. Mirrored samples touch only the texels that need them.
     """
     n = len(uvm.texels)
-    values = [uvm.blend @ np.concatenate([px - 0.5, weight[:, None]], axis=1).astype(np.float32)
-              for _, px, weight in projections]  # per photo (N,3): x, y, weight
-    acc = np.maximum(np.float32(0.15) - sum(v[:, 2] for v in values), 0).astype(np.float32)
+    values, borrowed = ([uvm.blend @ np.concatenate([px - 0.5, weight[:, None]], axis=1).astype(np.float32)
+                         for _, px, weight in group] for group in (direct, mirrored))  # per photo (N,3): x, y, w
+    acc = np.maximum(np.float32(0.15) - sum(v[:, 2] for v in values + borrowed), 0).astype(np.float32)
     fill = np.append(np.round(fill_color), 255).astype(np.uint8)
     colors = _as_strip(np.broadcast_to(fill, (n, 4)))
-    for (rgb, _, _), v in zip(projections, values):
+    for (rgb, _, _), v in zip(direct, values):
         sample = _remap(rgb, v[:, 0], v[:, 1])
         colors = cv2.blendLinear(colors, sample, _as_strip(acc), _as_strip(v[:, 2]))
         acc += v[:, 2]
-    strip = colors.reshape(-1, 4)[:n].copy().view(np.uint32).ravel()
+    flat = colors.reshape(-1, 4)
+    for (rgb, _, _), v in zip(mirrored, borrowed):
+        rows = np.flatnonzero(v[:, 2] > 1e-4)
+        if rows.size == 0:  # this photo's mirror image helps other materials only
+            continue
+        sample = _remap(rgb, v[rows, 0], v[rows, 1])
+        mixed = cv2.blendLinear(_as_strip(flat[rows]), sample, _as_strip(acc[rows]), _as_strip(v[rows, 2]))
+        flat[rows] = mixed.reshape(-1, 4)[:len(rows)]
+        acc[rows] += v[rows, 2]
+    strip = flat[:n].copy().view(np.uint32).ravel()
     packed = np.empty(uvm.size * uvm.size, np.uint32)
     packed[uvm.texels] = strip
     border = strip[uvm.nearest]  # outside texels take their nearest island texel: no seams under filtering
@@ -161,6 +202,8 @@ def skin_tone(model: HeadModel, projections: list[tuple[np.ndarray, np.ndarray, 
     samples = []
     for rgb, px, weight in projections:
         good = weight[face] >= 0.5
+        if not good.any():  # this photo sees none of the face well (OpenCV refuses an empty map)
+            continue
         strip = _remap(rgb, px[face, 0][good] - 0.5, px[face, 1][good] - 0.5)
         samples.append(strip.reshape(-1, 4)[:good.sum(), :3])
     colors = np.concatenate(samples) if samples else np.zeros((0, 3))

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
-from PIL import Image
+
+from .render import render_cycles
 
 ICT_VERTEX_COUNT = 26719
 ICT_EXPRESSION_COUNT = 53
@@ -61,7 +62,7 @@ def test_camera_sees_landmarks_where_the_backend_put_them(imported, real_bundle,
     """The photo camera projects the posed landmark vertices onto the manifest's landmarks_68_px."""
     head, camera = imported
     photo = manifest_of(real_bundle)["photos"][0]
-    with np.load(real_bundle / "head.npz") as arrays:
+    with np.load(real_bundle / "head.npz", allow_pickle=False) as arrays:
         landmarks = arrays["landmarks_68"]
     evaluated = head.evaluated_get(bpy.context.evaluated_depsgraph_get())
     mesh = evaluated.to_mesh()
@@ -101,23 +102,7 @@ def test_cycles_render_from_the_photo_camera_shows_skin(imported, scene, tmp_pat
     scene.world = world
     if world.node_tree is not None:
         world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.8, 0.8, 0.8, 1.0)
-    render = scene.render
-    render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = 8
-    scene.cycles.use_denoising = False
-    render.film_transparent = True
-    aspect = render.resolution_x / render.resolution_y
-    render.resolution_x, render.resolution_y = (96, round(96 / aspect)) if aspect >= 1 else (round(96 * aspect), 96)
-    render.resolution_percentage = 100
-    render.threads_mode, render.threads = "FIXED", 2
-    render.image_settings.file_format = "PNG"
-    render.image_settings.color_mode = "RGBA"
-    render.filepath = str(tmp_path / "render.png")
-    scene.camera = camera
-    bpy.ops.render.render(write_still=True)
-
-    pixels = np.asarray(Image.open(tmp_path / "render.png").convert("RGBA"), dtype=np.float32) / 255.0
+    pixels = render_cycles(scene, camera, tmp_path / "render.png")
     h, w = pixels.shape[:2]
     middle = pixels[h // 3: 2 * h // 3, w // 3: 2 * w // 3]
     covered = middle[..., 3] > 0.99

@@ -1,0 +1,152 @@
+"""Delighting: albedo from a side-lit render of a known albedo beats the raw projected texture; maps; relight."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from likeness import light as sh
+from likeness.albedo import delight
+from likeness.camera import Camera
+from likeness.geometry import head_rotation
+from likeness.maps import normal_map, roughness_map
+from likeness.regions import LIPS, SKIN, vertex_regions
+from likeness.relight import render_lit
+from likeness.texture import PhotoView, bake_textures, uv_map
+
+SIZE = 256  # texture size of the test bakes
+
+
+def _true_albedo(ict) -> dict[int, np.ndarray]:
+    """A symmetric skin albedo (sRGB) with soft blotches, per projected material."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    pattern = 0.08 * np.sin(9 * yy) * np.cos(7 * (xx - 0.5))  # even in x about the face tile's centre
+    base = np.array([205.0, 150.0, 125.0])
+    texture = np.clip(base * (1 + pattern[..., None]), 0, 255).astype(np.uint8)
+    return {i: texture for i, m in enumerate(ict.materials) if m.projected}
+
+
+def _scene(ict, yaw: float, light_direction: list[float]):
+    camera = Camera(900.0, (256.0, 256.0), (512, 512))
+    rotation = head_rotation(yaw, 0.0, 0.0)
+    verts = ict.vertices() @ rotation.T + np.array([0.0, 0.0, -0.6])
+    truth = _true_albedo(ict)
+    light_camera = sh.rotate(sh.directional(light_direction, strength=0.9, ambient=0.2), rotation)
+    image, _ = render_lit(ict, verts, camera, truth, light_camera, max_side=512)
+    return camera, rotation, verts, truth, image
+
+
+def _face_error(ict, baked: np.ndarray, truth: np.ndarray) -> float:
+    """Median relative error of the face tile's skin texels (linear), after one global scale per channel."""
+    uvm = uv_map(ict, 0, SIZE)
+    skin = (vertex_regions(ict) == SKIN) & (np.arange(ict.vertex_count) < ict.face_vertex_count)
+    texels = uvm.texels[(uvm.blend @ skin.astype(np.float64)) > 0.99]
+    got = sh.SRGB8_TO_LINEAR[baked.reshape(-1, 3)[texels]]
+    want = sh.SRGB8_TO_LINEAR[truth.reshape(-1, 3)[texels]]
+    seen = got.sum(1) > 0.02
+    ratio = got[seen] / want[seen]
+    return float(np.median(np.abs(ratio / np.median(ratio, axis=0) - 1)))
+
+
+def test_albedo_from_a_side_lit_render_is_closer_to_the_truth_than_the_raw_texture(ict):
+    camera, rotation, verts, truth, image = _scene(ict, yaw=10.0, light_direction=[1.0, 0.3, 0.6])
+    view = PhotoView.build(ict, image, camera, verts)
+    lit = delight(ict, view, rotation)
+    raw = bake_textures(ict, [view], SIZE)[0]
+    delit = bake_textures(ict, [replace(view, rgb=lit.albedo_rgb)], SIZE)[0]
+    raw_error, delit_error = _face_error(ict, raw, truth[0]), _face_error(ict, delit, truth[0])
+    assert delit_error < 0.6 * raw_error, (raw_error, delit_error)
+
+
+def test_light_is_found_in_the_head_frame(ict):
+    """Turned 30°, the head-frame light differs from the camera-frame one (a transposed rotation is 60° off)."""
+    direction = np.array([1.0, 0.3, 0.6])
+    camera, rotation, verts, truth, image = _scene(ict, yaw=-30.0, light_direction=direction)
+    lit = delight(ict, PhotoView.build(ict, image, camera, verts), rotation)
+    found = lit.light_head[[3, 1, 2], 0]  # band 1 is (y, z, x) times the direction
+    cosine = found @ direction / np.linalg.norm(found) / np.linalg.norm(direction)
+    assert cosine > np.cos(np.radians(25)), np.degrees(np.arccos(cosine))
+
+
+def _pattern_disagreement(first: np.ndarray, second: np.ndarray) -> float:
+    """Median relative difference of two luminance arrays after one global scale."""
+    ratio = second / first
+    return float(np.median(np.abs(ratio / np.median(ratio) - 1)))
+
+
+def test_same_albedo_under_different_lights(ict):
+    """Front and strong side lights give nearly the same albedo, and each is left/right even."""
+    bakes = {"raw": [], "albedo": []}
+    for direction in ([0.0, 0.2, 1.0], [1.0, 0.2, 0.4], [-1.0, 0.2, 0.4]):
+        camera, rotation, verts, truth, image = _scene(ict, yaw=0.0, light_direction=direction)
+        view = PhotoView.build(ict, image, camera, verts)
+        bakes["raw"].append(bake_textures(ict, [view], SIZE)[0])
+        bakes["albedo"].append(bake_textures(ict, [replace(view, rgb=delight(ict, view, rotation).albedo_rgb)],
+                                             SIZE)[0])
+    uvm = uv_map(ict, 0, SIZE)
+    centre = uvm.texels[(uvm.blend @ (np.arange(ict.vertex_count) < ict.face_vertex_count)) > 0.99]
+    lum = {kind: [sh.SRGB8_TO_LINEAR[b.reshape(-1, 3)[centre]].mean(1) for b in found]
+           for kind, found in bakes.items()}
+    for k in (1, 2):
+        assert abs(np.median(lum["albedo"][k] / lum["albedo"][0]) - 1) < 0.2  # exposure: the peak sets the scale
+        delit = _pattern_disagreement(lum["albedo"][0], lum["albedo"][k])
+        assert delit < 0.1 and delit < 0.5 * _pattern_disagreement(lum["raw"][0], lum["raw"][k])
+    rows, cols = np.divmod(centre, SIZE)
+    for b in bakes["albedo"][1:]:
+        left = sh.SRGB8_TO_LINEAR[b[rows[cols > SIZE // 2], cols[cols > SIZE // 2]]].mean()
+        right = sh.SRGB8_TO_LINEAR[b[rows[cols < SIZE // 2], cols[cols < SIZE // 2]]].mean()
+        assert abs(left / right - 1) < 0.15, (left, right)
+
+
+def test_normal_map_is_flat_on_flat_albedo_and_bends_at_detail():
+    flat = np.full((128, 128, 3), 180, np.uint8)
+    n = normal_map(flat).astype(int)
+    assert np.abs(n - [128, 128, 255]).max() <= 1
+    dotted = flat.copy()
+    dotted[60:68, 60:68] = 90  # a dark pore: a dent
+    n = normal_map(dotted).astype(int)
+    # the dent's walls face into it: +U on its left wall, −U on its right wall; rows run down, V up
+    assert n[64, 60, 0] > 140 and n[64, 67, 0] < 116
+    assert n[67, 64, 1] > 140 and n[60, 64, 1] < 116
+
+
+def test_roughness_map_follows_the_regions(ict):
+    image = roughness_map(ict, 0, 1024).astype(np.float64) / 255
+    uvm = uv_map(ict, 0, 256)
+    regions = vertex_regions(ict)
+    weights = uvm.blend @ np.stack([regions == LIPS, regions == SKIN], 1).astype(np.float64)
+    lips, skin = uvm.texels[weights[:, 0] > 0.99], uvm.texels[weights[:, 1] > 0.99]
+    assert image.ravel()[lips].mean() < image.ravel()[skin].mean() - 0.08
+
+
+def test_bundle_carries_the_light_and_maps(engine, ict_path, tmp_path):
+    from shared_paths import DEV_IMAGES
+    photo = DEV_IMAGES / "dev_000_london_002_03.jpg"
+    if not photo.is_file():
+        pytest.skip("dev photos not available")
+    from likeness.pipeline import ReconstructRequest
+    out = engine.reconstruct(ReconstructRequest([str(photo)], str(tmp_path / "b"), 256, str(ict_path)))["bundle"]
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    light = np.array(manifest["photos"][0]["light"]["sh"])
+    assert light.shape == (9, 3) and light[0].min() > 0
+    face = next(m for m in manifest["materials"] if m["name"] == "skin_face")
+    assert set(face["textures"]) == {"base_color", "normal", "roughness"}
+    iris = next(m for m in manifest["materials"] if m["name"] == "iris")
+    assert max(iris["base_color"][:3]) < 0.5  # sampled from the photo's dark irises, not the default
+    for name in ("left", "right"):
+        done = subprocess.run([sys.executable, "-m", "likeness", "relight", out, "--light", name, "--size", "128",
+                               "-o", str(tmp_path / f"{name}.png")], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    from PIL import Image
+    left = np.asarray(Image.open(tmp_path / "left.png"), np.float64)
+    right = np.asarray(Image.open(tmp_path / "right.png"), np.float64)
+    half = left.shape[1] // 2  # the subject's left is the image's right in this frontal photo
+    assert left[:, half:].mean() > left[:, :half].mean() + 3 and right[:, :half].mean() > right[:, half:].mean() + 3
+    bad = subprocess.run([sys.executable, "-m", "likeness", "relight", out, "--light", "sideways", "-o",
+                          str(tmp_path / "x.png")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "neither a light name" in bad.stderr and not (tmp_path / "x.png").exists()
