@@ -55,3 +55,17 @@ def test_existing_output_and_wrong_version_are_refused(ict, tmp_path):
     (path / "manifest.json").write_text(manifest)
     with pytest.raises(BadInput):
         read_bundle(path)
+
+
+def test_a_killed_writers_leftovers_are_removed_by_the_next_write(ict, tmp_path):
+    """A SIGKILLed backend leaves `.b.tmp-<pid>`; the next write to `b` removes it, a live writer's folder stays."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".b.tmp-{int(dead.stdout)}"
+    (stale / "textures").mkdir(parents=True)
+    live = tmp_path / ".b.tmp-1"  # pid 1 is always alive
+    live.mkdir()
+    write(ict, tmp_path / "b")
+    assert not stale.exists() and live.is_dir() and (tmp_path / "b" / "manifest.json").is_file()

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,6 +53,30 @@ def cannot_write(output: Path, exc: OSError) -> CannotWrite:
                        else "Choose an output folder you can write to.")
 
 
+def remove_stale_writes(output: Path) -> list[Path]:
+    """Remove the hidden ``.<name>.tmp-<pid>`` folders of ``output`` left by writers that were killed.
+
+    Only folders whose process no longer exists are removed (a live writer's folder is left alone). Returns them.
+    """
+    removed = []
+    for stale in output.parent.glob(f".{output.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if stale.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 class BundleWriter:
     """Writes one bundle into a hidden temporary sibling folder, renamed into place by :meth:`finish`.
 
@@ -63,6 +88,7 @@ class BundleWriter:
     def __init__(self, output: str | Path) -> None:
         self.output = check_output(output)
         self.tmp = self.output.parent / f".{self.output.name}.tmp-{os.getpid()}"
+        remove_stale_writes(self.output)
         try:
             if self.tmp.exists():
                 shutil.rmtree(self.tmp)
@@ -84,8 +110,12 @@ class BundleWriter:
         if isinstance(exc, OSError):
             raise cannot_write(self.output, exc) from exc
 
-    def add_image(self, rel: str, rgb: np.ndarray) -> str:
-        """Queue an RGB (H,W,3) or grey (H,W) uint8 image for encoding at ``rel`` (``.png``/``.jpg``); returns ``rel``."""
+    def add_image(self, rel: str, rgb: np.ndarray | Callable[[], np.ndarray]) -> str:
+        """Queue an RGB (H,W,3) or grey (H,W) uint8 image for encoding at ``rel`` (``.png``/``.jpg``); returns ``rel``.
+
+        ``rgb`` may also be a function that makes the image: it then runs in the encoder thread too (for images
+        derived from others, such as maps, whose OpenCV work overlaps the job's).
+        """
         options = _JPEG if rel.endswith(".jpg") else _PNG
         self._pending.append(self._pool.submit(_save_image, self.tmp / rel, rgb, options))
         return rel
@@ -129,8 +159,9 @@ class BundleWriter:
         return self.output
 
 
-def _save_image(path: Path, rgb: np.ndarray, options: list[int]) -> None:
+def _save_image(path: Path, rgb: np.ndarray | Callable[[], np.ndarray], options: list[int]) -> None:
     """Encode an RGB image as PNG or JPEG (by suffix) with OpenCV, which releases the GIL while encoding."""
+    rgb = rgb() if callable(rgb) else rgb
     pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
     ok, data = cv2.imencode(path.suffix, pixels, options)
     if not ok:

@@ -50,9 +50,10 @@ _LOG_LUMINANCE = np.log(np.maximum(SRGB8_TO_LINEAR, 1e-3)).astype(np.float32).re
 
 
 def has_face_detail(model: HeadModel, material: int) -> bool:
-    """Whether a material covers part of the face region (only those get a detail normal map)."""
+    """Whether a material is mostly the face region (only those get a detail normal map: elsewhere, hair and
+    stubble would read as bumps, and what no photo saw has no detail to show)."""
     tris = model.triangles[model.face_material[model.triangle_face] == material]
-    return bool((tris < model.face_vertex_count).all(1).any())
+    return bool(len(tris)) and float((tris < model.face_vertex_count).all(1).mean()) > 0.5
 
 
 def roughness_map(model: HeadModel, material: int, size: int) -> np.ndarray:

@@ -201,7 +201,7 @@ def _add_maps(writer: BundleWriter, model: HeadModel, material: int, albedo_rgb:
              "roughness": writer.add_image(f"textures/{name}_roughness.png",
                                            roughness_map(model, material, albedo_rgb.shape[0]))}
     if has_face_detail(model, material):
-        files["normal"] = writer.add_image(f"textures/{name}_normal.png", normal_map(albedo_rgb))
+        files["normal"] = writer.add_image(f"textures/{name}_normal.png", lambda: normal_map(albedo_rgb))
     return files
 
 

@@ -150,11 +150,12 @@ def _bake_material(uvm: UVMap, direct: list[tuple[np.ndarray, np.ndarray, np.nda
     packed in uint32 for fast scatter/gather. Mirrored samples touch only the texels that need them.
     """
     n = len(uvm.texels)
-    values, borrowed = ([uvm.blend @ np.concatenate([px - 0.5, weight[:, None]], axis=1).astype(np.float32)
+    values, borrowed = ([_per_texel(uvm, np.concatenate([px - 0.5, weight[:, None]], axis=1))
                          for _, px, weight in group] for group in (direct, mirrored))  # per photo (N,3): x, y, w
     acc = np.maximum(np.float32(0.15) - sum(v[:, 2] for v in values + borrowed), 0).astype(np.float32)
     fill = np.append(np.round(fill_color), 255).astype(np.uint8)
-    colors = _as_strip(np.broadcast_to(fill, (n, 4)))
+    colors = np.empty((-(-n // _STRIP), _STRIP, 4), np.uint8)  # the strip layout of _as_strip, filled directly
+    colors[...] = fill
     for (rgb, _, _), v in zip(direct, values):
         sample = _remap(rgb, v[:, 0], v[:, 1])
         colors = cv2.blendLinear(colors, sample, _as_strip(acc), _as_strip(v[:, 2]))
@@ -175,6 +176,13 @@ def _bake_material(uvm: UVMap, direct: list[tuple[np.ndarray, np.ndarray, np.nda
     border[uvm.far] = fill.view(np.uint32)[0]
     packed[uvm.outside] = border
     return packed.view(np.uint8).reshape(uvm.size, uvm.size, 4)[..., :3]
+
+
+def _per_texel(uvm: UVMap, per_vertex: np.ndarray) -> np.ndarray:
+    """Per-vertex values (V,C) interpolated at the texels (N,C) float32, one column at a time (SciPy's sparse
+    product is several times slower per column on a multi-column right-hand side)."""
+    columns = np.asarray(per_vertex, np.float32)
+    return np.stack([uvm.blend @ columns[:, j] for j in range(columns.shape[1])], axis=1)
 
 
 _STRIP = 4096  # OpenCV images must be narrower and shorter than 32767 pixels
