@@ -1,0 +1,79 @@
+"""Tune the fit's weights on a tuning set of renders that the benchmark never sees.
+
+Usage: .venv/bin/python bench/quality/tune_fit.py [SETTING=VALUE[,SETTING=VALUE...] ...]
+       e.g.  tune_fit.py "" evidence_weight=100 evidence_weight=400 "evidence_weight=400,expression_sparsity=4"
+
+The tuning set: every other scene of the benchmark's scene plan drawn with another seed (``synth_scenes.SEED + 7``:
+other identities, expressions and poses), 75 renders dressed with the skin of the current pipeline, rendered once
+into ``bench/results/tuning/`` (about 11 minutes on 2 cores) and reused. MediaPipe runs once per render; each
+variant (``FitSettings`` fields, "" = the defaults) then refits all renders and prints the benchmark's headline
+figures. Choose settings here, then report them on the benchmark (``synthetic.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(__file__).resolve().parent)]
+
+import numpy as np  # noqa: E402
+import synth_scenes  # noqa: E402
+import synthetic as bench  # noqa: E402
+
+from likeness.correspondence import load_table  # noqa: E402
+from likeness.fit import FitSettings  # noqa: E402
+from likeness.pipeline import Engine  # noqa: E402
+
+HEADLINE = ("on_shape_error", "leaked_mean", "auc_mean", "side_accuracy", "vertex_median_mm", "rotation_mean_deg")
+
+
+class _Once:
+    """Run the wrapped detector's ``detect`` / scorer's ``scores`` once per distinct input, then reuse."""
+
+    def __init__(self, inner, method: str) -> None:
+        self._inner, self._method, self._cache = inner, method, {}
+
+    def __getattr__(self, name: str):
+        if name != self._method:
+            return getattr(self._inner, name)
+
+        def cached(rgb: np.ndarray, key) -> object:
+            k = (rgb.shape, int(rgb[::37, ::37].sum()), str(key))
+            if k not in self._cache:
+                self._cache[k] = getattr(self._inner, name)(rgb, key)
+            return self._cache[k]
+        return cached
+
+
+def main() -> None:
+    bench.CACHE = bench.RESULTS / "tuning"
+    bench.CACHE.mkdir(parents=True, exist_ok=True)
+    model_file = bench.model_path(None)
+    bench.use_shared_blendshape_model()
+    engine = Engine()
+    model, _ = engine.model(model_file)
+    scenes = bench.make_scenes(model.expression_names, bench.face_centre(model), seed=synth_scenes.SEED + 7)[::2]
+    bench.render_missing(scenes, model, bench.skin_bundle(engine, model_file, bench.SKIN_SOURCE), 16,
+                         bench.SKIN_SOURCE, False)
+    engine._detector = _Once(engine.detector(), "detect")
+    if engine.scorer() is not None:
+        engine._scorer = _Once(engine.scorer(), "scores")
+    perfect = [bench.perfect_landmarks(model, load_table(), scene) for scene in scenes]
+    oracle = [bench.oracle_fit(engine, model_file, landmarks) for landmarks in perfect]
+    for spec in sys.argv[1:] or [""]:
+        changes = {k: float(v) for k, v in (part.split("=") for part in spec.split(",") if part)}
+        engine.settings = dataclasses.replace(FitSettings(), **changes)
+        start = time.perf_counter()
+        fits = [bench.analyse(engine, model_file, scene) for scene in scenes]
+        summary = bench.evaluate(model, scenes, fits, oracle, perfect)["summary"]
+        figures = ", ".join(f"{k} {summary[k]:.3f}" for k in HEADLINE)
+        print(f"{spec or 'defaults'}: {figures} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
