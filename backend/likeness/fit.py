@@ -32,7 +32,7 @@ class FitSettings:
     identity_prior: float = 1.0  # weight of Σ identity²
     expression_prior: float = 0.3  # weight of Σ expression²
     expression_sparsity: float = 2.0  # weight of Σ expression (weights are ≥ 0, so this is an L1 prior)
-    evidence_weight: float = 400.0  # weight of Σ (expression − learned score)² where scores exist (bench/quality/tune_fit.py)
+    evidence_weight: float = 400.0  # weight of Σ (expression − learned score)² where scores exist (tune_fit.py)
     symmetry: float = 1.0  # weight of Σ (w_L − w_R)² over left/right pairs: symmetric unless the photo says so
     antagonism: float = 4.0  # weight of Σ (w_a + w_b)² over opposing pairs (jawLeft/jawRight, ...)
     antagonists: tuple[tuple[str, str], ...] = (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight"),
