@@ -112,7 +112,8 @@ def _node_material(spec: bundle_io.Material, created: _Created) -> bpy.types.Mat
     bsdf.inputs["Roughness"].default_value = spec.roughness
     mat.diffuse_color = spec.base_color
     mat.roughness = spec.roughness
-    for channel, socket, y in (("base_color", "Base Color", 300), ("roughness", "Roughness", 0), ("normal", None, -300)):
+    maps = (("base_color", "Base Color", 300), ("roughness", "Roughness", 0), ("normal", None, -300))
+    for channel, socket, y in maps:
         texture = spec.textures.get(channel)
         if texture is None:
             continue

@@ -4,10 +4,10 @@ The bundle stores 2nd-order spherical-harmonic *shading* coefficients ``c`` (9×
 left, +Y up, +Z out of the face): a Lambertian surface with normal ``n`` and albedo ``a`` looks ``a · Σ c_k Y_k(n)``.
 The band-limited environment radiance that lights a surface that way is ``L_k = c_k / A_l`` with the band
 factors ``A = (1, 2/3, 1/4)``. It dips below zero behind a strong light, and a world cannot emit negative light;
-so we pick the quadratic polynomial whose positive part has exactly those band 0–2 coefficients (a few fixed-
-point steps), which changes the shading only through bands ≥ 4 (Lambertian factor ≤ 1/24, a percent or two).
-The world shader evaluates it with a few math nodes (no image, no equirectangular mapping). The SH functions are the ones
-the backend uses (``likeness.light.sh_basis``; a test checks they agree).
+so we pick the quadratic polynomial whose positive part has exactly those band 0–2 coefficients (a few Newton
+steps), which changes the shading only through bands ≥ 4 (Lambertian factor ≤ 1/24, a percent or two). The
+world shader evaluates it with a few math nodes (no image, no equirectangular mapping). The SH functions are
+the ones the backend uses (``likeness.light.sh_basis``; a test checks they agree).
 """
 
 from __future__ import annotations

@@ -7,12 +7,13 @@ gives ``S = 1`` everywhere. The environment radiance that produces it is ``L_k =
 Lambertian band factors ``A = (1, 2/3, 1/4)`` (Ramamoorthi & Hanrahan 2001).
 
 Estimation: the face's skin (away from brows, eyes, lips and nostrils) is assumed to have one albedo. A least
-squares fit of ``c`` to the photo's linear colours at well-seen skin vertices, reweighted to ignore specular
-highlights (too bright) and cast shadows or stubble (too dark), gives the light up to a scale per channel.
-Albedo and light intensity cannot be told apart from one photo; we fix the scale so that the brightest
-shading over all directions is 1 (a surface facing the light straight on shows its albedo), as a photographer
-exposes for the lit side of a face: the same skin then gets the same albedo under a front, side or top light. The light's colour cannot be told from the
-skin's either: the light is estimated as white (from the luminance), so any colour cast stays in the albedo.
+squares fit of ``c`` to the luminance of the photo's linear colours at well-seen skin vertices, reweighted to
+ignore specular highlights (too bright) and cast shadows or stubble (too dark), then kept plausible (no more
+directional than one light, no negative shading), gives the light up to a scale. Albedo and light intensity
+cannot be told apart from one photo; we fix the scale so that the brightest shading over all directions is 1
+(a surface facing the light straight on shows its albedo), as a photographer exposes for the lit side of a
+face: the same skin then gets the same albedo under a front, side or top light. The light's colour cannot be
+told from the skin's either: the light is estimated as white, so any colour cast stays in the albedo.
 
 Directions are in the head frame (metres, +Y up, +Z out of the face, +X the subject's left) unless a function
 says otherwise.

@@ -27,7 +27,7 @@ def normal_map(albedo_rgb: np.ndarray) -> np.ndarray:
     """Tangent-space normal map (S,S,3) uint8 (+X = +U, +Y = +V, blue up) from an albedo texture (S,S,3) sRGB.
 
     Shape from shading at the detail scale only: the high-pass of the log luminance is taken as height (darker
-    than the surroundings = deeper), whose UV gradient bends the flat normal. Large shapes come from the mesh, not from this map.
+    than the surroundings = deeper), whose UV gradient bends the flat normal. Large shapes come from the mesh.
     """
     size = albedo_rgb.shape[0]
     log_lum = cv2.LUT(cv2.cvtColor(albedo_rgb, cv2.COLOR_RGB2GRAY), _LOG_LUMINANCE)
