@@ -195,7 +195,8 @@ def _photo_record(model: HeadModel, photo: Photo, view: PhotoView, fit: PhotoFit
 
 
 def _add_maps(writer: BundleWriter, model: HeadModel, material: int, albedo_rgb: np.ndarray) -> dict[str, str]:
-    """Queue a projected material's albedo, normal and roughness maps; their bundle paths by channel."""
+    """Queue a projected material's albedo and roughness maps, and for the face tile the detail normal map;
+    returns their bundle paths by channel."""
     name = model.materials[material].name
     files = {"base_color": writer.add_image(f"textures/{name}_albedo.png", albedo_rgb),
              "roughness": writer.add_image(f"textures/{name}_roughness.png",
