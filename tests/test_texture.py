@@ -7,7 +7,7 @@ from likeness.camera import Camera
 from likeness.geometry import head_rotation
 from likeness.preview import render_view
 from likeness.views import rasterize_head
-from likeness.texture import PhotoView, bake_textures, uv_map, vertex_projection
+from likeness.texture import PhotoView, bake_textures, uv_map
 
 
 def uv_pattern(size: int) -> np.ndarray:
@@ -33,7 +33,7 @@ def test_bake_recovers_the_texture_that_made_the_photo(ict, yaw):
     view = PhotoView.build(ict, photo, cam, verts)
     baked = bake_textures(ict, [view], size)[face]
     uvm = uv_map(ict, face, size)
-    seen = uvm.texels[uvm.blend @ vertex_projection(ict, view)[1] > 0.5]
+    seen = uvm.texels[uvm.blend @ view.visibility > 0.5]
     assert len(seen) > 0.15 * len(uvm.texels)
     err = np.abs(baked.reshape(-1, 3)[seen].astype(float) - truth[face].reshape(-1, 3)[seen])[:, :2]
     # the well-seen face texels get their own colour back: u and v within a few texels

@@ -18,9 +18,8 @@ from scipy import ndimage
 
 from . import light as sh
 from .headmodel import HeadModel
-from .raster import vertex_normals
 from .regions import SKIN, vertex_regions
-from .texture import PhotoView, vertex_projection
+from .texture import PhotoView
 
 #: Fewer well-seen skin vertices than this and the light is taken as uniform (nothing is divided out).
 MIN_SKIN_SAMPLES = 50
@@ -44,8 +43,7 @@ def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray) -> Delit:
 
     ``rotation`` is the head-to-camera rotation of the fit (3×3), used to express the light in the head frame.
     """
-    normals = vertex_normals(view.vertices_cam, model.triangles)
-    px, weight = vertex_projection(model, view)
+    normals, px, weight = view.normals, view.px, view.visibility
     skin = (vertex_regions(model) == SKIN) & (np.arange(model.vertex_count) < model.face_vertex_count)
     use = skin & (weight > 0.4)  # away from the silhouette (stray hair and background)
     colors = _sample_linear(view.rgb, px[use])
@@ -55,7 +53,7 @@ def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray) -> Delit:
         light_camera = sh.estimate(colors, normals[use], weight[use])
     shading = np.maximum(sh.shading(light_camera, normals[use]), sh.MIN_SHADING)
     skin_albedo = np.median(colors / shading, axis=0) if use.any() else np.full(3, 0.5, np.float32)
-    shade = _shading_image(model, view, normals, light_camera)
+    shade = _shading_image(model, view, light_camera)
     albedo = _divide(view.rgb, shade, skin_albedo)
     return Delit(albedo, light_camera, sh.rotate(light_camera, np.asarray(rotation).T), skin_albedo)
 
@@ -68,7 +66,7 @@ def _sample_linear(rgb: np.ndarray, px: np.ndarray) -> np.ndarray:
     return sh.SRGB8_TO_LINEAR[rgb[row, col]]
 
 
-def _shading_image(model: HeadModel, view: PhotoView, normals: np.ndarray, light: np.ndarray) -> tuple:
+def _shading_image(model: HeadModel, view: PhotoView, light: np.ndarray) -> tuple:
     """Shading (h,w,3) float32 over the head's bounding box in the photo, and that box (x0, y0, x1, y1).
 
     Computed at the raster's resolution from interpolated vertex normals, extended past the silhouette with
@@ -78,8 +76,7 @@ def _shading_image(model: HeadModel, view: PhotoView, normals: np.ndarray, light
     hit = raster.triangle >= 0
     if not hit.any():
         return np.ones((0, 0, 3), np.float32), (0, 0, 0, 0)
-    tri = model.triangles[raster.triangle[hit]]
-    n = (normals[tri] * raster.bary[hit][..., None]).sum(1)
+    n = raster.at_pixels(model, view.normals)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
     small = np.zeros((*hit.shape, 3), np.float32)
     small[hit] = sh.shading(light, n)

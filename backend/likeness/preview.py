@@ -16,12 +16,10 @@ def surface(model: HeadModel, vertices_cam: np.ndarray, raster: HeadRaster,
     (N,3, sRGB 0–255), the unit surface normal and the surface point (N,3 each, camera frame, metres)."""
     hit = raster.triangle >= 0
     t = raster.triangle[hit]
-    b = raster.bary[hit].astype(np.float64)
-    tris = model.triangles[t]
-    normals = vertex_normals(vertices_cam, model.triangles)
-    n = np.einsum("nk,nkd->nd", b, normals[tris])
+    n = raster.at_pixels(model, vertex_normals(vertices_cam, model.triangles))
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    p = np.einsum("nk,nkd->nd", b, vertices_cam[tris])
+    p = raster.at_pixels(model, vertices_cam)
+    b = raster.bary[hit].astype(np.float64)  # UVs follow the UV polygons, not the vertices
     uv = np.einsum("nk,nkd->nd", b, model.uv[split_quads(model.faces_uv)[t]].astype(np.float64))
     material = model.face_material[model.triangle_face[t]]
     base = linear_to_srgb8(np.array([m.base_color[:3] for m in model.materials])).astype(np.float64)

@@ -52,16 +52,23 @@ class UVMap:
 
 @dataclass(frozen=True)
 class PhotoView:
-    """One photo with the fitted head in camera space, and its rasterisation (for visibility)."""
+    """One photo with the fitted head in camera space: its rasterisation, vertex normals, and where each vertex
+    lands in the photo and how well the photo sees it (computed once, shared by delighting and the bake)."""
 
     rgb: np.ndarray  # (H,W,3) uint8
     camera: Camera
     vertices_cam: np.ndarray  # (V,3) head vertices in the camera frame, metres
     raster: HeadRaster
+    normals: np.ndarray  # (V,3) unit vertex normals, camera frame
+    px: np.ndarray  # (V,2) float32 pixel positions
+    visibility: np.ndarray  # (V,) float32 in [0, 1], see :func:`vertex_projection`
 
     @classmethod
     def build(cls, model: HeadModel, rgb: np.ndarray, camera: Camera, vertices_cam: np.ndarray) -> "PhotoView":
-        return cls(rgb, camera, vertices_cam, rasterize_head(model, vertices_cam, camera))
+        raster = rasterize_head(model, vertices_cam, camera)
+        normals = vertex_normals(vertices_cam, model.triangles)
+        return cls(rgb, camera, vertices_cam, raster, normals,
+                   *vertex_projection(vertices_cam, normals, camera, raster))
 
 
 @lru_cache(maxsize=8)
@@ -84,19 +91,18 @@ def uv_map(model: HeadModel, material: int, size: int) -> UVMap:
                  nearest=compact[(rows * size + cols).ravel()[outside]], far=dist.ravel()[outside] > _MARGIN)
 
 
-def vertex_projection(model: HeadModel, view: PhotoView) -> tuple[np.ndarray, np.ndarray]:
-    """Where each vertex lands in the photo (V,2 pixels) and how well the photo sees it (V,) in [0, 1].
+def vertex_projection(verts: np.ndarray, normals: np.ndarray, camera: Camera,
+                      raster: HeadRaster) -> tuple[np.ndarray, np.ndarray]:
+    """Where each vertex (camera frame) lands in the photo (V,2 pixels) and how well it is seen (V,) in [0, 1].
 
     The weight is cos²(angle between the surface normal and the view ray) where the vertex is in front of the
     camera, on the image and not hidden by the head itself (depth buffer, 4 mm tolerance), else 0.
     """
-    verts = view.vertices_cam
-    px, depth = view.camera.project(verts)
-    normals = vertex_normals(verts, model.triangles)
+    px, depth = camera.project(verts)
     facing = -(normals * verts).sum(1) / np.maximum(np.linalg.norm(verts, axis=1), 1e-9)
-    w, h = view.camera.size
+    w, h = camera.size
     on_image = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
-    visible = on_image & (depth > 0) & (depth <= view.raster.depth_at(px) + 0.004) & (facing > 0.05)
+    visible = on_image & (depth > 0) & (depth <= raster.depth_at(px) + 0.004) & (facing > 0.05)
     return px.astype(np.float32), np.where(visible, np.clip(facing, 0, 1) ** 2, 0.0).astype(np.float32)
 
 
@@ -113,7 +119,7 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int) -> dict[i
     skin tone of the well-seen face. Materials bake in parallel threads (the heavy NumPy/OpenCV work releases
     the GIL).
     """
-    direct = _resolution_weighted(views, [(view.rgb, *vertex_projection(model, view)) for view in views])
+    direct = _resolution_weighted(views, [(view.rgb, view.px, view.visibility) for view in views])
     gap = np.clip(1.0 - sum(w for _, _, w in direct) / MIRROR_BELOW, 0.0, 1.0)
     mirror = mirror_vertices(model)
     mirrored = [(rgb, px[mirror], (w[mirror] * gap).astype(np.float32)) for rgb, px, w in direct]

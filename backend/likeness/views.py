@@ -24,6 +24,12 @@ class HeadRaster:
     depth: np.ndarray  # (H,W) float64
     scale: float
 
+    def at_pixels(self, model: HeadModel, per_vertex: np.ndarray) -> np.ndarray:
+        """Per-vertex values (V,C) interpolated at the covered pixels (N,C), row-major order of the mask."""
+        hit = self.triangle >= 0
+        corners = model.triangles[self.triangle[hit]]
+        return np.einsum("nk,nkc->nc", self.bary[hit].astype(np.float64), per_vertex[corners])
+
     def depth_at(self, px: np.ndarray) -> np.ndarray:
         """Depth buffer values at photo pixel positions (N,2)."""
         h, w = self.depth.shape
