@@ -14,11 +14,13 @@ reads :attr:`BackendSetup.stage` / :attr:`fraction` / :attr:`error` / :attr:`don
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from types import ModuleType
 
 from .backend_client import BackendClient, backend_env
 from .errors import LikenessError
@@ -37,6 +39,19 @@ def backend_source_dir(addon_dir: Path) -> Path:
             return candidate
     raise LikenessError("The add-on does not contain the backend package (backend_src).",
                         "Reinstall the add-on from a zip made by build_addon.py.")
+
+
+def backend_module(name: str) -> ModuleType:
+    """A backend module that needs nothing beyond the standard library and NumPy (``arkit``, ``light``), loaded
+    from the backend source the add-on ships, so the add-on and the backend share one copy of its code."""
+    qualified = f"{__package__}._backend_{name}"
+    if qualified not in sys.modules:
+        path = backend_source_dir(Path(__file__).resolve().parent) / "backend" / "likeness" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(qualified, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[qualified] = module  # dataclass/typing machinery looks modules up by name
+        spec.loader.exec_module(module)
+    return sys.modules[qualified]
 
 
 class BackendSetup:

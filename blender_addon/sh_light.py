@@ -6,36 +6,24 @@ The band-limited environment radiance that lights a surface that way is ``L_k = 
 factors ``A = (1, 2/3, 1/4)``. It dips below zero behind a strong light, and a world cannot emit negative light;
 so we pick the quadratic polynomial whose positive part has exactly those band 0–2 coefficients (a few Newton
 steps), which changes the shading only through bands ≥ 4 (Lambertian factor ≤ 1/24, a percent or two). The
-world shader evaluates it with a few math nodes (no image, no equirectangular mapping). The SH functions are
-the ones the backend uses (``likeness.light.sh_basis``; a test checks they agree).
+world shader evaluates it with a few math nodes (no image, no equirectangular mapping). The SH functions and
+band factors are the backend's own (``likeness/light.py``, loaded from the backend source the add-on ships).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_BAND_FACTOR = np.array([1.0, 2 / 3, 2 / 3, 2 / 3, 1 / 4, 1 / 4, 1 / 4, 1 / 4, 1 / 4])
+from .setup_backend import backend_module
+
+_LIGHT = backend_module("light")  # the backend's SH functions and band factors, one copy for both sides
 #: Monomials of a Blender-frame direction (x, y, z) the world shader evaluates, in this order.
 MONOMIALS = ("1", "x", "y", "z", "xx", "yy", "zz", "xy", "yz", "zx")
-
-
-def sh_basis(d: np.ndarray) -> np.ndarray:
-    """The nine real SH functions (N,9) of unit directions (N,3), same order as the backend's."""
-    x, y, z = d[:, 0], d[:, 1], d[:, 2]
-    return np.stack([np.full_like(x, 0.282095), 0.488603 * y, 0.488603 * z, 0.488603 * x,
-                     1.092548 * x * y, 1.092548 * y * z, 0.315392 * (3 * z * z - 1), 1.092548 * x * z,
-                     0.546274 * (x * x - y * y)], axis=1)
 
 
 def _monomials(d: np.ndarray) -> np.ndarray:
     x, y, z = d[:, 0], d[:, 1], d[:, 2]
     return np.stack([np.ones_like(x), x, y, z, x * x, y * y, z * z, x * y, y * z, z * x], axis=1)
-
-
-def _directions(n: int = 200) -> np.ndarray:
-    i = np.arange(n) + 0.5
-    phi, theta = np.arccos(1 - 2 * i / n), np.pi * (1 + 5 ** 0.5) * i
-    return np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], 1)
 
 
 def radiance_polynomial(light: np.ndarray) -> np.ndarray:
@@ -45,10 +33,10 @@ def radiance_polynomial(light: np.ndarray) -> np.ndarray:
     ``light`` is (9,3) shading SH in the head frame. Blender's frame is the head frame turned Z-up: a Blender
     direction (x, y, z) is the head direction (x, z, −y).
     """
-    blender = _directions(2000)
+    blender = _LIGHT.sphere_directions(2000)
     head = np.stack([blender[:, 0], blender[:, 2], -blender[:, 1]], axis=1)
-    basis = sh_basis(head)
-    target = np.asarray(light, np.float64) / _BAND_FACTOR[:, None]
+    basis = _LIGHT.sh_basis(head)
+    target = np.asarray(light, np.float64) / _LIGHT.BAND_FACTOR[:, None]
     coeffs = target.copy()
     for _ in range(_NEWTON_STEPS):  # raise the polynomial until its clamped version projects to target
         values = basis @ coeffs

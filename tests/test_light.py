@@ -1,16 +1,12 @@
-"""SH lighting: projection, rotation, estimation; the add-on's copy of the SH functions agrees."""
+"""SH lighting: projection, rotation, estimation, sRGB (the add-on's world from a light: tests/addon/test_relight.py)."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
 from likeness import light as sh
-
-from shared_paths import REPO
 
 
 def _sphere(n: int = 3000) -> np.ndarray:
@@ -56,20 +52,3 @@ def test_estimate_recovers_the_same_albedo_under_any_light(direction):
 def test_srgb_round_trip():
     values = np.arange(256) / 255.0
     np.testing.assert_array_equal(sh.linear_to_srgb8(sh.srgb_to_linear(values)), np.arange(256))
-
-
-def test_addon_sh_basis_matches_the_backend():
-    spec = importlib.util.spec_from_file_location("sh_light", REPO / "blender_addon" / "sh_light.py")
-    addon_sh = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(addon_sh)
-    d = _sphere(200)
-    np.testing.assert_allclose(addon_sh.sh_basis(d), sh.sh_basis(d), atol=1e-12)
-    # the world's clamped radiance reprojects onto the light: band-0–2 coefficients × band factor = shading
-    d = addon_sh._directions(4000)
-    head = np.stack([d[:, 0], d[:, 2], -d[:, 1]], 1)
-    for light in (sh.directional([0.3, 0.5, 0.8], strength=1.0, ambient=0.3),
-                  sh.directional([1.0, 0.0, 0.2], strength=1.0, ambient=0.05)):  # strong: negative lobes
-        radiance = addon_sh.radiance(light, d)
-        assert radiance.min() >= 0
-        back = addon_sh.project(radiance, sh.sh_basis(head)) * sh.BAND_FACTOR[:, None]
-        np.testing.assert_allclose(back, light, atol=0.02 * light[0, 0])

@@ -53,7 +53,7 @@ def rotate(light: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     Exact for bands 0–2: the coefficients are refitted on a fixed set of directions (SH of degree ≤ 2 is closed
     under rotation, so the least-squares fit reproduces the rotated function exactly).
     """
-    dirs = _fibonacci_sphere(64)
+    dirs = sphere_directions(64)
     values = shading(light, dirs @ np.asarray(rotation))  # S_new(d) = S_old(Rᵀ d); rows: dᵀ R = (Rᵀ d)ᵀ
     return np.linalg.lstsq(sh_basis(dirs), values, rcond=None)[0]
 
@@ -142,15 +142,15 @@ def _physical(light: np.ndarray, basis: np.ndarray, luminance: np.ndarray, w: np
     return light
 
 
-def _fibonacci_sphere(n: int) -> np.ndarray:
-    """n roughly uniform unit directions (n,3)."""
+def sphere_directions(n: int) -> np.ndarray:
+    """n roughly uniform unit directions (n,3) (a Fibonacci sphere)."""
     i = np.arange(n) + 0.5
     phi = np.arccos(1 - 2 * i / n)
     theta = np.pi * (1 + 5 ** 0.5) * i
     return np.stack([np.cos(theta) * np.sin(phi), np.sin(theta) * np.sin(phi), np.cos(phi)], 1)
 
 
-_SPHERE = _fibonacci_sphere(400)
+_SPHERE = sphere_directions(400)
 
 
 def srgb_to_linear(values: np.ndarray) -> np.ndarray:

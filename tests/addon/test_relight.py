@@ -80,3 +80,17 @@ def test_match_photo_lighting_lights_from_the_estimated_side(head_and_camera, sc
     assert scene.world.name.startswith(camera.name) and scene.view_settings.view_transform == "Standard"
     left, right = _halves(render_cycles(scene, camera, tmp_path / "matched.png", samples=8))
     assert right > 1.5 * left, f"world from SH light on the subject's left: halves {(left, right)}"
+
+
+def test_world_radiance_is_non_negative_and_reprojects_onto_the_light(addon):
+    """The world's clamped radiance has the light's band 0–2 coefficients: band factor × them = the shading."""
+    from likeness import light as sh
+
+    d = sh.sphere_directions(4000)
+    head = np.stack([d[:, 0], d[:, 2], -d[:, 1]], 1)  # Blender direction (x, y, z) = head direction (x, z, −y)
+    for light in (directional([0.3, 0.5, 0.8], strength=1.0, ambient=0.3),
+                  directional([1.0, 0.0, 0.2], strength=1.0, ambient=0.05)):  # strong: negative lobes
+        radiance = addon.sh_light.radiance(light, d)
+        assert radiance.min() >= 0
+        back = addon.sh_light.project(radiance, sh.sh_basis(head)) * sh.BAND_FACTOR[:, None]
+        np.testing.assert_allclose(back, light, atol=0.02 * light[0, 0])
