@@ -1,4 +1,4 @@
-"""SH lighting: projection, rotation, estimation, sRGB (the add-on's world from a light: tests/addon/test_relight.py)."""
+"""SH lighting: projection, rotation, estimation, sRGB. The add-on's world from a light: tests/addon/test_relight.py."""
 
 from __future__ import annotations
 
