@@ -33,7 +33,7 @@ def _reconstruct(photos: list[str], args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = Engine().reconstruct(ReconstructRequest(
         photos=photos, output=args.output, texture_size=args.texture_size, model=args.model,
-        name=args.name, device=args.device), report=_progress)
+        name=args.name, device=args.device, refine=args.refine), report=_progress)
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"Bundle written to {result['bundle']} in {time.perf_counter() - start:.1f} s "
@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                        help="compute device (the current pipeline runs on the CPU everywhere)")
         p.add_argument("--name", help="job name (default: the first photo's name)")
+        p.add_argument("--refine", action="store_true",
+                       help="refine each photo's fit against the photo's lip edges (under 1 s per photo)")
 
     rec = sub.add_parser("reconstruct", help="photos of one person → bundle")
     rec.add_argument("photos", nargs="+", help="photos of the same person")

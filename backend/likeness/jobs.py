@@ -34,7 +34,8 @@ def reconstruct(engine: Engine, params: dict, report: Report, cancelled: Callabl
         request = ReconstructRequest(photos=photos, output=params["output"],
                                      texture_size=int(params.get("texture_size") or 2048),
                                      model=params.get("model"), name=params.get("name"),
-                                     device=str(params.get("device") or "auto"))
+                                     device=str(params.get("device") or "auto"),
+                                     refine=bool(params.get("refine", False)))
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"Bad reconstruct parameters: {exc}.", "See docs/protocol.md.") from exc
     return engine.reconstruct(request, report, cancelled)

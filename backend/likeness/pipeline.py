@@ -29,6 +29,8 @@ from .images import Photo, load_photo
 from .landmarks import FaceLandmarks, LandmarkDetector
 from .maps import has_face_detail, normal_map, roughness_map
 from .preview import preview_image
+from .refine import RefineSettings
+from .refine import refine as refine_fit
 from .texture import PhotoView, bake_textures
 
 Report = Callable[[str, float, str], None]
@@ -45,6 +47,7 @@ class ReconstructRequest:
     model: str | None = None
     name: str | None = None
     device: str = "auto"
+    refine: bool = False  # refine each photo's fit against its image (likeness.refine): slower
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Engine:
     """Warm state shared by jobs in one backend process."""
 
     settings: FitSettings = field(default_factory=FitSettings)
+    refine_settings: RefineSettings = field(default_factory=RefineSettings)
     _models: dict = field(default_factory=dict)
     use_blendshapes: bool = True
     _detector: LandmarkDetector | None = None
@@ -78,11 +82,12 @@ class Engine:
         return self._scorer or None
 
     def analyse(self, photos: list[Photo], model_path: str | None = None,
-                step: Report = lambda *a: None) -> tuple[FitResult, list[FaceLandmarks]]:
+                step: Report = lambda *a: None, refine: bool = False) -> tuple[FitResult, list[FaceLandmarks]]:
         """Landmarks and the fit for photos of one person, without textures or files.
 
         This is the measurable core of :meth:`reconstruct` (benchmarks and trackers call it directly).
-        ``step(stage, fraction within the stage, message)`` reports progress.
+        ``step(stage, fraction within the stage, message)`` reports progress. ``refine`` adds the refinement
+        against the photos' edges (:mod:`likeness.refine`) after the landmark fit.
         """
         model, basis = self.model(model_path)
         found: list[FaceLandmarks] = []
@@ -98,6 +103,10 @@ class Engine:
                                             scored=scores is not None))
         step("fit", 0.0, "Fitting the head to the landmarks")
         result = fit_landmarks(basis, observations, self.settings)
+        if refine:
+            step("fit", 0.5, "Refining the fit against the photos")
+            result = refine_fit(model, basis, observations, [p.rgb for p in photos], result, self.settings,
+                                self.refine_settings)
         # the eyeballs are known now: the gaze seen in the irises (with the learned scores, where there are
         # any) sets the eyeLook* weights, which the fit holds fixed as evidence-only shapes
         balls = eyeballs(model, result.identity)
@@ -106,7 +115,8 @@ class Engine:
             fit.gaze = gaze_angles(obs.points_px, obs.camera, fit.rotation, fit.translation, balls)
             evidence = _combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names))
             fit.expression[only] = np.clip(np.nan_to_num(evidence[only]), 0.0, 1.0)
-            fit.evidence = ("landmarks", "iris_gaze") + (("mediapipe_blendshapes",) if obs.scored else ())
+            fit.evidence = (("landmarks", "iris_gaze") + (("mediapipe_blendshapes",) if obs.scored else ())
+                            + (("photo_edges",) if refine else ()))
         return result, found
 
     def reconstruct(self, request: ReconstructRequest, report: Report = lambda *a: None,
@@ -130,7 +140,7 @@ class Engine:
             step("load", (i + 1) / (n + 1), f"Reading {Path(path).name}")
             photos.append(load_photo(path))
 
-        result, found = self.analyse(photos, request.model, step)
+        result, found = self.analyse(photos, request.model, step, request.refine)
         cameras = [Camera(p.focal_px, p.principal_point, p.size) for p in photos]
         identity = result.identity
         neutral = model.vertices(identity)
