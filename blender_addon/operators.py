@@ -107,7 +107,8 @@ class LIKENESS_OT_reconstruct(bpy.types.Operator):
         folder = paths.output_folder(self.output_dir or settings.output_dir)
         size = self.texture_size or int(settings.texture_size)
         try:
-            jobs.start_reconstruct(context.scene, photos, folder, size, bpy.path.abspath(self.model))
+            jobs.start_reconstruct(context.scene, photos, folder, size, bpy.path.abspath(self.model),
+                                   settings.refine)
         except LikenessError as exc:
             return report_error(self, exc)
         self.report({"INFO"}, f"Reconstructing from {len(photos)} photo{'s' * (len(photos) != 1)}...")

@@ -26,6 +26,11 @@ class LikenessSettings(bpy.types.PropertyGroup):
         items=[("512", "512 px", ""), ("1024", "1024 px", ""), ("2048", "2048 px", ""), ("4096", "4096 px", "")],
         description="Width and height of the skin textures, in pixels",
     )
+    refine: BoolProperty(
+        name="Refine Against Photos", default=False,
+        description="After the landmark fit, match the head's lip edges to each photo (up to about 1 s more "
+                    "per photo)",
+    )
     progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0, default=0.0,
                             description="Progress of the running reconstruction")
     status: StringProperty(name="Status", default="", description="What the backend is doing, or the last error")
