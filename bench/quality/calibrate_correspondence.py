@@ -163,11 +163,12 @@ def skin_bundle(model_file: str | None, skin: str) -> Path:
 
 
 def render_missing(scenes: list[tuple[Scene, str]], model: HeadModel, model_file: str | None,
-                   samples: int) -> None:
-    """Render the scenes whose PNG is missing or whose cached ground truth differs, one skin at a time."""
+                   samples: int, folder: Path = CALIBRATION) -> None:
+    """Render into ``folder`` the scenes whose PNG is missing or whose cached ground truth differs, one skin at
+    a time."""
     todo = {}
     for scene, skin in scenes:
-        png, truth = CALIBRATION / f"{scene.name}.png", CALIBRATION / f"{scene.name}.json"
+        png, truth = folder / f"{scene.name}.png", folder / f"{scene.name}.json"
         record = truth_record(scene, samples, Path(skin))
         if not png.is_file() or not truth.is_file() or json.loads(truth.read_text()) != record:
             todo.setdefault(skin, []).append((scene, png, truth, record))

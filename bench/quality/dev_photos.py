@@ -1,8 +1,9 @@
 """Dev-photo quality (docs/quality.md, section 2): smile vs neutral, identity consistency, landmark NME.
 
-Usage: .venv/bin/python bench/quality/dev_photos.py [--no-blendshapes]
+Usage: .venv/bin/python bench/quality/dev_photos.py [--no-blendshapes] [--refine]
 Fits each of the 65 photos in ../shared/data/faces_dev alone (as a user with one photo would), prints the tables
-and writes bench/results/dev_photos.json (dev_photos_no_blendshapes.json without MediaPipe's blendshape evidence).
+and writes bench/results/dev_photos.json (dev_photos_no_blendshapes.json without MediaPipe's blendshape evidence,
+dev_photos_refine.json with the refinement against the photos).
 About 30 s on 2 CPU cores.
 
 - Smile: mouthSmile_L + mouthSmile_R on the 20 London neutral/smile pairs; MediaPipe's own scores as reference.
@@ -217,8 +218,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-blendshapes", action="store_true",
                         help="fit without MediaPipe's blendshape scores as expression evidence")
+    parser.add_argument("--refine", action="store_true", help="refine each fit against its photo (likeness.refine)")
     args = parser.parse_args()
-    fitter = Fitter(blendshapes=not args.no_blendshapes)
+    fitter = Fitter(blendshapes=not args.no_blendshapes, refine=args.refine)
     items = load_items()
     fits, scores = fit_all(items, fitter)
     names = fitter.model.expression_names
@@ -233,7 +235,8 @@ def main() -> None:
                   "pose_deg": f.angles, "rmse_iod": f.rmse_iod, "landmark_s": f.landmark_s, "fit_s": f.fit_s,
                   "weights_over_0.05": {n: float(w) for n, w in zip(names, f.expression) if w > 0.05}}
                  for it, f in zip(items, fits)]
-    path = write_results("dev_photos" + ("_no_blendshapes" if args.no_blendshapes else ""), {
+    path = write_results("dev_photos" + ("_no_blendshapes" if args.no_blendshapes else "")
+                         + ("_refine" if args.refine else ""), {
         "targets": {"smile": "perfectly separated", "identity_shared_photo": PAIR_TARGET, "nme": NME_TARGET},
         "smile": smile, "neutral_shapes": leaks, "smile_shapes": smiles, "identity": identity, "nme": nme,
         "time_s": {"mediapipe_mean": float(np.mean([f.landmark_s for f in fits])),

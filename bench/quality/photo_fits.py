@@ -55,8 +55,9 @@ class Fitter:
     ../shared unless ``$LIKENESS_MEDIAPIPE_TASK`` names another.
     """
 
-    def __init__(self, blendshapes: bool = True, path: str | None = None) -> None:
+    def __init__(self, blendshapes: bool = True, path: str | None = None, refine: bool = False) -> None:
         self.path = path or model_path()
+        self.refine = refine  # also run the refinement against the photo (likeness.refine)
         if blendshapes:
             os.environ.setdefault("LIKENESS_MEDIAPIPE_TASK", str(FACE_LANDMARKER))
         self.engine = Engine(use_blendshapes=blendshapes)
@@ -66,7 +67,8 @@ class Fitter:
         marks: dict[str, float] = {}
         start = time.perf_counter()
         result, found = self.engine.analyse([photo], self.path,
-                                            step=lambda stage, *_: marks.setdefault(stage, time.perf_counter()))
+                                            step=lambda stage, *_: marks.setdefault(stage, time.perf_counter()),
+                                            refine=self.refine)
         end = time.perf_counter()
         fit = result.photos[0]
         ids = self.model.landmarks_68

@@ -122,14 +122,16 @@ def render_missing(scenes: list[Scene], model: HeadModel, bundle: Path, samples:
               f"{took / k * (len(todo) - k) / 60:.1f} min left)", flush=True)
 
 
-def analyse(engine: Engine, model: str | None, scene: Scene) -> dict:
-    """Run the product's analysis on one render: the fit, or why it failed, its timing (ms: the MediaPipe stage,
-    then the fit), and MediaPipe's own blendshape scores when the engine has the model."""
+def analyse(engine: Engine, model: str | None, scene: Scene, refine: bool = False) -> dict:
+    """Run the product's analysis on one render: the fit (refined against the render with ``refine``), or why it
+    failed, its timing (ms: the MediaPipe stage, then the fit), and MediaPipe's own blendshape scores when the
+    engine has the model."""
     marks: dict[str, float] = {}
     photo = load_photo(CACHE / f"{scene.name}.png")
     start = time.perf_counter()
     try:
-        result, found = engine.analyse([photo], model, lambda stage, *_: marks.setdefault(stage, time.perf_counter()))
+        result, found = engine.analyse([photo], model, lambda stage, *_: marks.setdefault(stage, time.perf_counter()),
+                                       refine)
     except LikenessError as exc:
         return {"error": f"{type(exc).__name__}: {exc.message}"}
     end = time.perf_counter()
@@ -237,6 +239,8 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=SKIN_SOURCE, help="dev photo the skin texture comes from")
     parser.add_argument("--no-blendshapes", action="store_true",
                         help="fit without MediaPipe's blendshape scores (to measure what they add)")
+    parser.add_argument("--refine", action="store_true",
+                        help="refine each fit against its render (likeness.refine); fit time then includes it")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -250,10 +254,10 @@ def main() -> None:
     render_missing(scenes, model, bundle, args.samples, args.source, args.rerender)
     rendered = time.perf_counter()
 
-    analyse(engine, model_file, scenes[0])  # warm-up: detector, scorer and caches load outside the timings
+    analyse(engine, model_file, scenes[0], args.refine)  # warm-up: detector, scorer, caches load outside the timings
     fits = []
     for scene in scenes:
-        fits.append(analyse(engine, model_file, scene))
+        fits.append(analyse(engine, model_file, scene, args.refine))
         if "error" in fits[-1]:
             print(f"{scene.name}: {fits[-1]['error']}", flush=True)
     corr = load_table()
@@ -262,9 +266,9 @@ def main() -> None:
     results = evaluate(model, scenes, fits, oracle, perfect)
     results["run"] = {"commit": git_state(), "quick": args.quick, "samples": args.samples,
                       "skin_source": args.source.name,
-                      "blendshapes": engine.scorer() is not None,
+                      "blendshapes": engine.scorer() is not None, "refine": args.refine,
                       "render_s": round(rendered - start, 1), "analyse_s": round(time.perf_counter() - rendered, 1)}
-    suffix = "_no_blendshapes" if args.no_blendshapes else ""
+    suffix = ("_no_blendshapes" if args.no_blendshapes else "") + ("_refine" if args.refine else "")
     metrics_file, tables_file = RESULTS / f"synthetic_metrics{suffix}.json", RESULTS / f"synthetic_tables{suffix}.md"
     metrics_file.write_text(json.dumps(results, indent=1))
     tables = report.markdown(results)

@@ -2,6 +2,10 @@
 
 Usage: .venv/bin/python bench/quality/tune_fit.py [SETTING=VALUE[,SETTING=VALUE...] ...]
        e.g.  tune_fit.py "" evidence_weight=100 evidence_weight=400 "evidence_weight=400,expression_sparsity=4"
+             tune_fit.py refine "refine.edge_weight=0.5" "refine.openings=mouth"
+
+``refine`` runs the refinement against the renders (``likeness.refine``); ``refine.FIELD=VALUE`` sets a
+``RefineSettings`` field and implies it (tuple fields take ``+``-separated values: ``refine.openings=eyes+mouth``).
 
 The tuning set: every other scene of the benchmark's scene plan drawn with another seed (``synth_scenes.SEED + 7``:
 other identities, expressions and poses), 75 renders dressed with the skin of the current pipeline, rendered once
@@ -28,6 +32,7 @@ import synthetic as bench  # noqa: E402
 from likeness.correspondence import load_table  # noqa: E402
 from likeness.fit import FitSettings  # noqa: E402
 from likeness.pipeline import Engine  # noqa: E402
+from likeness.refine import RefineSettings  # noqa: E402
 
 HEADLINE = ("on_shape_error", "leaked_mean", "auc_mean", "side_accuracy", "vertex_median_mm", "rotation_mean_deg")
 
@@ -50,6 +55,16 @@ class _Once:
         return cached
 
 
+def _value(text: str) -> int | float | tuple[str, ...]:
+    """A refinement setting's value: a whole number, a number, or a ``+``-separated tuple of names."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return tuple(text.split("+"))
+
+
 def main() -> None:
     bench.CACHE = bench.RESULTS / "tuning"
     bench.CACHE.mkdir(parents=True, exist_ok=True)
@@ -66,10 +81,14 @@ def main() -> None:
     perfect = [bench.perfect_landmarks(model, load_table(), scene) for scene in scenes]
     oracle = [bench.oracle_fit(engine, model_file, landmarks) for landmarks in perfect]
     for spec in sys.argv[1:] or [""]:
-        changes = {k: float(v) for k, v in (part.split("=") for part in spec.split(",") if part)}
+        parts = [part for part in spec.split(",") if part]
+        refine = any(part == "refine" or part.startswith("refine.") for part in parts)
+        changes = {k: float(v) for k, v in (p.split("=") for p in parts if "=" in p and not p.startswith("refine."))}
+        refining = {k[len("refine."):]: _value(v) for k, v in (p.split("=") for p in parts if p.startswith("refine."))}
         engine.settings = dataclasses.replace(FitSettings(), **changes)
+        engine.refine_settings = dataclasses.replace(RefineSettings(), **refining)
         start = time.perf_counter()
-        fits = [bench.analyse(engine, model_file, scene) for scene in scenes]
+        fits = [bench.analyse(engine, model_file, scene, refine) for scene in scenes]
         summary = bench.evaluate(model, scenes, fits, oracle, perfect)["summary"]
         figures = ", ".join(f"{k} {summary[k]:.3f}" for k in HEADLINE)
         print(f"{spec or 'defaults'}: {figures} ({time.perf_counter() - start:.0f} s)", flush=True)
