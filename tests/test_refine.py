@@ -1,5 +1,7 @@
 """Refinement against the photo: the edges of the rendered openings pull the fit toward what the image shows."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -7,8 +9,9 @@ from likeness.camera import Camera
 from likeness.correspondence import load_table
 from likeness.fit import FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks
 from likeness.geometry import head_rotation
-from likeness.light import SRGB8_TO_LINEAR, linear_to_srgb8
-from likeness.refine import Edges, RefineSettings, find_edges, fold_identity, refine, with_edges
+from likeness.light import linear_to_srgb8
+from likeness.refine import (Edges, RefineSettings, find_edges, fold_identity, refine, with_edges,
+                             working_window)
 from likeness.views import rasterize_head
 
 SETTINGS = FitSettings(sliding_contour=False)
@@ -75,13 +78,17 @@ def test_edges_pull_the_jaw_to_what_the_photo_shows(ict, basis):
     obs = observation(basis, identity, lagging)
     fit = fit_landmarks(basis, [obs], SETTINGS)
     before = fit.photos[0].expression[ict.expression_names.index("jawOpen")]
-    edges = find_edges(ict, fit.identity, fit.photos[0], obs, SRGB8_TO_LINEAR[image], RefineSettings())
+    edges = find_edges(ict, fit.identity, fit.photos[0], obs, working_window(image, obs, RefineSettings()),
+                       RefineSettings())
     assert len(edges) > 20
     refined = refine(ict, basis, [obs], [image], fit, SETTINGS)
     after = refined.photos[0].expression[ict.expression_names.index("jawOpen")]
     assert before < 0.35
     assert after > before + 0.1
     np.testing.assert_array_equal(refined.identity, fit.identity)
+    # the photo's figures of fit are the landmarks' residuals at the refined pose: worse, as these landmarks lag
+    assert refined.photos[0].rmse_iod > fit.photos[0].rmse_iod
+    assert "photo_edges" in refined.photos[0].evidence
 
 
 def test_eye_edges_close_the_lid_the_photo_closes(ict, basis):
@@ -105,7 +112,26 @@ def test_a_photo_without_edges_keeps_its_fit(ict, basis):
     refined = refine(ict, basis, [obs], [blank], fit, SETTINGS)
     np.testing.assert_allclose(refined.photos[0].expression, fit.photos[0].expression)
     np.testing.assert_allclose(refined.photos[0].rotation, fit.photos[0].rotation)
-    assert isinstance(refined.photos[0], PhotoFit)
+    assert isinstance(refined.photos[0], PhotoFit) and "photo_edges" not in refined.photos[0].evidence
+
+
+def test_window_is_empty_outside_the_photo(ict, basis):
+    """A face cut by the photo's edge: the working window holds NaN beyond it, the photo's colours inside it, and
+    every edge found lies inside the photo."""
+    identity = np.zeros(basis.identity.shape[0])
+    expression = weights(ict, jawOpen=0.5)
+    obs = observation(basis, identity, expression)
+    left = int(obs.points_px[:468, 0].mean())  # cut the photo through the middle of the face
+    image = flat_render(ict, identity, expression)[:, left:]
+    cut = replace(obs, points_px=obs.points_px - [left, 0],
+                  camera=Camera(CAMERA.focal_px, (CAMERA.principal_point[0] - left, CAMERA.principal_point[1]),
+                                (640 - left, 640)))
+    window = working_window(image, cut, RefineSettings())
+    outside = ~np.isfinite(window.image).all(-1)
+    assert outside[:, :5].all() and np.isfinite(window.image[:, -5:]).all()
+    fit = fit_landmarks(basis, [cut], SETTINGS)
+    edges = find_edges(ict, fit.identity, fit.photos[0], cut, window, RefineSettings())
+    assert len(edges) > 0 and (edges.targets_px[:, 0] >= 0).all()
 
 
 def test_engine_refines_a_real_photo_on_request(engine, ict_path):

@@ -115,8 +115,8 @@ class Engine:
             fit.gaze = gaze_angles(obs.points_px, obs.camera, fit.rotation, fit.translation, balls)
             evidence = _combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names))
             fit.expression[only] = np.clip(np.nan_to_num(evidence[only]), 0.0, 1.0)
-            fit.evidence = (("landmarks", "iris_gaze") + (("mediapipe_blendshapes",) if obs.scored else ())
-                            + (("photo_edges",) if refine else ()))
+            edges = ("photo_edges",) if "photo_edges" in fit.evidence else ()  # set by the refinement
+            fit.evidence = ("landmarks", "iris_gaze") + (("mediapipe_blendshapes",) if obs.scored else ()) + edges
         return result, found
 
     def reconstruct(self, request: ReconstructRequest, report: Report = lambda *a: None,

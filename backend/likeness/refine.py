@@ -32,6 +32,8 @@ from .views import HeadRaster, rasterize_head
 
 #: Material kinds seen through the eye openings and through the mouth opening.
 OPENINGS = {"eyes": ("eye",), "mouth": ("mouth", "teeth")}
+#: Longest side of the working raster, in pixels.
+MAX_SIDE = 400
 
 
 @dataclass(frozen=True)
@@ -66,52 +68,83 @@ class Edges:
 def refine(model: HeadModel, basis: LandmarkBasis, observations: list[Observation], images: list[np.ndarray],
            result: FitResult, fit_settings: FitSettings, settings: RefineSettings = RefineSettings()) -> FitResult:
     """Refine each photo's pose and expression of ``result`` against its image (H,W,3 uint8 RGB); identity is
-    kept. Returns a new :class:`FitResult` (``result`` is untouched); a photo where no edge is found keeps its
-    landmark fit."""
+    kept. Returns a new :class:`FitResult` (``result`` is untouched). A photo whose edges were used lists
+    ``photo_edges`` in its ``evidence`` and has its landmark residuals recomputed for the refined pose; a photo
+    where no edge is found keeps its landmark fit."""
     fixed = fold_identity(basis, result.identity)
     step = replace(fit_settings, iterations=settings.iterations, pose_only_iterations=0)
     photos = []
-    for obs, rgb, fit in zip(observations, images, result.photos):
-        current = PhotoFit(fit.rotation.copy(), fit.translation.copy(), fit.expression.copy(),
-                           fit.rmse_px, fit.rmse_iod, fit.gaze, fit.evidence)
-        linear = SRGB8_TO_LINEAR[rgb]
+    for obs, rgb, fit in zip(observations, images, result.photos, strict=True):
+        window = working_window(rgb, obs, settings)
+        current = fit
         for _ in range(settings.rounds):
-            edges = find_edges(model, result.identity, current, obs, linear, settings)
+            edges = find_edges(model, result.identity, current, obs, window, settings)
             if not len(edges):
                 break
             extended, observed = with_edges(model, result.identity, fixed, obs, edges, settings.edge_weight)
-            refit = fit_landmarks(extended, [observed], step, start=[current]).photos[0]
-            # the landmark residuals of the landmark fit stay the photo's figures of fit
-            current = replace(refit, rmse_px=fit.rmse_px, rmse_iod=fit.rmse_iod, gaze=fit.gaze,
-                              evidence=fit.evidence)
+            current = fit_landmarks(extended, [observed], step, start=[current]).photos[0]
+        if current is not fit:  # the landmarks' residuals at the refined pose (no step taken)
+            landmarks = fit_landmarks(fixed, [obs], replace(step, iterations=0), start=[current]).photos[0]
+            current = replace(current, rmse_px=landmarks.rmse_px, rmse_iod=landmarks.rmse_iod, gaze=fit.gaze,
+                              evidence=(*fit.evidence, "photo_edges"))
         photos.append(current)
     return FitResult(identity=result.identity, photos=photos, iterations=result.iterations)
 
 
-def find_edges(model: HeadModel, identity: np.ndarray, fit: PhotoFit, obs: Observation, linear: np.ndarray,
-               settings: RefineSettings) -> Edges:
-    """Render the fitted head over the face and match the borders of its openings to the photo's edges."""
-    iod = max(interocular(obs.points_px), 1.0)
-    scale = settings.working_iod_px / iod
-    lo = obs.points_px[:468].min(0) - 0.25 * iod
-    hi = obs.points_px[:468].max(0) + 0.25 * iod
+@dataclass(frozen=True)
+class Window:
+    """The photo around the face on the working grid: pixel (r, c) there is photo pixel
+    ``((c + 0.5 + origin_x) / scale − 0.5, (r + 0.5 + origin_y) / scale − 0.5)`` (index coordinates)."""
+
+    origin: np.ndarray  # (2,) working pixels
+    scale: float  # working pixels per photo pixel
+    image: np.ndarray  # (h,w,3) linear RGB; NaN outside the photo
+
+
+def working_window(rgb: np.ndarray, obs: Observation, settings: RefineSettings) -> Window:
+    """Resample the face's surroundings (the landmarks' box plus a quarter of the eye distance) so the eyes are
+    :attr:`RefineSettings.working_iod_px` apart, at most :data:`MAX_SIDE` working pixels on a side (a turned
+    head brings the eyes closer in the photo, not the face)."""
+    points = obs.points_px[:468]
+    iod = max(interocular(points), 1.0)
+    lo, hi = points.min(0) - 0.25 * iod, points.max(0) + 0.25 * iod
+    scale = min(settings.working_iod_px / iod, MAX_SIDE / float(max(hi - lo)))
     origin = np.floor(lo * scale)
     size = np.ceil((hi - lo) * scale).astype(int) + 1
+    blur = 0.5 / scale if scale < 1.0 else 0.0  # shrinking: blur first so the grid does not alias
+    margin = int(3 * blur) + 2
+    height, width = rgb.shape[:2]
+    x0, y0 = (max(int(v) - margin, 0) for v in np.floor(lo))
+    x1, y1 = min(int(np.ceil(hi[0])) + margin, width), min(int(np.ceil(hi[1])) + margin, height)
+    crop = SRGB8_TO_LINEAR[rgb[y0:y1, x0:x1]]
+    if blur:
+        crop = ndimage.gaussian_filter(crop, (blur, blur, 0))
+    rows, cols = np.mgrid[0:size[1], 0:size[0]].astype(np.float64)
+    y = (rows + 0.5 + origin[1]) / scale - 0.5 - y0
+    x = (cols + 0.5 + origin[0]) / scale - 0.5 - x0
+    image = np.stack([ndimage.map_coordinates(crop[..., c], [y, x], order=1, mode="constant", cval=np.nan)
+                      for c in range(3)], -1)
+    return Window(origin=origin, scale=scale, image=image)
+
+
+def find_edges(model: HeadModel, identity: np.ndarray, fit: PhotoFit, obs: Observation, window: Window,
+               settings: RefineSettings) -> Edges:
+    """Render the fitted head over the window and match the borders of its openings to the photo's edges."""
     cx, cy = obs.camera.principal_point
-    work = Camera(obs.camera.focal_px * scale, (cx * scale - origin[0], cy * scale - origin[1]),
-                  (int(size[0]), int(size[1])))
+    height, width = window.image.shape[:2]
+    work = Camera(obs.camera.focal_px * window.scale,
+                  (cx * window.scale - window.origin[0], cy * window.scale - window.origin[1]), (width, height))
     verts = model.vertices(identity, fit.expression).astype(np.float64) @ fit.rotation.T + fit.translation
-    raster = rasterize_head(model, verts, work, max_side=int(size.max()) + 1)
+    raster = rasterize_head(model, verts, work, max_side=max(width, height) + 1)
     kinds = np.array([m.kind for m in model.materials])
     kind = np.where(raster.triangle >= 0, kinds[model.face_material[model.triangle_face[raster.triangle]]], "")
-    image = _resample(linear, origin, scale, raster.triangle.shape)
     search = max(2, int(round(settings.search * settings.working_iod_px)))
-    found = [_match(model, raster, kind, image, np.isin(kind, OPENINGS[name]), search, settings)
+    found = [_match(model, raster, kind, window.image, np.isin(kind, OPENINGS[name]), search, settings)
              for name in settings.openings]
-    ids = np.concatenate([f[0] for f in found])
-    bary = np.concatenate([f[1] for f in found])
-    targets = (np.concatenate([f[2] for f in found]) + origin) / scale
-    return Edges(vertex_ids=ids, weights=bary, targets_px=targets)
+    if not found:
+        return Edges(np.zeros((0, 3), np.int64), np.zeros((0, 3)), np.zeros((0, 2)))
+    return Edges(vertex_ids=np.concatenate([f[0] for f in found]), weights=np.concatenate([f[1] for f in found]),
+                 targets_px=(np.concatenate([f[2] for f in found]) + window.origin) / window.scale)
 
 
 def _match(model: HeadModel, raster: HeadRaster, kind: np.ndarray, image: np.ndarray, opening: np.ndarray, search: int,
@@ -120,14 +153,17 @@ def _match(model: HeadModel, raster: HeadRaster, kind: np.ndarray, image: np.nda
     the edge positions (N,2) in working pixels.
 
     Each photo pixel is told skin or opening by the nearer of reference colours: the skin's (median of a band
-    3–8 px outside the rendered opening: lips, lids) and the opening's (dark, middle and bright thirds of what
+    4–8 px outside the rendered opening: lips, lids) and the opening's (dark, middle and bright thirds of what
     the photo shows inside the rendered opening: iris, sclera; mouth, teeth). Along each border normal the edge
-    is the skin → opening crossing nearest to the rendered border.
+    is the skin → opening crossing nearest to the rendered border, placed between two samples where the two
+    colour distances are equal. Search lines that leave the photo are dropped.
     """
     skin = kind == "skin"
+    inside_photo = np.isfinite(image).all(-1)
     border = ndimage.binary_dilation(opening) & skin  # skin pixels touching the opening
-    band = ndimage.binary_dilation(opening, iterations=8) & ~ndimage.binary_dilation(opening, iterations=3) & skin
-    core = ndimage.binary_erosion(opening)
+    band = (ndimage.binary_dilation(opening, iterations=8) & ~ndimage.binary_dilation(opening, iterations=3) & skin
+            & inside_photo)
+    core = ndimage.binary_erosion(opening) & inside_photo
     empty = (np.zeros((0, 3), np.int64), np.zeros((0, 3)), np.zeros((0, 2)))
     if border.sum() < 4 or core.sum() < 6 or band.sum() < 6:
         return empty
@@ -154,28 +190,21 @@ def _match(model: HeadModel, raster: HeadRaster, kind: np.ndarray, image: np.nda
     steps = np.arange(-search, search + 1, dtype=np.float64)
     line = centre[:, None] + steps[None, :, None] * normal[:, None]  # (N,S,2) x, y
     colour = np.stack([ndimage.map_coordinates(image[..., c], [line[..., 1] - 0.5, line[..., 0] - 0.5], order=1,
-                                               mode="nearest") for c in range(3)], -1)
-    to_skin = np.linalg.norm(colour - skin_colour, axis=-1)
-    to_opening = np.linalg.norm(colour[:, :, None] - references, axis=-1).min(-1)
-    away = to_opening < to_skin  # (N,S): the photo shows the opening there
-    leaves = ~away[:, :-1] & away[:, 1:]  # skin-coloured, then not: a crossing between steps
-    mids = 0.5 * (steps[1:] + steps[:-1])
-    nearest = np.where(leaves, np.abs(mids), np.inf).argmin(1)
-    accept = leaves[np.arange(len(nearest)), nearest]
+                                               mode="constant", cval=np.nan) for c in range(3)], -1)
+    # > 0 where the photo shows the opening there (N,S)
+    lean = np.linalg.norm(colour - skin_colour, axis=-1) - np.linalg.norm(colour[:, :, None] - references,
+                                                                          axis=-1).min(-1)
+    leaves = (lean[:, :-1] <= 0) & (lean[:, 1:] > 0)  # skin-coloured, then not: a crossing between two samples
+    step = np.arange(len(steps) - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        at = steps[step] - lean[:, :-1] / (lean[:, 1:] - lean[:, :-1])  # where the lean is 0
+    nearest = np.where(leaves, np.abs(at), np.inf).argmin(1)
+    pick = np.arange(len(nearest))
+    accept = leaves[pick, nearest] & np.isfinite(colour).all((1, 2))
     tri = raster.triangle[rows, cols][accept]
     # the surface point under the pixel centre moves with the border: by the border's offset from the photo edge
-    targets = centre[accept] + (mids[nearest[accept], None] - 0.5) * normal[accept]
+    targets = centre[accept] + (at[pick, nearest][accept, None] - 0.5) * normal[accept]
     return model.triangles[tri], raster.bary[rows, cols][accept].astype(np.float64), targets
-
-
-def _resample(linear: np.ndarray, origin: np.ndarray, scale: float, shape: tuple[int, int]) -> np.ndarray:
-    """The photo (H,W,3 linear) on the working grid: pixel (r, c) there is photo ((c+0.5+ox)/s, (r+0.5+oy)/s)."""
-    if scale < 1.0:  # shrinking: blur first so the grid does not alias
-        linear = ndimage.gaussian_filter(linear, (0.5 / scale, 0.5 / scale, 0))
-    rows, cols = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
-    y = (rows + 0.5 + origin[1]) / scale - 0.5
-    x = (cols + 0.5 + origin[0]) / scale - 0.5
-    return np.stack([ndimage.map_coordinates(linear[..., c], [y, x], order=1, mode="nearest") for c in range(3)], -1)
 
 
 def fold_identity(basis: LandmarkBasis, identity: np.ndarray) -> LandmarkBasis:

@@ -1,7 +1,7 @@
 """Which of MediaPipe's landmarks cost the fit its accuracy: perfect landmarks with one region's swapped for the
 detector's, on the synthetic benchmark's renders.
 
-Usage: .venv/bin/python bench/quality/landmark_regions.py   (after synthetic.py has rendered its scenes; ~2 min)
+Usage: .venv/bin/python bench/quality/landmark_regions.py   (after synthetic.py has rendered its scenes; ~3 min)
 
 The fit on perfect landmarks (the correspondence table's points on the true mesh, projected exactly) nearly meets
 every target; on MediaPipe's landmarks it does not. Here each fit starts from the perfect landmarks and takes the
