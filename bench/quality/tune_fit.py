@@ -86,6 +86,7 @@ def main() -> None:
         changes = {k: float(v) for k, v in (p.split("=") for p in parts if "=" in p and not p.startswith("refine."))}
         refining = {k[len("refine."):]: _value(v) for k, v in (p.split("=") for p in parts if p.startswith("refine."))}
         engine.settings = dataclasses.replace(FitSettings(), **changes)
+        engine._models.clear()  # the landmark basis is built from the settings (landmark weights): rebuild it
         engine.refine_settings = dataclasses.replace(RefineSettings(), **refining)
         start = time.perf_counter()
         fits = [bench.analyse(engine, model_file, scene, refine) for scene in scenes]
