@@ -63,7 +63,7 @@ def test_edge_points_lie_on_the_surface(ict, basis):
     edges = Edges(ids, bary, np.zeros((3, 2)))
     expression = weights(ict, mouthSmile_L=0.7)
     obs = observation(basis, identity, expression)
-    extended, observed = with_edges(ict, identity, fold_identity(basis, identity), obs, edges, 0.5)
+    extended, observed = with_edges(ict, ict.vertices(identity), fold_identity(basis, identity), obs, edges, 0.5)
     surface = np.einsum("nk,nkd->nd", bary, ict.vertices(identity, expression)[ids].astype(np.float64))
     np.testing.assert_allclose(extended.points(np.zeros(0), expression)[-3:], surface, atol=1e-6)
     assert len(observed.points_px) == len(basis.base) + 3 and extended.weights[-1] == 0.5
@@ -78,8 +78,8 @@ def test_edges_pull_the_jaw_to_what_the_photo_shows(ict, basis):
     obs = observation(basis, identity, lagging)
     fit = fit_landmarks(basis, [obs], SETTINGS)
     before = fit.photos[0].expression[ict.expression_names.index("jawOpen")]
-    edges = find_edges(ict, fit.identity, fit.photos[0], obs, working_window(image, obs, RefineSettings()),
-                       RefineSettings())
+    window = working_window(image, obs, RefineSettings())
+    edges = find_edges(ict, ict.vertices(fit.identity), fit.photos[0], obs, window, RefineSettings())
     assert len(edges) > 20
     refined = refine(ict, basis, [obs], [image], fit, SETTINGS)
     after = refined.photos[0].expression[ict.expression_names.index("jawOpen")]
@@ -130,7 +130,7 @@ def test_window_is_empty_outside_the_photo(ict, basis):
     outside = ~np.isfinite(window.image).all(-1)
     assert outside[:, :5].all() and np.isfinite(window.image[:, -5:]).all()
     fit = fit_landmarks(basis, [cut], SETTINGS)
-    edges = find_edges(ict, fit.identity, fit.photos[0], cut, window, RefineSettings())
+    edges = find_edges(ict, ict.vertices(fit.identity), fit.photos[0], cut, window, RefineSettings())
     assert len(edges) > 0 and (edges.targets_px[:, 0] >= 0).all()
 
 

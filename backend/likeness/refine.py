@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from .camera import Camera
 from .contour import Contour
+from .correspondence import Correspondence
 from .fit import FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks
 from .headmodel import HeadModel
 from .landmarks import interocular
@@ -72,16 +73,17 @@ def refine(model: HeadModel, basis: LandmarkBasis, observations: list[Observatio
     ``photo_edges`` in its ``evidence`` and has its landmark residuals recomputed for the refined pose; a photo
     where no edge is found keeps its landmark fit."""
     fixed = fold_identity(basis, result.identity)
+    neutral = model.vertices(result.identity)  # the person's neutral head (V,3) m, held by the refinement
     step = replace(fit_settings, iterations=settings.iterations, pose_only_iterations=0)
     photos = []
     for obs, rgb, fit in zip(observations, images, result.photos, strict=True):
         window = working_window(rgb, obs, settings)
         current = fit
         for _ in range(settings.rounds):
-            edges = find_edges(model, result.identity, current, obs, window, settings)
+            edges = find_edges(model, neutral, current, obs, window, settings)
             if not len(edges):
                 break
-            extended, observed = with_edges(model, result.identity, fixed, obs, edges, settings.edge_weight)
+            extended, observed = with_edges(model, neutral, fixed, obs, edges, settings.edge_weight)
             current = fit_landmarks(extended, [observed], step, start=[current]).photos[0]
         if current is not fit:  # the landmarks' residuals at the refined pose (no step taken)
             landmarks = fit_landmarks(fixed, [obs], replace(step, iterations=0), start=[current]).photos[0]
@@ -127,14 +129,15 @@ def working_window(rgb: np.ndarray, obs: Observation, settings: RefineSettings) 
     return Window(origin=origin, scale=scale, image=image)
 
 
-def find_edges(model: HeadModel, identity: np.ndarray, fit: PhotoFit, obs: Observation, window: Window,
+def find_edges(model: HeadModel, neutral: np.ndarray, fit: PhotoFit, obs: Observation, window: Window,
                settings: RefineSettings) -> Edges:
-    """Render the fitted head over the window and match the borders of its openings to the photo's edges."""
+    """Render the fitted head (``neutral``: the person's neutral vertices (V,3) m, with the fit's expression and
+    pose) over the window and match the borders of its openings to the photo's edges."""
     cx, cy = obs.camera.principal_point
     height, width = window.image.shape[:2]
     work = Camera(obs.camera.focal_px * window.scale,
                   (cx * window.scale - window.origin[0], cy * window.scale - window.origin[1]), (width, height))
-    verts = model.vertices(identity, fit.expression).astype(np.float64) @ fit.rotation.T + fit.translation
+    verts = (neutral + np.tensordot(fit.expression, model.expression_basis, axes=1)) @ fit.rotation.T + fit.translation
     raster = rasterize_head(model, verts, work, max_side=max(width, height) + 1)
     kinds = np.array([m.kind for m in model.materials])
     kind = np.where(raster.triangle >= 0, kinds[model.face_material[model.triangle_face[raster.triangle]]], "")
@@ -219,16 +222,14 @@ def fold_identity(basis: LandmarkBasis, identity: np.ndarray) -> LandmarkBasis:
                    identity=basis.identity[:0], contour=contour)
 
 
-def with_edges(model: HeadModel, identity: np.ndarray, basis: LandmarkBasis, obs: Observation, edges: Edges,
+def with_edges(model: HeadModel, neutral: np.ndarray, basis: LandmarkBasis, obs: Observation, edges: Edges,
                weight: float) -> tuple[LandmarkBasis, Observation]:
-    """Append the edge points (with ``identity`` made part of them) to a fixed-identity basis (see
-    :func:`fold_identity`), and their targets to the photo's observation after its landmarks."""
+    """Append the edge points (on ``neutral``, the person's neutral vertices (V,3) m) to a fixed-identity basis
+    (see :func:`fold_identity`), and their targets to the photo's observation after its landmarks."""
     n = len(basis.base)
-    k = len(identity)
-    rest = model.neutral[edges.vertex_ids].astype(np.float64)  # (N,3,3)
-    rest += np.tensordot(identity, model.identity_basis[:k][:, edges.vertex_ids], axes=1)
-    base = np.einsum("nk,nkd->nd", edges.weights, rest)
-    shapes = np.einsum("nk,enkd->end", edges.weights, model.expression_basis[:, edges.vertex_ids])
+    points = Correspondence(edges.vertex_ids, edges.weights)  # surface points, like the landmarks' table
+    base = points.points(neutral)
+    shapes = points.basis(model.expression_basis).astype(np.float64)
     extended = replace(basis, base=np.concatenate([basis.base, base]),
                        identity=np.zeros((0, n + len(edges), 3)),
                        expression=np.concatenate([basis.expression, shapes], axis=1),
