@@ -146,11 +146,6 @@ def solve(maps: np.ndarray, offsets: np.ndarray, regressors: np.ndarray, ridge: 
     return motion, coef[:, -1]
 
 
-def plain_motion(model: HeadModel) -> np.ndarray:
-    """ICT's own motion of the table's points per unit of each shape (E,468,3), metres."""
-    return load_table().basis(model.expression_basis).astype(np.float64)
-
-
 def detector_gains(ict: np.ndarray, learned: np.ndarray) -> np.ndarray:
     """Per shape, the median over its moving landmarks (≥ 30 % of its largest motion, face oval excluded) of the
     detector's motion projected on ICT's, over ICT's: 1 = the landmarks follow the surface points."""
@@ -169,11 +164,7 @@ def held_out_figures(engine: Engine, model_file: str | None, scenes: list[Scene]
     ok = [i for i, f in enumerate(fits) if "error" not in f]
     model = engine.model(model_file)[0]
     summary = metrics.summary(*bench.score(model, [scenes[i] for i in ok], [fits[i] for i in ok]))
-    return {k: round(float(summary[k]), 3) for k in bench_headline()}
-
-
-def bench_headline() -> tuple[str, ...]:
-    return ("on_shape_error", "leaked_mean", "auc_mean", "side_accuracy", "vertex_median_mm", "rotation_mean_deg")
+    return {k: round(float(summary[k]), 3) for k in metrics.HEADLINE}
 
 
 def main() -> None:
@@ -204,14 +195,14 @@ def main() -> None:
     motion, bias = solve(maps, offsets, regressors, args.ridge)
     print(f"learned from {train.sum()} renders in {time.perf_counter() - start:.1f} s; mean |motion| "
           f"{np.abs(motion).mean() * 1000:.2f} mm, mean |bias| {np.abs(bias).mean() * 1000:.2f} mm", flush=True)
-    gains = detector_gains(plain_motion(model), motion)
+    plain = LandmarkBasis.build(model, load_table(), engine.settings)  # ICT's own motion at the table's points
+    gains = detector_gains(plain.expression, motion)
     print("detector gain along ICT's motion, median over each shape's moving landmarks: "
           + ", ".join(f"{n} {g:.2f}" for n, g in zip(model.expression_names, gains)), flush=True)
 
     bench.CACHE = FOLDER
     validation = [scenes[i] for i in np.flatnonzero(held)]
     figures = {}
-    plain = LandmarkBasis.build(model, load_table(), engine.settings)
     for label, basis in (("ICT's motion", plain), ("learned motion", replace(plain, expression=plain.expression
                                                                                    + motion))):
         engine._models[next(iter(engine._models))] = (model, basis)  # the engine's cached basis, swapped

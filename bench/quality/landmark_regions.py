@@ -29,8 +29,6 @@ from likeness.images import load_photo  # noqa: E402
 from likeness.pipeline import Engine  # noqa: E402
 from synth_scenes import make_scenes  # noqa: E402
 
-HEADLINE = ("on_shape_error", "leaked_mean", "auc_mean", "side_accuracy", "vertex_median_mm", "rotation_mean_deg")
-
 
 def main() -> None:
     engine = Engine(use_blendshapes=False)
@@ -58,8 +56,10 @@ def main() -> None:
             fits.append({"identity": fit.identity, "rotation": fit.photos[0].rotation,
                          "expression": fit.photos[0].expression})
         summary = metrics.summary(*bench.score(model, scenes, fits))
-        results[label] = {"landmarks": int(swap.sum()), **{k: round(float(summary[k]), 3) for k in HEADLINE}}
-        print(f"{label:>16} ({swap.sum():3d}): " + ", ".join(f"{k} {summary[k]:.3f}" for k in HEADLINE), flush=True)
+        results[label] = {"landmarks": int(swap.sum()),
+                          **{k: round(float(summary[k]), 3) for k in metrics.HEADLINE}}
+        print(f"{label:>16} ({swap.sum():3d}): " + ", ".join(f"{k} {summary[k]:.3f}" for k in metrics.HEADLINE),
+              flush=True)
     (bench.RESULTS / "landmark_regions.json").write_text(json.dumps(results, indent=1))
 
 

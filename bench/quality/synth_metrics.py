@@ -12,6 +12,8 @@ from scipy.stats import rankdata
 from likeness.geometry import head_angles, similarity_transform
 from likeness.headmodel import HeadModel
 
+#: The figures a quick comparison of fit variants prints (tuning, diagnostics).
+HEADLINE = ("on_shape_error", "leaked_mean", "auc_mean", "side_accuracy", "vertex_median_mm", "rotation_mean_deg")
 #: Issue 3's synthetic targets: metric key → (comparison, threshold, label).
 TARGETS = {
     "on_shape_error": ("<=", 0.15, "on-shape weight error (mean abs. error where true w > 0)"),

@@ -27,6 +27,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(_
 
 import numpy as np  # noqa: E402
 import synth_scenes  # noqa: E402
+import synth_metrics as metrics  # noqa: E402
 import synthetic as bench  # noqa: E402
 
 from likeness.correspondence import load_table  # noqa: E402
@@ -34,7 +35,6 @@ from likeness.fit import FitSettings  # noqa: E402
 from likeness.pipeline import Engine  # noqa: E402
 from likeness.refine import RefineSettings  # noqa: E402
 
-HEADLINE = ("on_shape_error", "leaked_mean", "auc_mean", "side_accuracy", "vertex_median_mm", "rotation_mean_deg")
 
 
 class _Once:
@@ -91,7 +91,7 @@ def main() -> None:
         start = time.perf_counter()
         fits = [bench.analyse(engine, model_file, scene, refine) for scene in scenes]
         summary = bench.evaluate(model, scenes, fits, oracle, perfect)["summary"]
-        figures = ", ".join(f"{k} {summary[k]:.3f}" for k in HEADLINE)
+        figures = ", ".join(f"{k} {summary[k]:.3f}" for k in metrics.HEADLINE)
         print(f"{spec or 'defaults'}: {figures} ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
