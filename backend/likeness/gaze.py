@@ -87,3 +87,31 @@ def gaze_weights(angles: dict[str, tuple[float, float]], expression_names: tuple
             if name in index:
                 out[index[name]] = min(value, 1.0)
     return out
+
+
+def eye_turns(weights: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """Eyeball rotation (yaw, pitch) in degrees per eye ("L", "R") that eyeLook* weights (by name) stand for, in
+    this module's convention (full weight at FULL_YAW_DEG sideways, FULL_PITCH_DEG up or down; yaw > 0 toward
+    the subject's left, pitch > 0 up). Eyes that do not turn are left out. ICT's eyeLook* shapes move only the
+    lids, so a renderer turns the eyeballs by these angles."""
+    out = {}
+    for side in "LR":
+        outward = weights.get(f"eyeLookOut_{side}", 0.0) - weights.get(f"eyeLookIn_{side}", 0.0)
+        yaw = (outward if side == "L" else -outward) * FULL_YAW_DEG
+        pitch = (weights.get(f"eyeLookUp_{side}", 0.0) - weights.get(f"eyeLookDown_{side}", 0.0)) * FULL_PITCH_DEG
+        if yaw or pitch:
+            out[side] = (yaw, pitch)
+    return out
+
+
+def turn_eyes(model: HeadModel, verts: np.ndarray, turns: dict[str, tuple[float, float]]) -> np.ndarray:
+    """``verts`` (V,3, head frame, m) with each eyeball turned about its centre by ``turns`` (see
+    :func:`eye_turns`); changed in place and returned."""
+    from .geometry import rodrigues
+
+    for side, (yaw, pitch) in turns.items():
+        start, stop = model.eyeball_vertices[side]
+        centre = verts[start:stop].mean(0)
+        rot = rodrigues(np.radians([0.0, yaw, 0.0])) @ rodrigues(np.radians([-pitch, 0.0, 0.0]))
+        verts[start:stop] = (verts[start:stop] - centre) @ rot.T + centre
+    return verts

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from likeness.camera import model_to_camera
-from likeness.gaze import FULL_PITCH_DEG, FULL_YAW_DEG
-from likeness.geometry import head_rotation, rodrigues
+from likeness import gaze
+from likeness.geometry import head_rotation
 from likeness.headmodel import HeadModel
 from likeness.images import DEFAULT_FOCAL_FACTOR
 
@@ -70,18 +70,9 @@ class Scene:
 
 
 def eye_turns(scene: Scene) -> dict[str, tuple[float, float]]:
-    """Eyeball rotation (yaw, pitch) in degrees per eye ("L", "R") that the scene's eyeLook* weights stand for,
-    in the product's convention (:mod:`likeness.gaze`: full weight at FULL_YAW_DEG sideways, FULL_PITCH_DEG up or
-    down; yaw > 0 toward the subject's left, pitch > 0 up). Eyes that do not turn are left out."""
-    w = scene.expression
-    out = {}
-    for side in "LR":
-        outward = w.get(f"eyeLookOut_{side}", 0.0) - w.get(f"eyeLookIn_{side}", 0.0)
-        yaw = (outward if side == "L" else -outward) * FULL_YAW_DEG
-        pitch = (w.get(f"eyeLookUp_{side}", 0.0) - w.get(f"eyeLookDown_{side}", 0.0)) * FULL_PITCH_DEG
-        if yaw or pitch:
-            out[side] = (yaw, pitch)
-    return out
+    """Eyeball rotation (yaw, pitch) in degrees per eye that the scene's eyeLook* weights stand for
+    (:func:`likeness.gaze.eye_turns`)."""
+    return gaze.eye_turns(scene.expression)
 
 
 def posed_vertices(model: HeadModel, scene: Scene) -> np.ndarray:
@@ -90,12 +81,7 @@ def posed_vertices(model: HeadModel, scene: Scene) -> np.ndarray:
     identity = np.zeros(model.identity_basis.shape[0])
     identity[:len(scene.identity)] = scene.identity
     verts = model.vertices(identity, scene.expression_vector(model.expression_names))
-    for side, (yaw, pitch) in eye_turns(scene).items():
-        start, stop = model.eyeball_vertices[side]
-        centre = verts[start:stop].mean(0)
-        rot = rodrigues(np.radians([0.0, yaw, 0.0])) @ rodrigues(np.radians([-pitch, 0.0, 0.0]))
-        verts[start:stop] = (verts[start:stop] - centre) @ rot.T + centre
-    return verts
+    return gaze.turn_eyes(model, verts, eye_turns(scene))
 
 
 def actions(names: tuple[str, ...]) -> list[str]:
