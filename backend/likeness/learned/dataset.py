@@ -1,0 +1,92 @@
+"""Training data for the expression encoder: render scenes, run MediaPipe on them, keep what it saw with the truth.
+
+Each shard of :data:`SHARD` samples is one ``.npz`` (no pickle) in the data folder, made by one worker process
+from its own seed stream, so a folder can be filled in parallel, stopped and resumed, and the same seed always
+makes the same data. A sample holds MediaPipe's 478 landmarks and depth (pixels), its 52 blendshape scores
+(:func:`likeness.learned.features.score_vector`), and the truth: 53 expression weights, yaw/pitch/roll, the
+head rotation, the camera; and ``found`` = 0 where MediaPipe saw no face (those are left out of training).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+SHARD = 250
+FIELDS = ("points_px", "depth_px", "scores", "expression", "angles", "rotation", "focal_px", "image_size",
+          "found")
+
+
+def shard_path(folder: Path, family: str, index: int) -> Path:
+    return folder / f"{family}_{index:04d}.npz"
+
+
+def make_shard(model_path: str, task_path: str | None, folder: str, family: str, index: int, seed: int,
+               skin_count: int) -> str:
+    """Render and detect one shard; returns its path. Runs in a worker process (one MediaPipe per process)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ..blendshapes import BlendshapeScorer
+    from ..errors import NoFaceFound
+    from ..gaze import eye_turns, turn_eyes
+    from ..headmodel import load_ict
+    from ..landmarks import LandmarkDetector
+    from .features import score_vector
+    from .render import HeadRenderer
+    from .scenes import draw_scene
+    from .skins import SkinPainter, skin_seeds
+
+    model = load_ict(model_path)
+    painter, renderer = SkinPainter(model), HeadRenderer(model)
+    detector = LandmarkDetector(max_faces=1)
+    scorer = BlendshapeScorer(Path(task_path)) if task_path else None
+    skins = skin_seeds(skin_count, family)
+    centre = model.neutral[model.landmarks_68].mean(0)
+    rows: dict[str, list] = {k: [] for k in FIELDS}
+    for i in range(SHARD):
+        rng = np.random.default_rng([seed, index, i])
+        scene = draw_scene(model.expression_names, 60, centre, skins, rng)
+        verts = turn_eyes(model, model.vertices(scene.identity, scene.expression),
+                          eye_turns(dict(zip(model.expression_names, scene.expression))))
+        rgb = renderer.render(verts, painter.paint(scene.skin_seed, family), scene.rotation, scene.translation,
+                              scene.camera, scene.light, rng, scene.occluder)
+        try:
+            found = detector.detect(rgb)
+            points, depth = found.points_px[:478], found.depth_px[:478]
+            scores = score_vector(scorer.scores(rgb, found.box_px) if scorer else None)
+            ok = 1
+        except NoFaceFound:
+            points, depth, scores, ok = np.zeros((478, 2)), np.zeros(478), score_vector(None), 0
+        for key, value in (("points_px", points), ("depth_px", depth), ("scores", scores),
+                           ("expression", scene.expression), ("angles", scene.angles),
+                           ("rotation", scene.rotation), ("focal_px", scene.camera.focal_px),
+                           ("image_size", scene.camera.size), ("found", ok)):
+            rows[key].append(value)
+    path = shard_path(Path(folder), family, index)
+    tmp = path.with_suffix(".part.npz")
+    np.savez_compressed(tmp, **{k: np.asarray(v, np.float32) for k, v in rows.items()})
+    tmp.replace(path)
+    return str(path)
+
+
+def fill(folder: Path, model_path: str, task_path: str | None, family: str, shards: int, seed: int,
+         skin_count: int, workers: int = 2, log=print) -> list[Path]:
+    """Make the shards ``0 … shards−1`` of ``family`` that ``folder`` lacks; returns all their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [i for i in range(shards) if not shard_path(folder, family, i).is_file()]
+    if todo:
+        log(f"rendering {len(todo)} shard(s) of {SHARD} {family} samples into {folder} with {workers} worker(s)")
+        with ProcessPoolExecutor(workers) as pool:
+            futures = [pool.submit(make_shard, model_path, task_path, str(folder), family, i, seed, skin_count)
+                       for i in todo]
+            for done, future in enumerate(futures, 1):
+                log(f"  {future.result()} ({done}/{len(todo)})")
+    return [shard_path(folder, family, i) for i in range(shards)]
+
+
+def load(paths: list[Path]) -> dict[str, np.ndarray]:
+    """Concatenate shards into arrays by field."""
+    parts = [np.load(p, allow_pickle=False) for p in paths]
+    return {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}

@@ -1,0 +1,62 @@
+"""What the expression encoder reads from one face: MediaPipe's landmarks and blendshape scores, as one vector.
+
+NumPy only (no torch), so the training-data generator, the trainer and the backend compute it identically.
+
+- The 478 landmarks (468 face points and 10 iris points) in 3D: pixels x right, y up, and MediaPipe's relative
+  depth toward the camera, in the same pixel scale.
+- They are aligned to a template by a similarity transform (Umeyama on the 468 face points), which removes the
+  head's position, size and rotation; what is left, aligned minus template, is shape and expression, in units of
+  the template (the inter-ocular distance is about 1).
+- The rotation of that alignment (9 numbers, head frame → image frame) comes along, so the encoder can learn
+  how MediaPipe's points behave when the head is turned.
+- The 52 ARKit scores of MediaPipe's Face Landmarker in :data:`likeness.arkit.ARKIT_52` order, and a last number
+  that says whether there were scores (0 and zeros when the model is not installed or found no face).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..arkit import ARKIT_52
+from ..geometry import similarity_transform
+
+LANDMARKS = 478
+FACE_POINTS = 468
+FEATURES = LANDMARKS * 3 + 9 + len(ARKIT_52) + 1
+
+
+def landmarks_3d(points_px: np.ndarray, depth_px: np.ndarray) -> np.ndarray:
+    """(478,3) points, x right, y up, z toward the camera, in pixels."""
+    return np.stack([points_px[:LANDMARKS, 0], -points_px[:LANDMARKS, 1], -depth_px[:LANDMARKS]], -1)
+
+
+def align(points: np.ndarray, template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points (478,3) mapped onto ``template``'s frame and scale; and the rotation (3,3) template → image."""
+    scale, rot, offset = similarity_transform(template[:FACE_POINTS], points[:FACE_POINTS])
+    return (points - offset) @ rot / scale, rot
+
+
+def score_vector(scores: dict[str, float] | None) -> np.ndarray:
+    """(53,) MediaPipe's scores in ARKIT_52 order then a 1 (0s throughout without scores)."""
+    out = np.zeros(len(ARKIT_52) + 1, np.float32)
+    if scores:
+        out[:-1] = [scores.get(name, 0.0) for name in ARKIT_52]
+        out[-1] = 1.0
+    return out
+
+
+def encoder_features(points_px: np.ndarray, depth_px: np.ndarray, scores: np.ndarray,
+                     template: np.ndarray) -> np.ndarray:
+    """(FEATURES,) float32 for one face; ``scores`` from :func:`score_vector`."""
+    aligned, rot = align(landmarks_3d(points_px, depth_px), template)
+    return np.concatenate([(aligned - template).ravel(), rot.ravel(), scores]).astype(np.float32)
+
+
+def mean_template(points: np.ndarray, rounds: int = 4) -> np.ndarray:
+    """Generalised Procrustes mean (478,3) of many faces' landmarks (N,478,3), inter-ocular distance 1."""
+    template = points[0].copy()
+    for _ in range(rounds):
+        template = np.mean([align(p, template)[0] for p in points], axis=0)
+        template -= template[:FACE_POINTS].mean(0)
+        template /= np.linalg.norm(template[33] - template[263])  # outer eye corners
+    return template

@@ -1,0 +1,110 @@
+"""Loading and running the expression encoder in the backend.
+
+The weights are a safetensors file (no pickle, nothing executed on load): the network's tensors, the landmark
+template (``template``, (478,3)), and metadata (JSON strings) with the network's size, the expression names it
+was trained for and how it was made. :func:`find_weights` looks at ``$LIKENESS_EXPRESSION_ENCODER``, then the
+copy shipped in the package. torch is imported only here, when an encoder is first loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInput
+from .features import FEATURES, encoder_features
+
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "expression_encoder.safetensors"
+HINT = "Remove the file or point $LIKENESS_EXPRESSION_ENCODER at a checkpoint made by `python -m likeness.learned.train`."
+
+
+def find_weights() -> Path | None:
+    """The encoder checkpoint to use: ``$LIKENESS_EXPRESSION_ENCODER`` (``off`` disables it), else the shipped
+    one, else None."""
+    env = os.environ.get("LIKENESS_EXPRESSION_ENCODER")
+    if env:
+        return None if env.lower() in ("off", "0", "none") else Path(env)
+    return SHIPPED if SHIPPED.is_file() else None
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pick_device(device: str = "auto") -> str:
+    """``auto`` → cuda where present, else mps, else cpu; otherwise the named device (checked)."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu"
+    if device not in ("cpu", "cuda", "mps"):
+        raise BadInput(f"Unknown device {device!r}.", "Use auto, cpu, cuda or mps.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInput("CUDA was asked for, but torch sees no CUDA device.", "Use --device cpu or auto.")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise BadInput("MPS was asked for, but torch sees no Apple GPU.", "Use --device cpu or auto.")
+    return device
+
+
+class ExpressionEncoder:
+    """A loaded encoder: :meth:`predict` maps faces' landmarks and scores to expression weights."""
+
+    def __init__(self, path: str | Path, expression_names: tuple[str, ...], device: str = "auto") -> None:
+        import torch
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file, safe_open
+
+        from .network import ExpressionNet
+
+        path = Path(path)
+        if not path.is_file():
+            raise BadInput(f"The expression encoder {path} does not exist.", HINT)
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+            tensors = load_file(str(path))
+            config = json.loads(meta["config"])
+            names = tuple(json.loads(meta["expression_names"]))
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+            raise BadInput(f"The expression encoder {path} is not a valid checkpoint ({exc}).", HINT) from exc
+        if names != tuple(expression_names):
+            raise BadInput(f"The expression encoder {path} was trained for other expression shapes.", HINT)
+        if config.get("features") != FEATURES:
+            raise BadInput(f"The expression encoder {path} expects {config.get('features')} features, "
+                           f"this backend makes {FEATURES}.", HINT)
+        template = tensors.pop("template", None)
+        if template is None or tuple(template.shape) != (478, 3):
+            raise BadInput(f"The expression encoder {path} lacks its landmark template.", HINT)
+        net = ExpressionNet(config["features"], len(names), config["width"], config["blocks"])
+        try:
+            net.load_state_dict({k: v.float() for k, v in tensors.items()})
+        except RuntimeError as exc:
+            raise BadInput(f"The expression encoder {path} does not fit its own description ({exc}).", HINT) from exc
+        self.device = pick_device(device)
+        self.net = net.to(self.device).eval()
+        self.template = template.double().numpy()
+        self.path, self.metadata = path, meta
+        self._torch = torch
+
+    def features(self, points_px: np.ndarray, depth_px: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        return encoder_features(points_px, depth_px, scores, self.template)
+
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features (B, FEATURES) → weights (B, E) in [0, 1] and (yaw, pitch, roll) (B, 3) in degrees."""
+        from .network import ANGLE_UNIT_DEG
+
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.asarray(features, np.float32)).to(self.device)
+            raw, angles = self.net(x)
+        return (raw.clamp(0.0, 1.0).double().cpu().numpy(),
+                angles.double().cpu().numpy() * ANGLE_UNIT_DEG)

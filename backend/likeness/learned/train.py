@@ -1,0 +1,154 @@
+"""Train the expression encoder: ``python -m likeness.learned.train`` (docs/encoder.md).
+
+1. Training data (:mod:`likeness.learned.dataset`): scenes of the *train* skin family drawn from
+   :data:`DATA_SEED`, rendered with the NumPy renderer and read by MediaPipe, cached in ``--data`` and reused.
+2. Features (:mod:`likeness.learned.features`) against a landmark template, the Procrustes mean of the
+   training faces.
+3. The network (:mod:`likeness.learned.network`) is trained with AdamW from :data:`TRAIN_SEED`; the last shard
+   is kept aside to report a validation error while training (it never chooses anything).
+4. The checkpoint (safetensors, float16 tensors) goes to ``--out`` with its recipe in the metadata, and its
+   sha256 is printed.
+
+Nothing from any benchmark (scene seeds, skins, photos) is used here: benchmarks draw their scenes from their
+own seeds and dress them with the *heldout* skin family or with reconstructions of photos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import SHARD, fill, load
+from .features import FEATURES, encoder_features, landmarks_3d, mean_template
+
+DATA_SEED = 7100
+TRAIN_SEED = 11
+SKINS = 400
+SCORE_DROP = 0.2  # fraction of training faces shown without MediaPipe's blendshape scores
+LANDMARK_NOISE = 0.004  # extra jitter (inter-ocular units) on the landmark features while training
+
+
+def features_of(data: dict[str, np.ndarray], template: np.ndarray) -> np.ndarray:
+    return np.stack([encoder_features(p, d, s, template)
+                     for p, d, s in zip(data["points_px"], data["depth_px"], data["scores"])])
+
+
+def train(x: np.ndarray, y: np.ndarray, angles: np.ndarray, epochs: int, seed: int, width: int, blocks: int,
+          val: tuple[np.ndarray, np.ndarray] | None = None, log=print):
+    """The trained :class:`~likeness.learned.network.ExpressionNet` (CPU, eval mode)."""
+    import torch
+
+    from .network import ANGLE_UNIT_DEG, ExpressionNet, weight_loss
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = ExpressionNet(x.shape[1], y.shape[1], width, blocks)
+    net.mean.copy_(torch.from_numpy(x.mean(0)))
+    net.scale.copy_(torch.from_numpy(np.maximum(x.std(0), 1e-3)))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    at = torch.from_numpy(angles / ANGLE_UNIT_DEG).float()
+    batch = 256
+    steps = max(epochs * int(np.ceil(len(x) / batch)), 1)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    landmark_cols = torch.arange(478 * 3)
+    score_cols = torch.arange(478 * 3 + 9, FEATURES)
+    noise_scale = torch.zeros(x.shape[1])
+    noise_scale[landmark_cols] = LANDMARK_NOISE
+    for epoch in range(epochs):
+        net.train()
+        order = torch.from_numpy(rng.permutation(len(x)))
+        total = 0.0
+        for start in range(0, len(x), batch):
+            idx = order[start:start + batch]
+            xb = xt[idx] + torch.randn(len(idx), x.shape[1]) * noise_scale
+            drop = torch.rand(len(idx)) < SCORE_DROP
+            xb[drop[:, None] & torch.isin(torch.arange(x.shape[1]), score_cols)[None]] = 0.0
+            raw, ang = net(xb)
+            loss = weight_loss(raw, yt[idx]) + 0.05 * (ang - at[idx]).abs().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        if val is not None and (epoch % 10 == 9 or epoch == epochs - 1):
+            net.eval()
+            with torch.no_grad():
+                pred = net(torch.from_numpy(val[0]))[0].clamp(0, 1).numpy()
+            on = val[1] > 0
+            log(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}, validation on-shape error "
+                f"{np.abs(pred - val[1])[on].mean():.3f}, leak {np.where(on, 0, pred).sum(1).mean():.2f}")
+    return net.eval()
+
+
+def save(net, template: np.ndarray, names: tuple[str, ...], path: Path, meta: dict) -> str:
+    """Write the checkpoint (float16 weights, float32 normalisers and template); returns its sha256."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {k: (v.half() if v.dtype == torch.float32 and k not in ("mean", "scale") else v).contiguous()
+               for k, v in net.state_dict().items()}
+    tensors["template"] = torch.from_numpy(template.astype(np.float32))
+    metadata = {"config": json.dumps({"features": FEATURES, "width": meta["width"], "blocks": meta["blocks"]}),
+                "expression_names": json.dumps(list(names)), "recipe": json.dumps(meta)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..blendshapes import find_task
+    from ..headmodel import load_ict, resolve_model_path
+    from .runtime import SHIPPED
+
+    parser = argparse.ArgumentParser(description="Train the expression encoder (see docs/encoder.md).")
+    parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
+    parser.add_argument("--shards", type=int, default=32, help=f"training shards of {SHARD} renders")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--width", type=int, default=384)
+    parser.add_argument("--blocks", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="processes rendering the training data")
+    parser.add_argument("--model", help="ICT model (.npz or folder); default as for `likeness reconstruct`")
+    parser.add_argument("--out", type=Path, default=SHIPPED, help="where the checkpoint goes")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    model_path = resolve_model_path(args.model)
+    task = find_task()
+    if task is None:
+        raise SystemExit("MediaPipe's Face Landmarker model is needed for the training data: "
+                         "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
+    names = load_ict(model_path).expression_names
+    paths = fill(args.data, str(model_path), str(task), "train", args.shards, DATA_SEED, SKINS, args.workers)
+    made = time.perf_counter()
+    data = load(paths)
+    keep = data["found"] > 0
+    print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
+    data = {k: v[keep] for k, v in data.items()}
+    faces = np.stack([landmarks_3d(p, d) for p, d in zip(data["points_px"], data["depth_px"])]).astype(np.float64)
+    template = mean_template(faces[:2000])
+    x = features_of(data, template)
+    y, angles = data["expression"].astype(np.float32), data["angles"].astype(np.float32)
+    held = len(x) - min(SHARD, len(x) // 10)
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    net = train(x[:held], y[:held], angles[:held], args.epochs, TRAIN_SEED, args.width, args.blocks,
+                val=(x[held:], y[held:]))
+    meta = {"command": "python -m likeness.learned.train", "data_seed": DATA_SEED, "train_seed": TRAIN_SEED,
+            "renders": int(len(keep)), "faces": int(len(x)), "shards": args.shards, "epochs": args.epochs,
+            "width": args.width, "blocks": args.blocks, "skins": SKINS, "skin_family": "train",
+            "data_minutes": round((made - start) / 60, 1),
+            "train_minutes": round((time.perf_counter() - made) / 60, 1)}
+    digest = save(net, template, names, args.out, meta)
+    print(f"wrote {args.out} (sha256 {digest}) in {(time.perf_counter() - start) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
