@@ -5,7 +5,10 @@ Steps, run one after another in a background thread, each a subprocess whose out
 1. ``<Blender's Python> -m venv <venv>``
 2. ``<venv python> -m pip install <backend_src>``: the backend package carried inside the add-on zip, plus its
    PyPI dependencies (the only step that uses the network)
-3. ``<venv python> -m likeness models install ict``: the head model
+3. ``<venv python> -m likeness.learned.setup_torch``: the torch build that fits the machine (CUDA where an NVIDIA
+   driver is present, the small CPU build on other Linux machines, PyPI's build on macOS and Windows), for the
+   expression encoder
+4. ``<venv python> -m likeness models install ict``: the head model
 
 Only when every step succeeded is the marker file ``<venv>/.likeness-ready`` written (and it is removed before
 the first step), so a venv whose set-up failed half-way is never taken for a working one. The UI thread only
@@ -71,6 +74,8 @@ class BackendSetup:
             ("Creating the backend's Python environment", [base_python, "-m", "venv", str(venv_dir)]),
             ("Installing the backend and its dependencies (downloads several hundred MB)",
              [python, "-m", "pip", "install", "--disable-pip-version-check", str(source_dir)]),
+            ("Installing torch for this machine (the expression encoder)",
+             [python, "-m", "likeness.learned.setup_torch"]),
             ("Installing the ICT head model", [python, "-m", "likeness", "models", "install", "ict"]),
         ]
         self.stage = "Waiting to start"

@@ -52,7 +52,7 @@ def test_the_fit_reports_its_evidence(ict_path, monkeypatch, scorer):
     photo = load_photo(dev_photo("dev_001_london_002_08.jpg"))
     monkeypatch.setenv("LIKENESS_MEDIAPIPE_TASK", str(TASK))
     fused, _ = Engine().analyse([photo], str(ict_path))
-    plain, _ = Engine(use_blendshapes=False).analyse([photo], str(ict_path))
+    plain, _ = Engine(use_blendshapes=False, use_encoder=False).analyse([photo], str(ict_path))
     assert "mediapipe_blendshapes" in fused.photos[0].evidence
     assert plain.photos[0].evidence == ("landmarks", "iris_gaze")
     assert not np.allclose(fused.photos[0].expression, plain.photos[0].expression)

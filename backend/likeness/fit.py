@@ -33,6 +33,7 @@ class FitSettings:
     expression_prior: float = 0.3  # weight of Σ expression²
     expression_sparsity: float = 2.0  # weight of Σ expression (weights are ≥ 0, so this is an L1 prior)
     evidence_weight: float = 400.0  # weight of Σ (expression − learned score)² where scores exist (tune_fit.py)
+    encoder_weight: float = 400.0  # the same weight when the evidence comes from the expression encoder
     symmetry: float = 1.0  # weight of Σ (w_L − w_R)² over left/right pairs: symmetric unless the photo says so
     antagonism: float = 4.0  # weight of Σ (w_a + w_b)² over opposing pairs (jawLeft/jawRight, ...)
     antagonists: tuple[tuple[str, str], ...] = (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight"),
@@ -102,7 +103,8 @@ class Observation:
     depth_px: np.ndarray
     camera: Camera
     evidence: np.ndarray | None = None
-    scored: bool = False  # the evidence includes learned blendshape scores
+    scored: bool = False  # the evidence includes learned weights or scores
+    sources: tuple[str, ...] = ()  # what the evidence comes from (the manifest's fit.evidence names)
 
 
 @dataclass

@@ -58,8 +58,11 @@ class Engine:
     refine_settings: RefineSettings = field(default_factory=RefineSettings)
     _models: dict = field(default_factory=dict)
     use_blendshapes: bool = True
+    use_encoder: bool = True
+    device: str = "auto"  # where the expression encoder runs: auto, cpu, cuda, mps
     _detector: LandmarkDetector | None = None
     _scorer: BlendshapeScorer | None | bool = None  # False: looked, not installed
+    _encoder: object = None  # likeness.learned.runtime.ExpressionEncoder; False: looked, none usable
 
     def model(self, path: str | None) -> tuple[HeadModel, LandmarkBasis]:
         resolved = resolve_model_path(path)
@@ -81,6 +84,43 @@ class Engine:
             self._scorer = BlendshapeScorer(task) if task else False
         return self._scorer or None
 
+    def encoder(self, model: HeadModel):
+        """The learned expression encoder (:mod:`likeness.learned`) when enabled (``use_encoder``), its weights
+        exist and torch is installed, else None. A broken checkpoint raises :class:`BadInput`."""
+        if self._encoder is None:
+            self._encoder = False
+            if self.use_encoder:
+                from .learned.runtime import ExpressionEncoder, find_weights, torch_available
+
+                path = find_weights()
+                if path is not None and torch_available():
+                    self._encoder = ExpressionEncoder(path, model.expression_names, self.device)
+        return self._encoder or None
+
+    def observe(self, model: HeadModel, cameras: list[Camera], found: list[FaceLandmarks],
+                scores: list[dict[str, float] | None]) -> list[Observation]:
+        """What each photo (or video frame) tells the fit: its landmarks, and as expression evidence the encoder's weights (which
+        read the landmarks and MediaPipe's scores) where there is an encoder, else MediaPipe's scores."""
+        encoder = self.encoder(model)  # one batch for all photos
+        learned: list[np.ndarray | None] = [None if s is None else to_weights(s, model.expression_names)
+                                            for s in scores]
+        sources = [("mediapipe_blendshapes",) if s is not None else () for s in scores]
+        if encoder is not None and found:
+            from .learned.features import score_vector
+
+            weights, _ = encoder.predict(np.stack([encoder.features(lm.points_px, lm.depth_px, score_vector(s))
+                                                   for lm, s in zip(found, scores)]))
+            learned = list(weights)
+            sources = [("expression_encoder",) + src for src in sources]
+        return [Observation(lm.points_px, lm.depth_px, cam, ev, scored=ev is not None, sources=src)
+                for cam, lm, ev, src in zip(cameras, found, learned, sources)]
+
+    def fit_settings(self, observations: list[Observation | None]) -> FitSettings:
+        """The fit's settings for these observations: the encoder's evidence weighs ``encoder_weight``."""
+        if any(o is not None and "expression_encoder" in o.sources for o in observations):
+            return replace(self.settings, evidence_weight=self.settings.encoder_weight)
+        return self.settings
+
     def analyse(self, photos: list[Photo], model_path: str | None = None,
                 step: Report = lambda *a: None, refine: bool = False) -> tuple[FitResult, list[FaceLandmarks]]:
         """Landmarks and the fit for photos of one person, without textures or files.
@@ -91,21 +131,20 @@ class Engine:
         """
         model, basis = self.model(model_path)
         found: list[FaceLandmarks] = []
-        observations: list[Observation] = []
+        scores: list[dict[str, float] | None] = []
         for i, photo in enumerate(photos):
             step("landmarks", i / len(photos), f"Finding face landmarks ({i + 1}/{len(photos)})")
             lm = self.detector().detect(photo.rgb, photo.path.name)
-            scores = self.scorer().scores(photo.rgb, lm.box_px) if self.scorer() else None
+            scores.append(self.scorer().scores(photo.rgb, lm.box_px) if self.scorer() else None)
             found.append(lm)
-            observations.append(Observation(lm.points_px, lm.depth_px, Camera(photo.focal_px, photo.principal_point,
-                                                                              photo.size),
-                                            None if scores is None else to_weights(scores, model.expression_names),
-                                            scored=scores is not None))
+        observations = self.observe(model, [Camera(p.focal_px, p.principal_point, p.size) for p in photos], found,
+                                    scores)
         step("fit", 0.0, "Fitting the head to the landmarks")
-        result = fit_landmarks(basis, observations, self.settings)
+        settings = self.fit_settings(observations)
+        result = fit_landmarks(basis, observations, settings)
         if refine:
             step("fit", 0.5, "Refining the fit against the photos")
-            result = refine_fit(model, basis, observations, [p.rgb for p in photos], result, self.settings,
+            result = refine_fit(model, basis, observations, [p.rgb for p in photos], result, settings,
                                 self.refine_settings)
         # the eyeballs are known now: the gaze seen in the irises (with the learned scores, where there are
         # any) sets the eyeLook* weights, which the fit holds fixed as evidence-only shapes
@@ -116,7 +155,7 @@ class Engine:
             evidence = _combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names))
             fit.expression[only] = np.clip(np.nan_to_num(evidence[only]), 0.0, 1.0)
             edges = ("photo_edges",) if "photo_edges" in fit.evidence else ()  # set by the refinement
-            fit.evidence = ("landmarks", "iris_gaze") + (("mediapipe_blendshapes",) if obs.scored else ()) + edges
+            fit.evidence = ("landmarks", "iris_gaze") + obs.sources + edges
         return result, found
 
     def reconstruct(self, request: ReconstructRequest, report: Report = lambda *a: None,

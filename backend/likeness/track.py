@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 
 from . import arkit
-from .blendshapes import to_weights
 from .bundle import check_output
 from .camera import Camera
 from .errors import BadInput, Cancelled, NoFaceFound
@@ -35,13 +34,14 @@ from .gaze import eyeballs, gaze_angles, gaze_weights
 from .geometry import head_angles, head_rotation
 from .headmodel import HeadModel
 from .images import DEFAULT_FOCAL_FACTOR, Photo
-from .landmarks import LandmarkDetector
+from .landmarks import FaceLandmarks, LandmarkDetector
 from .pipeline import Engine, ReconstructRequest, Report, _combine
 from .smoothing import OneEuro, bridge, one_euro
 
 IDENTITY_FRAMES = 6
 IDENTITY_WINDOW_S = 3.0
 WARM_ITERATIONS = 3
+ENCODER_BATCH = 16  # frames whose expression the encoder reads in one call
 #: One Euro parameters per channel group (see docs/animation.md for how they were chosen).
 SMOOTHING = {"expression": OneEuro(min_cutoff=1.0, beta=2.0), "angles": OneEuro(min_cutoff=0.8, beta=0.05),
              "translation": OneEuro(min_cutoff=0.8, beta=5.0), "gaze": OneEuro(min_cutoff=1.5, beta=0.05)}
@@ -143,16 +143,25 @@ class FrameTracker:
         self.fits.append(fit)
 
 
-def _observe(detector: LandmarkDetector, scorer, rgb: np.ndarray, camera: Camera,
-             names: tuple[str, ...]) -> Observation | None:
-    """The frame's landmarks (and learned scores when ``scorer`` is given), or None when no face is found."""
+def _detect(detector: LandmarkDetector, scorer, rgb: np.ndarray) -> tuple[FaceLandmarks | None, dict | None]:
+    """The frame's landmarks (and MediaPipe's scores when ``scorer`` is given); (None, None) when no face."""
     try:
         lm = detector.detect(rgb)
     except NoFaceFound:
-        return None
-    scores = scorer.scores(rgb, lm.box_px) if scorer is not None else None
-    return Observation(lm.points_px, lm.depth_px, camera, None if scores is None else to_weights(scores, names),
-                       scored=scores is not None)
+        return None, None
+    return lm, scorer.scores(rgb, lm.box_px) if scorer is not None else None
+
+
+def _observe(engine: Engine, model: HeadModel, camera: Camera,
+             frames: list[tuple[FaceLandmarks | None, dict | None]]) -> list[Observation | None]:
+    """Observations of a batch of frames (the expression encoder runs once for the batch); None where the face
+    was lost."""
+    seen = [i for i, (lm, _) in enumerate(frames) if lm is not None]
+    obs = engine.observe(model, [camera] * len(seen), [frames[i][0] for i in seen], [frames[i][1] for i in seen])
+    out: list[Observation | None] = [None] * len(frames)
+    for i, o in zip(seen, obs):
+        out[i] = o
+    return out
 
 
 def track_video(engine: Engine, video: str | Path, model_path: str | None = None, blendshapes: bool = False,
@@ -174,22 +183,34 @@ def track_video(engine: Engine, video: str | Path, model_path: str | None = None
     pending: list[Observation | None] = []
     samples: list[Photo] = []
     tracker: FrameTracker | None = None
+    batch: list[tuple[FaceLandmarks | None, dict | None]] = []
+    seen = 0  # frames whose observation went to the tracker or the pending list
+
+    def flush() -> None:
+        nonlocal tracker, pending, seen
+        for obs in _observe(engine, model, camera, batch):
+            seen += 1
+            if tracker is not None:
+                tracker.add(obs)
+            else:
+                pending.append(obs)
+                if seen >= window and samples:
+                    tracker = _start(engine, model, basis, model_path, samples, pending)
+                    pending = []
+        batch.clear()
+
     try:
         for t, rgb in enumerate(read_frames(capture, count or None)):
             if cancelled():
                 raise Cancelled()
             if t % 10 == 0:
                 step(t / count if count else 0.0, f"Tracking frame {t + 1}" + (f"/{count}" if count else ""))
-            obs = _observe(detector, scorer, rgb, camera, model.expression_names)
-            if tracker is not None:
-                tracker.add(obs)
-                continue
-            pending.append(obs)
-            if obs is not None and t % stride == 0 and len(samples) < IDENTITY_FRAMES:
+            batch.append(_detect(detector, scorer, rgb))
+            if batch[-1][0] is not None and t % stride == 0 and len(samples) < IDENTITY_FRAMES and t < window:
                 samples.append(Photo(Path(f"frame_{t:06d}.png"), rgb, camera.focal_px, "default"))
-            if t + 1 >= window and samples:
-                tracker = _start(engine, model, basis, model_path, samples, pending)
-                pending = []
+            if len(batch) == ENCODER_BATCH:
+                flush()
+        flush()
         if tracker is None and samples:
             tracker = _start(engine, model, basis, model_path, samples, pending)
     finally:
@@ -205,7 +226,7 @@ def _start(engine: Engine, model: HeadModel, basis: LandmarkBasis, model_path: s
            pending: list[Observation | None]) -> FrameTracker:
     """Fit the identity on the sampled frames, then the frames buffered meanwhile."""
     result, _ = engine.analyse(samples, model_path)
-    tracker = FrameTracker(model, basis, result.identity, engine.settings)
+    tracker = FrameTracker(model, basis, result.identity, engine.fit_settings(pending))
     for obs in pending:
         tracker.add(obs)
     return tracker

@@ -90,7 +90,8 @@ def test_setup_runs_steps_in_background_and_logs(addon, tmp_path):
     assert (source / "pyproject.toml").is_file() and source.name == "backend_src"
     venv = tmp_path / "venv"
     setup = setup_module.BackendSetup(venv, source, tmp_path / "setup.log")
-    assert [command[1:3] for _, command in setup.steps] == [["-m", "venv"], ["-m", "pip"], ["-m", "likeness"]]
+    assert [command[1:3] for _, command in setup.steps] == [["-m", "venv"], ["-m", "pip"],
+                                                           ["-m", "likeness.learned.setup_torch"], ["-m", "likeness"]]
     assert setup.steps[1][1][-1] == str(source)
     venv.mkdir()
     (venv / addon.session.READY_MARKER).write_text("")  # from an earlier set-up: must not survive a failed one
