@@ -1,6 +1,7 @@
 """Video tracking (`likeness track`): speed, jitter before/after smoothing, and the smoother's lag.
 
 Usage: .venv/bin/python bench/bench_track.py [--blendshapes] [--frames N]
+       LIKENESS_EXPRESSION_ENCODER=off .venv/bin/python bench/bench_track.py   # without the expression encoder
 Reads the GRID clips in ../shared/data/video_dev (360×288, 25 fps) and the ICT model. Prints tables and writes
 bench/results/track.json; docs/animation.md quotes the figures with the machine they were measured on.
 
@@ -30,10 +31,12 @@ from likeness.landmarks import LandmarkDetector
 from likeness.pipeline import Engine
 from likeness.smoothing import OneEuro, jitter, one_euro, step_lag
 from likeness.track import (
+    ENCODER_BATCH,
     IDENTITY_FRAMES,
     SMOOTHING,
     FrameTracker,
     _collect,
+    _detect,
     _observe,
     open_video,
     read_frames,
@@ -59,15 +62,19 @@ def track_clip(engine: Engine, clip: Path, blendshapes: bool, limit: int | None)
 
     detector = LandmarkDetector(max_faces=1, video=True)
     start = time.perf_counter()
-    observations = [_observe(detector, None, rgb, camera, model.expression_names) for rgb in frames]
+    found = [_detect(detector, None, rgb) for rgb in frames]
     mediapipe_s = time.perf_counter() - start
     detector.close()
     scorer_s = 0.0
     if scorer is not None:
         start = time.perf_counter()
-        for obs, rgb in zip(observations, frames):
-            scorer.scores(rgb, (0, 0, size[0], size[1])) if obs is not None else None
+        found = [(lm, None if lm is None else scorer.scores(rgb, lm.box_px), rgb) for lm, _, rgb in found]
         scorer_s = time.perf_counter() - start
+    engine.encoder(model)  # loaded outside the timing
+    start = time.perf_counter()
+    observations = [o for k in range(0, len(found), ENCODER_BATCH)
+                    for o in _observe(engine, model, camera, found[k:k + ENCODER_BATCH])]
+    encoder_s = time.perf_counter() - start
 
     stride = max(1, min(len(frames), round(3 * fps)) // IDENTITY_FRAMES)
     samples = [Photo(Path(f"f{t}.png"), frames[t], camera.focal_px, "default")
@@ -75,7 +82,7 @@ def track_clip(engine: Engine, clip: Path, blendshapes: bool, limit: int | None)
     start = time.perf_counter()
     result, _ = engine.analyse(samples, model_path())
     identity_s = time.perf_counter() - start
-    tracker = FrameTracker(model, basis, result.identity, engine.settings)
+    tracker = FrameTracker(model, basis, result.identity, engine.fit_settings(observations))
     start = time.perf_counter()
     for obs in observations:
         tracker.add(obs)
@@ -84,10 +91,11 @@ def track_clip(engine: Engine, clip: Path, blendshapes: bool, limit: int | None)
     smooth = raw.smoothed()
     jaw = raw.names.index("jawOpen")
     n = len(frames)
-    per_frame = (mediapipe_s + scorer_s + fit_s) / n
+    per_frame = (mediapipe_s + scorer_s + encoder_s + fit_s) / n
     return {
         "frames": n, "lost": int((~raw.valid).sum()),
         "mediapipe_fps": n / mediapipe_s, "scorer_ms": 1000 * scorer_s / n, "fit_ms": 1000 * fit_s / n,
+        "encoder_ms": 1000 * encoder_s / n, "encoder": engine.encoder(model) is not None,
         "tracker_fps": 1.0 / per_frame, "identity_s": identity_s,
         "jitter_raw": {"expression": float(jitter(raw.expression).mean()),
                        "jawOpen": float(jitter(raw.expression[:, jaw])),
@@ -127,20 +135,23 @@ def main() -> None:
     engine.model(model_path())
     track_clip(engine, CLIPS[0], args.blendshapes, 10)  # warm-up: imports, graphs, caches
     clips = {clip.stem: track_clip(engine, clip, args.blendshapes, args.frames) for clip in CLIPS}
-    keys = ("mediapipe_fps", "scorer_ms", "fit_ms", "tracker_fps", "identity_s")
+    keys = ("mediapipe_fps", "scorer_ms", "encoder_ms", "fit_ms", "tracker_fps", "identity_s")
     mean = {k: float(np.mean([c[k] for c in clips.values()])) for k in keys}
-    print(f"{'clip':16s} {'frames':>6s} {'MP fps':>7s} {'fit ms':>7s} {'track fps':>9s} {'id s':>5s} "
+    print(f"{'clip':16s} {'frames':>6s} {'MP fps':>7s} {'enc ms':>6s} {'fit ms':>7s} {'track fps':>9s} {'id s':>5s} "
           f"{'expr raw→smooth':>17s} {'jaw raw→smooth':>16s} {'yaw° raw→smooth':>16s} {'pitch°':>14s}")
     for name, c in clips.items():
         r, s = c["jitter_raw"], c["jitter_smoothed"]
-        print(f"{name:16s} {c['frames']:6d} {c['mediapipe_fps']:7.1f} {c['fit_ms']:7.1f} {c['tracker_fps']:9.1f} "
+        print(f"{name:16s} {c['frames']:6d} {c['mediapipe_fps']:7.1f} {c['encoder_ms']:6.2f} {c['fit_ms']:7.1f} "
+              f"{c['tracker_fps']:9.1f} "
               f"{c['identity_s']:5.2f} {r['expression']:8.4f}→{s['expression']:.4f} {r['jawOpen']:7.4f}→"
               f"{s['jawOpen']:.4f} {r['angles_deg'][0]:7.3f}→{s['angles_deg'][0]:.3f} "
               f"{r['angles_deg'][1]:6.3f}→{s['angles_deg'][1]:.3f}")
     steps = lag()
     for name, v in steps.items():
         print(f"lag {name}: {v}")
-    out = REPO / "bench" / "results" / ("track_blendshapes.json" if args.blendshapes else "track.json")
+    suffix = ("_blendshapes" if args.blendshapes else "") + ("" if engine.encoder(engine.model(model_path())[0])
+                                                             else "_no_encoder")
+    out = REPO / "bench" / "results" / f"track{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
                                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "blendshapes": args.blendshapes,

@@ -28,6 +28,27 @@ def _faces(n: int, rng: np.random.Generator) -> np.ndarray:
     return base + rng.normal(0, 0.02, (n, 478, 3))
 
 
+def test_the_face_crop_follows_the_face():
+    """A picture moved, scaled and turned in the image gives the same crop (up to resampling)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    template = rng.uniform(-0.8, 0.8, (468, 2))
+    picture = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+    big = np.asarray(Image.fromarray(picture).resize((400, 400), Image.Resampling.BILINEAR))
+    canvas = np.zeros((600, 600, 3), np.uint8)
+    canvas[100:500, 100:500] = big
+    points = template * 120 + 300  # the template's frame: x right, y down, about 3.3 units on the picture
+    a = feats.face_crop(canvas, points, template)
+    turned = np.asarray(Image.fromarray(canvas).rotate(-20, center=(300, 300), resample=Image.Resampling.BILINEAR))
+    angle = np.radians(20)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    b = feats.face_crop(turned, (points - 300) @ rot.T + 300, template)
+    assert a.shape == (feats.CROP, feats.CROP, 3) and a.dtype == np.uint8
+    inner = slice(30, 98)
+    assert np.abs(a[inner, inner].astype(int) - b[inner, inner]).mean() < 12
+
+
 def test_features_ignore_position_size_and_rotation():
     rng = np.random.default_rng(0)
     face = _faces(1, rng)[0]
@@ -96,39 +117,45 @@ def test_loss_counts_only_what_is_wrong():
 
     target = torch.tensor([[0.0, 0.5, 1.0]])
     assert float(weight_loss(torch.tensor([[-3.0, 0.5, 1.0]]), target)) == 0.0
-    assert float(weight_loss(torch.tensor([[0.2, 0.5, 1.0]]), target)) == pytest.approx(0.2 / 3)
-    assert float(weight_loss(torch.tensor([[0.0, 0.2, 1.0]]), target)) == pytest.approx(0.3 / 3)
+    assert float(weight_loss(torch.tensor([[0.2, 0.5, 1.0]]), target)) == pytest.approx(0.2 ** 2 / 3)
+    assert float(weight_loss(torch.tensor([[0.0, 0.2, 1.0]]), target)) == pytest.approx(0.3 ** 2 / 3)
 
 
-def _toy(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features whose first columns carry the 53 weights (plus noise), like an easy version of the real task."""
+def _toy(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Features whose first columns carry the 53 weights (plus noise), like an easy version of the real task,
+    with crops whose brightness carries the first weight."""
     rng = np.random.default_rng(seed)
     y = np.where(rng.random((n, 53)) < 0.15, rng.uniform(0.2, 1.0, (n, 53)), 0.0).astype(np.float32)
     x = rng.normal(0, 0.05, (n, feats.FEATURES)).astype(np.float32)
     x[:, :53] += y
-    return x, y, rng.uniform(-30, 30, (n, 3)).astype(np.float32)
+    crops = np.broadcast_to((y[:, 0] * 200 + 20).astype(np.uint8)[:, None, None, None],
+                            (n, feats.CROP, feats.CROP, 3)).copy()
+    return x, crops, y, rng.uniform(-30, 30, (n, 3)).astype(np.float32)
 
 
-def _checkpoint(path: Path, names: tuple[str, ...], epochs: int = 2) -> Path:
+def _checkpoint(path: Path, names: tuple[str, ...], epochs: int = 1) -> Path:
     from likeness.learned.train import save, train
 
-    x, y, angles = _toy()
-    net = train(x, y, angles, epochs, seed=1, width=32, blocks=1, log=lambda *_: None)
-    template = feats.mean_template(_faces(5, np.random.default_rng(1)))
-    save(net, template, names, path, {"width": 32, "blocks": 1})
+    x, crops, y, angles = _toy()
+    net = train(x, crops, y, angles, epochs, seed=1, width=32, blocks=1, log=lambda *_: None)
+    rng = np.random.default_rng(1)
+    save(net, feats.mean_template(_faces(5, rng)), rng.normal(0, 1, (468, 2)), names, path,
+         {"width": 32, "blocks": 1})
     return path
 
 
 def test_training_learns_and_repeats_itself():
+    from likeness.learned.network import centre
     from likeness.learned.train import train
 
-    x, y, angles = _toy()
-    before = train(x, y, angles, 0, seed=1, width=32, blocks=1, log=lambda *_: None)
-    nets = [train(x, y, angles, 25, seed=1, width=32, blocks=1, log=lambda *_: None) for _ in range(2)]
+    x, crops, y, angles = _toy()
+    before = train(x, crops, y, angles, 0, seed=1, width=32, blocks=1, log=lambda *_: None)
+    nets = [train(x, crops, y, angles, 12, seed=1, width=32, blocks=1, log=lambda *_: None) for _ in range(2)]
 
     def error(net) -> float:
         with torch.no_grad():
-            return float((net(torch.from_numpy(x))[0].clamp(0, 1) - torch.from_numpy(y)).abs().mean())
+            raw = net(torch.from_numpy(x), centre(torch.from_numpy(crops)))[0]
+            return float((raw.clamp(0, 1) - torch.from_numpy(y)).abs().mean())
 
     assert error(nets[0]) < 0.5 * error(before)
     for a, b in zip(nets[0].state_dict().values(), nets[1].state_dict().values()):
@@ -140,10 +167,10 @@ def test_a_checkpoint_loads_and_predicts(tmp_path, ict):
 
     path = _checkpoint(tmp_path / "enc.safetensors", ict.expression_names)
     encoder = ExpressionEncoder(path, ict.expression_names, "cpu")
-    x, _, _ = _toy(4)
-    weights, angles = encoder.predict(x)
+    x, crops, _, _ = _toy(4)
+    weights, angles = encoder.predict(x, crops)
     assert weights.shape == (4, 53) and weights.min() >= 0 and weights.max() <= 1 and angles.shape == (4, 3)
-    assert encoder.template.shape == (478, 3)
+    assert encoder.template.shape == (478, 3) and encoder.crop_template.shape == (468, 2)
 
 
 def test_bad_checkpoints_are_refused_without_running_them(tmp_path, ict):

@@ -23,6 +23,13 @@ from . import __version__  # noqa: E402
 from .errors import BadInput, LikenessError  # noqa: E402
 
 
+def _learned_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                        help="where the expression encoder runs (default auto: a GPU when torch sees one)")
+    parser.add_argument("--no-encoder", action="store_true",
+                        help="fit without the learned expression encoder (landmarks and MediaPipe's scores only)")
+
+
 def _progress(stage: str, fraction: float, message: str) -> None:
     print(f"[{fraction:4.0%}] {stage}: {message}", file=sys.stderr, flush=True)
 
@@ -31,7 +38,7 @@ def _reconstruct(photos: list[str], args: argparse.Namespace) -> int:
     from .pipeline import Engine, ReconstructRequest
 
     start = time.perf_counter()
-    result = Engine().reconstruct(ReconstructRequest(
+    result = Engine(use_encoder=not args.no_encoder, device=args.device).reconstruct(ReconstructRequest(
         photos=photos, output=args.output, texture_size=args.texture_size, model=args.model,
         name=args.name, device=args.device, refine=args.refine), report=_progress)
     for warning in result["warnings"]:
@@ -47,7 +54,8 @@ def _track(args: argparse.Namespace) -> int:
     from .track import TrackRequest, run_track
 
     start = time.perf_counter()
-    result = run_track(Engine(use_blendshapes=args.blendshapes), TrackRequest(
+    engine = Engine(use_blendshapes=args.blendshapes, use_encoder=not args.no_encoder, device=args.device)
+    result = run_track(engine, TrackRequest(
         video=args.video, output=args.output, model=args.model, head=not args.no_head,
         texture_size=args.texture_size, smooth=not args.no_smoothing, blendshapes=args.blendshapes,
         max_frames=args.max_frames, name=args.name), report=_progress)
@@ -114,8 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-o", "--output", required=output_required, help="bundle folder to create (must not exist)")
         p.add_argument("--model", help="head-model npz (default: the installed ICT model)")
         p.add_argument("--texture-size", type=int, default=2048, help="texture width and height (default 2048)")
-        p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                       help="compute device (the current pipeline runs on the CPU everywhere)")
+        _learned_options(p)
         p.add_argument("--name", help="job name (default: the first photo's name)")
         p.add_argument("--refine", action="store_true",
                        help="refine each photo's fit against the photo's lip edges (under 1 s per photo)")
@@ -135,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--no-smoothing", action="store_true", help="raw per-frame values (lost frames bridged)")
     track.add_argument("--blendshapes", action="store_true",
                        help="use MediaPipe's learned blendshape scores as evidence (slower; needs that model)")
+    _learned_options(track)
     track.add_argument("--max-frames", type=int, help="only the first N frames")
     track.add_argument("--name", help="name of the head bundle (default: the video's name)")
 

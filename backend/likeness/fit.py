@@ -18,7 +18,7 @@ from scipy.linalg import cho_factor, cho_solve
 from .camera import Camera
 from .contour import Contour
 from .correspondence import FACE_OVAL, Correspondence
-from .geometry import rodrigues, similarity_transform
+from .geometry import axis_angle, rodrigues, similarity_transform
 from .headmodel import HeadModel
 from .landmarks import interocular
 
@@ -34,6 +34,7 @@ class FitSettings:
     expression_sparsity: float = 2.0  # weight of Σ expression (weights are ≥ 0, so this is an L1 prior)
     evidence_weight: float = 400.0  # weight of Σ (expression − learned score)² where scores exist (tune_fit.py)
     encoder_weight: float = 400.0  # the same weight when the evidence comes from the expression encoder
+    pose_prior: float = 0.0  # weight of |log(R_prior Rᵀ)|² (radians) where an observation has a rotation prior
     symmetry: float = 1.0  # weight of Σ (w_L − w_R)² over left/right pairs: symmetric unless the photo says so
     antagonism: float = 4.0  # weight of Σ (w_a + w_b)² over opposing pairs (jawLeft/jawRight, ...)
     antagonists: tuple[tuple[str, str], ...] = (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight"),
@@ -105,6 +106,7 @@ class Observation:
     evidence: np.ndarray | None = None
     scored: bool = False  # the evidence includes learned weights or scores
     sources: tuple[str, ...] = ()  # what the evidence comes from (the manifest's fit.evidence names)
+    rotation_prior: np.ndarray | None = None  # (3,3) head rotation a learned model expects, see pose_prior
 
 
 @dataclass
@@ -190,10 +192,14 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
         atb[:k] -= settings.identity_prior * identity
         diag[expression_cols] += settings.expression_prior
         current = np.concatenate([f.expression for f in fits])
-        for i, fit in enumerate(fits):
+        for i, (fit, obs) in enumerate(zip(fits, observations)):
             block = k + i * per + 6 + np.arange(e)
             ata[np.ix_(block, block)] += pairs
             atb[block] -= pairs @ fit.expression
+            if settings.pose_prior and obs.rotation_prior is not None:  # pull R toward the prior: R ← exp(ω) R
+                rows = k + i * per + np.arange(3)
+                diag[rows] += settings.pose_prior
+                atb[rows] += settings.pose_prior * axis_angle(obs.rotation_prior @ fit.rotation.T)
         atb[expression_cols] -= settings.expression_prior * current + settings.expression_sparsity / 2
         scored = expression_cols[has_evidence]
         diag[scored] += settings.evidence_weight

@@ -16,6 +16,20 @@ def rodrigues(rvec: np.ndarray) -> np.ndarray:
     return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * kx @ kx
 
 
+def axis_angle(rot: np.ndarray) -> np.ndarray:
+    """Axis-angle vector (radians) of a rotation matrix (3,3): the inverse of :func:`rodrigues`."""
+    cos = np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0)
+    theta = float(np.arccos(cos))
+    axis = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
+    if theta < 1e-9:
+        return axis / 2.0
+    if np.pi - theta < 1e-6:  # half turn: the axis is the dominant column of R + I
+        sym = (rot + np.eye(3)) / 2.0
+        k = sym[:, np.argmax(np.diag(sym))]
+        return k / np.linalg.norm(k) * theta
+    return axis * theta / (2.0 * np.sin(theta))
+
+
 def _rx(a: float) -> np.ndarray:
     c, s = np.cos(a), np.sin(a)
     return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])

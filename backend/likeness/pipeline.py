@@ -23,7 +23,7 @@ from .blendshapes import BlendshapeScorer, find_task, to_weights
 from .checks import job_warnings, photo_confidence, photo_warnings
 from .fit import FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks
 from .gaze import eyeballs, gaze_angles, gaze_weights
-from .geometry import head_angles
+from .geometry import head_angles, head_rotation
 from .headmodel import HeadModel, load_ict, resolve_model_path
 from .images import Photo, load_photo
 from .landmarks import FaceLandmarks, LandmarkDetector
@@ -98,22 +98,26 @@ class Engine:
         return self._encoder or None
 
     def observe(self, model: HeadModel, cameras: list[Camera], found: list[FaceLandmarks],
-                scores: list[dict[str, float] | None]) -> list[Observation]:
-        """What each photo (or video frame) tells the fit: its landmarks, and as expression evidence the encoder's weights (which
-        read the landmarks and MediaPipe's scores) where there is an encoder, else MediaPipe's scores."""
+                scores: list[dict[str, float] | None], images: list[np.ndarray]) -> list[Observation]:
+        """What each photo (or video frame) tells the fit: its landmarks, and as expression evidence the
+        encoder's weights (it reads the face's pixels in ``images``, the landmarks and MediaPipe's scores) where
+        there is an encoder, else MediaPipe's scores."""
         encoder = self.encoder(model)  # one batch for all photos
         learned: list[np.ndarray | None] = [None if s is None else to_weights(s, model.expression_names)
                                             for s in scores]
         sources = [("mediapipe_blendshapes",) if s is not None else () for s in scores]
+        rotations: list[np.ndarray | None] = [None] * len(found)
         if encoder is not None and found:
             from .learned.features import score_vector
 
-            weights, _ = encoder.predict(np.stack([encoder.features(lm.points_px, lm.depth_px, score_vector(s))
-                                                   for lm, s in zip(found, scores)]))
+            inputs = [encoder.inputs(rgb, lm.points_px, lm.depth_px, score_vector(s))
+                      for rgb, lm, s in zip(images, found, scores)]
+            weights, angles = encoder.predict(np.stack([f for f, _ in inputs]), np.stack([c for _, c in inputs]))
             learned = list(weights)
+            rotations = [head_rotation(*a) for a in angles]
             sources = [("expression_encoder",) + src for src in sources]
-        return [Observation(lm.points_px, lm.depth_px, cam, ev, scored=ev is not None, sources=src)
-                for cam, lm, ev, src in zip(cameras, found, learned, sources)]
+        return [Observation(lm.points_px, lm.depth_px, cam, ev, scored=ev is not None, sources=src, rotation_prior=rot)
+                for cam, lm, ev, src, rot in zip(cameras, found, learned, sources, rotations)]
 
     def fit_settings(self, observations: list[Observation | None]) -> FitSettings:
         """The fit's settings for these observations: the encoder's evidence weighs ``encoder_weight``."""
@@ -138,7 +142,7 @@ class Engine:
             scores.append(self.scorer().scores(photo.rgb, lm.box_px) if self.scorer() else None)
             found.append(lm)
         observations = self.observe(model, [Camera(p.focal_px, p.principal_point, p.size) for p in photos], found,
-                                    scores)
+                                    scores, [p.rgb for p in photos])
         step("fit", 0.0, "Fitting the head to the landmarks")
         settings = self.fit_settings(observations)
         result = fit_landmarks(basis, observations, settings)
@@ -170,6 +174,8 @@ class Engine:
             report(stage, STAGES[stage] + within * (nxt - STAGES[stage]), message)
 
         _validate(request)
+        if request.device != self.device:  # the encoder moves to the job's device
+            self.device, self._encoder = request.device, None
         output = check_output(request.output)
         n = len(request.photos)
         step("load", 0.0, "Loading the head model")
@@ -281,5 +287,7 @@ def _validate(request: ReconstructRequest) -> None:
     if len(request.photos) > MAX_PHOTOS:
         raise BadInput(f"{len(request.photos)} photos were given; at most {MAX_PHOTOS} fit in one job.",
                        "Pick fewer photos.")
+    if request.device not in ("auto", "cpu", "cuda", "mps"):
+        raise BadInput(f"Unknown device {request.device!r}.", "Use auto, cpu, cuda or mps.")
     if not (64 <= int(request.texture_size) <= 8192):
         raise BadInput(f"Texture size {request.texture_size} is out of range.", "Use a size from 64 to 8192.")

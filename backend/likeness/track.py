@@ -143,21 +143,25 @@ class FrameTracker:
         self.fits.append(fit)
 
 
-def _detect(detector: LandmarkDetector, scorer, rgb: np.ndarray) -> tuple[FaceLandmarks | None, dict | None]:
-    """The frame's landmarks (and MediaPipe's scores when ``scorer`` is given); (None, None) when no face."""
+Detection = tuple[FaceLandmarks | None, dict | None, np.ndarray]
+
+
+def _detect(detector: LandmarkDetector, scorer, rgb: np.ndarray) -> Detection:
+    """The frame's landmarks (and MediaPipe's scores when ``scorer`` is given; None, None when no face is
+    found), and the frame."""
     try:
         lm = detector.detect(rgb)
     except NoFaceFound:
-        return None, None
-    return lm, scorer.scores(rgb, lm.box_px) if scorer is not None else None
+        return None, None, rgb
+    return lm, scorer.scores(rgb, lm.box_px) if scorer is not None else None, rgb
 
 
-def _observe(engine: Engine, model: HeadModel, camera: Camera,
-             frames: list[tuple[FaceLandmarks | None, dict | None]]) -> list[Observation | None]:
+def _observe(engine: Engine, model: HeadModel, camera: Camera, frames: list[Detection]) -> list[Observation | None]:
     """Observations of a batch of frames (the expression encoder runs once for the batch); None where the face
     was lost."""
-    seen = [i for i, (lm, _) in enumerate(frames) if lm is not None]
-    obs = engine.observe(model, [camera] * len(seen), [frames[i][0] for i in seen], [frames[i][1] for i in seen])
+    seen = [i for i, (lm, _, _) in enumerate(frames) if lm is not None]
+    obs = engine.observe(model, [camera] * len(seen), [frames[i][0] for i in seen], [frames[i][1] for i in seen],
+                         [frames[i][2] for i in seen])
     out: list[Observation | None] = [None] * len(frames)
     for i, o in zip(seen, obs):
         out[i] = o
@@ -183,7 +187,7 @@ def track_video(engine: Engine, video: str | Path, model_path: str | None = None
     pending: list[Observation | None] = []
     samples: list[Photo] = []
     tracker: FrameTracker | None = None
-    batch: list[tuple[FaceLandmarks | None, dict | None]] = []
+    batch: list[Detection] = []
     seen = 0  # frames whose observation went to the tracker or the pending list
 
     def flush() -> None:

@@ -3,7 +3,8 @@
 Each shard of :data:`SHARD` samples is one ``.npz`` (no pickle) in the data folder, made by one worker process
 from its own seed stream, so a folder can be filled in parallel, stopped and resumed, and the same seed always
 makes the same data. A sample holds MediaPipe's 478 landmarks and depth (pixels), its 52 blendshape scores
-(:func:`likeness.learned.features.score_vector`), and the truth: 53 expression weights, yaw/pitch/roll, the
+(:func:`likeness.learned.features.score_vector`), the face crop (:func:`likeness.learned.features.face_crop`,
+uint8), and the truth: 53 expression weights, yaw/pitch/roll, the
 head rotation, the camera; and ``found`` = 0 where MediaPipe saw no face (those are left out of training).
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 
 SHARD = 250
 FIELDS = ("points_px", "depth_px", "scores", "expression", "angles", "rotation", "focal_px", "image_size",
-          "found")
+          "found", "crop")
 
 
 def shard_path(folder: Path, family: str, index: int) -> Path:
@@ -29,11 +30,12 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     """Render and detect one shard; returns its path. Runs in a worker process (one MediaPipe per process)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ..blendshapes import BlendshapeScorer
+    from ..correspondence import load_table
     from ..errors import NoFaceFound
     from ..gaze import eye_turns, turn_eyes
     from ..headmodel import load_ict
     from ..landmarks import LandmarkDetector
-    from .features import score_vector
+    from .features import CROP, crop_template, face_crop, score_vector
     from .render import HeadRenderer
     from .scenes import draw_scene
     from .skins import SkinPainter, skin_seeds
@@ -44,6 +46,7 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     scorer = BlendshapeScorer(Path(task_path)) if task_path else None
     skins = skin_seeds(skin_count, family)
     centre = model.neutral[model.landmarks_68].mean(0)
+    template = crop_template(load_table().points(model.neutral.astype(np.float64)))
     rows: dict[str, list] = {k: [] for k in FIELDS}
     for i in range(SHARD):
         rng = np.random.default_rng([seed, index, i])
@@ -56,17 +59,18 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
             found = detector.detect(rgb)
             points, depth = found.points_px[:478], found.depth_px[:478]
             scores = score_vector(scorer.scores(rgb, found.box_px) if scorer else None)
-            ok = 1
+            crop, ok = face_crop(rgb, points, template), 1
         except NoFaceFound:
             points, depth, scores, ok = np.zeros((478, 2)), np.zeros(478), score_vector(None), 0
+            crop = np.zeros((CROP, CROP, 3), np.uint8)
         for key, value in (("points_px", points), ("depth_px", depth), ("scores", scores),
                            ("expression", scene.expression), ("angles", scene.angles),
                            ("rotation", scene.rotation), ("focal_px", scene.camera.focal_px),
-                           ("image_size", scene.camera.size), ("found", ok)):
+                           ("image_size", scene.camera.size), ("found", ok), ("crop", crop)):
             rows[key].append(value)
     path = shard_path(Path(folder), family, index)
     tmp = path.with_suffix(".part.npz")
-    np.savez_compressed(tmp, **{k: np.asarray(v, np.float32) for k, v in rows.items()})
+    np.savez_compressed(tmp, **{k: np.asarray(v, np.uint8 if k == "crop" else np.float32) for k, v in rows.items()})
     tmp.replace(path)
     return str(path)
 

@@ -11,11 +11,15 @@ NumPy only (no torch), so the training-data generator, the trainer and the backe
   how MediaPipe's points behave when the head is turned.
 - The 52 ARKit scores of MediaPipe's Face Landmarker in :data:`likeness.arkit.ARKIT_52` order, and a last number
   that says whether there were scores (0 and zeros when the model is not installed or found no face).
+- The face's pixels (:func:`face_crop`): the photo resampled so that MediaPipe's landmarks land on a frontal
+  template's (a 2D similarity: position, size and in-plane rotation removed), :data:`CROP` pixels a side with
+  :data:`CROP_SCALE` pixels per inter-ocular distance; the network reads its centre :data:`CROP_INNER` pixels.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from ..arkit import ARKIT_52
 from ..geometry import similarity_transform
@@ -23,6 +27,10 @@ from ..geometry import similarity_transform
 LANDMARKS = 478
 FACE_POINTS = 468
 FEATURES = LANDMARKS * 3 + 9 + len(ARKIT_52) + 1
+CROP = 128  # stored crop side (px); training takes random CROP_INNER windows of it, inference the centre
+CROP_INNER = 112
+CROP_SCALE = 54.0  # crop pixels per inter-ocular distance
+CROP_CENTRE_Y = 0.0  # the crop's centre lies this many inter-ocular distances below the template's centre
 
 
 def landmarks_3d(points_px: np.ndarray, depth_px: np.ndarray) -> np.ndarray:
@@ -60,3 +68,35 @@ def mean_template(points: np.ndarray, rounds: int = 4) -> np.ndarray:
         template -= template[:FACE_POINTS].mean(0)
         template /= np.linalg.norm(template[33] - template[263])  # outer eye corners
     return template
+
+
+def crop_template(face_points: np.ndarray) -> np.ndarray:
+    """(468,2) frontal 2D template from the head model's 468 MediaPipe points (m, head frame): x right, y down,
+    centred, inter-ocular distance 1."""
+    xy = face_points[:FACE_POINTS, :2] * [1.0, -1.0]
+    xy = xy - xy.mean(0)
+    return xy / np.linalg.norm(xy[33] - xy[263])
+
+
+def face_crop(rgb: np.ndarray, points_px: np.ndarray, template: np.ndarray, size: int = CROP) -> np.ndarray:
+    """(size, size, 3) uint8: the face of ``rgb`` (H,W,3 uint8) resampled onto ``template`` (:func:`crop_template`)
+    by the 2D similarity that best maps the template onto MediaPipe's 468 face points (pixels)."""
+    scale, rot, offset = _similarity_2d(template, points_px[:FACE_POINTS, :2])
+    # crop pixel (u, v) → template point ((u, v) − centre) / CROP_SCALE + (0, CROP_CENTRE_Y) → photo pixel
+    a = scale * rot / CROP_SCALE
+    centre = np.array([size / 2.0, size / 2.0])
+    shift = offset + scale * rot @ np.array([0.0, CROP_CENTRE_Y]) - a @ centre
+    coeffs = (a[0, 0], a[0, 1], shift[0], a[1, 0], a[1, 1], shift[1])
+    image = Image.fromarray(np.ascontiguousarray(rgb))
+    return np.asarray(image.transform((size, size), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR))
+
+
+def _similarity_2d(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares ``dst ≈ s · R · src + t`` for 2D points (Umeyama, no reflection). Returns (s, R, t)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
+    fix = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ fix @ vt
+    scale = float(np.trace(np.diag(sig) @ fix) / (a ** 2).sum(1).mean())
+    return scale, rot, mu_d - scale * rot @ mu_s

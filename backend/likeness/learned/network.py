@@ -1,8 +1,14 @@
-"""The expression encoder network (torch): features of one face → 53 expression weights and the head's angles.
+"""The expression encoder network (torch): one face → 53 expression weights and the head's angles.
 
-A small residual MLP. Its input is :func:`likeness.learned.features.encoder_features`, standardised by the
-training set's mean and spread (kept in the checkpoint); its outputs are the model's expression weights
-(clamped to [0, 1] at inference) and yaw/pitch/roll in units of 30°.
+Two branches meet in a residual MLP:
+
+- the face's pixels (:func:`likeness.learned.features.face_crop`, the centre :data:`CROP_INNER` square) through a
+  small convolutional network (about 60 M multiply-adds), flattened on a 4 × 4 grid so that left and right stay
+  apart;
+- the landmark and score features (:func:`likeness.learned.features.encoder_features`), standardised by the
+  training set's mean and spread (kept in the checkpoint).
+
+Outputs: the model's expression weights (clamped to [0, 1] at inference) and yaw/pitch/roll in units of 30°.
 """
 
 from __future__ import annotations
@@ -10,7 +16,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .features import CROP_INNER
+
 ANGLE_UNIT_DEG = 30.0
+
+
+def _conv(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class FaceCNN(nn.Module):
+    """(B, 3, CROP_INNER, CROP_INNER) in [0, 1] → (B, out)."""
+
+    def __init__(self, out: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv(3, 32, 5, 2), _conv(32, 48, 3, 2), _conv(48, 48), _conv(48, 64, 3, 2),
+                                  _conv(64, 64), _conv(64, 96, 3, 2), _conv(96, 96), _conv(96, 128, 3, 2),
+                                  nn.AdaptiveAvgPool2d(4))
+        self.head = nn.Linear(128 * 16, out)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(image - 0.5).flatten(1))
 
 
 class Block(nn.Module):
@@ -26,7 +53,7 @@ class Block(nn.Module):
 
 
 class ExpressionNet(nn.Module):
-    """(B, features) → (B, expressions) raw weights and (B, 3) angles / :data:`ANGLE_UNIT_DEG`."""
+    """(features (B, F), image (B, 3, S, S) in [0, 1]) → raw weights (B, E) and angles / :data:`ANGLE_UNIT_DEG`."""
 
     def __init__(self, features: int, expressions: int, width: int = 384, blocks: int = 3,
                  dropout: float = 0.1) -> None:
@@ -34,19 +61,29 @@ class ExpressionNet(nn.Module):
         self.register_buffer("mean", torch.zeros(features))
         self.register_buffer("scale", torch.ones(features))
         self.inp = nn.Linear(features, width)
+        self.image = FaceCNN(width)
         self.blocks = nn.Sequential(*[Block(width, dropout) for _ in range(blocks)])
         self.norm = nn.LayerNorm(width)
         self.expression = nn.Linear(width, expressions)
         self.angles = nn.Linear(width, 3)
         self.in_drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.in_drop(self.inp((x - self.mean) / self.scale))
+    def forward(self, x: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.in_drop(self.inp((x - self.mean) / self.scale) + self.image(image))
         h = self.norm(self.blocks(h))
         return self.expression(h), self.angles(h)
 
 
+def centre(crops: torch.Tensor) -> torch.Tensor:
+    """(B, S, S, 3) uint8 crops → (B, 3, CROP_INNER, CROP_INNER) floats in [0, 1] from their centres."""
+    size = crops.shape[1]
+    lo = (size - CROP_INNER) // 2
+    return crops[:, lo:lo + CROP_INNER, lo:lo + CROP_INNER].permute(0, 3, 1, 2).float() / 255.0
+
+
 def weight_loss(raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 against the true weights where a shape is on; where it is off only positive outputs cost (any
-    output ≤ 0 reads as weight 0), so the network may push absent shapes below zero freely."""
-    return torch.where(target > 0, (raw - target).abs(), torch.relu(raw)).mean()
+    """Squared error against the true weights where a shape is on; where it is off only positive outputs cost
+    (any output ≤ 0 reads as weight 0), so the network may push absent shapes below zero freely. Squared, not
+    absolute: the absolute error's optimum is the conditional median, which is 0 for every shape that is on in
+    fewer than half of the faces that look alike, so rare shapes would never be read."""
+    return torch.where(target > 0, (raw - target) ** 2, torch.relu(raw) ** 2).mean()

@@ -1,7 +1,7 @@
 """Loading and running the expression encoder in the backend.
 
 The weights are a safetensors file (no pickle, nothing executed on load): the network's tensors, the landmark
-template (``template``, (478,3)), and metadata (JSON strings) with the network's size, the expression names it
+template (``template``, (478,3)), the crop template (``crop_template``, (468,2)), and metadata (JSON strings) with the network's size, the expression names it
 was trained for and how it was made. :func:`find_weights` looks at ``$LIKENESS_EXPRESSION_ENCODER``, then the
 copy shipped in the package. torch is imported only here, when an encoder is first loaded.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput
-from .features import FEATURES, encoder_features
+from .features import FEATURES, encoder_features, face_crop
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "expression_encoder.safetensors"
 HINT = "Remove the file or point $LIKENESS_EXPRESSION_ENCODER at a checkpoint made by `python -m likeness.learned.train`."
@@ -81,9 +81,9 @@ class ExpressionEncoder:
         if config.get("features") != FEATURES:
             raise BadInput(f"The expression encoder {path} expects {config.get('features')} features, "
                            f"this backend makes {FEATURES}.", HINT)
-        template = tensors.pop("template", None)
-        if template is None or tuple(template.shape) != (478, 3):
-            raise BadInput(f"The expression encoder {path} lacks its landmark template.", HINT)
+        template, crop = tensors.pop("template", None), tensors.pop("crop_template", None)
+        if template is None or tuple(template.shape) != (478, 3) or crop is None or tuple(crop.shape) != (468, 2):
+            raise BadInput(f"The expression encoder {path} lacks its landmark templates.", HINT)
         net = ExpressionNet(config["features"], len(names), config["width"], config["blocks"])
         try:
             net.load_state_dict({k: v.float() for k, v in tensors.items()})
@@ -91,20 +91,25 @@ class ExpressionEncoder:
             raise BadInput(f"The expression encoder {path} does not fit its own description ({exc}).", HINT) from exc
         self.device = pick_device(device)
         self.net = net.to(self.device).eval()
-        self.template = template.double().numpy()
+        self.template, self.crop_template = template.double().numpy(), crop.double().numpy()
         self.path, self.metadata = path, meta
         self._torch = torch
 
-    def features(self, points_px: np.ndarray, depth_px: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        return encoder_features(points_px, depth_px, scores, self.template)
+    def inputs(self, rgb: np.ndarray, points_px: np.ndarray, depth_px: np.ndarray,
+               scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the network reads of one face: features (FEATURES,) and the face crop (S, S, 3) uint8."""
+        return (encoder_features(points_px, depth_px, scores, self.template),
+                face_crop(rgb, points_px, self.crop_template))
 
-    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Features (B, FEATURES) → weights (B, E) in [0, 1] and (yaw, pitch, roll) (B, 3) in degrees."""
-        from .network import ANGLE_UNIT_DEG
+    def predict(self, features: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features (B, FEATURES) and crops (B, S, S, 3) uint8 → weights (B, E) in [0, 1] and (yaw, pitch,
+        roll) (B, 3) in degrees."""
+        from .network import ANGLE_UNIT_DEG, centre
 
         torch = self._torch
         with torch.inference_mode():
             x = torch.from_numpy(np.asarray(features, np.float32)).to(self.device)
-            raw, angles = self.net(x)
+            image = centre(torch.from_numpy(np.ascontiguousarray(crops, np.uint8))).to(self.device)
+            raw, angles = self.net(x, image)
         return (raw.clamp(0.0, 1.0).double().cpu().numpy(),
                 angles.double().cpu().numpy() * ANGLE_UNIT_DEG)

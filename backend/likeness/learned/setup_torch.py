@@ -1,5 +1,7 @@
 """Install the torch build that fits this machine: ``python -m likeness.learned.setup_torch [--dry-run]``.
 
+Standard library only, so it also runs as a plain script before the backend is installed (scripts/test.sh).
+
 The add-on's **Set up backend** runs this after installing the backend. Where an NVIDIA driver is present
 (``nvidia-smi`` on the PATH), on macOS (Apple GPUs through MPS) and on Windows, PyPI's own ``torch`` is the
 right build. On Linux without an NVIDIA GPU that build would bring several GB of CUDA libraries for nothing, so
@@ -32,9 +34,11 @@ def candidates(system: str | None = None, nvidia: bool | None = None) -> list[li
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="print the pip commands, install nothing")
+    parser.add_argument("--quiet", action="store_true", help="pass --quiet to pip")
     args = parser.parse_args(argv)
     for extra in candidates():
-        command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *extra]
+        command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
+                   *(["--quiet"] if args.quiet else []), *extra]
         print(" ".join(command), flush=True)
         if args.dry_run:
             continue

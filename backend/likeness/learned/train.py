@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .dataset import SHARD, fill, load
-from .features import FEATURES, encoder_features, landmarks_3d, mean_template
+from .features import CROP_INNER, FEATURES, encoder_features, landmarks_3d, mean_template
 
 DATA_SEED = 7100
 TRAIN_SEED = 11
@@ -39,28 +38,48 @@ def features_of(data: dict[str, np.ndarray], template: np.ndarray) -> np.ndarray
                      for p, d, s in zip(data["points_px"], data["depth_px"], data["scores"])])
 
 
-def train(x: np.ndarray, y: np.ndarray, angles: np.ndarray, epochs: int, seed: int, width: int, blocks: int,
-          val: tuple[np.ndarray, np.ndarray] | None = None, log=print):
-    """The trained :class:`~likeness.learned.network.ExpressionNet` (CPU, eval mode)."""
+def _augment(crops, rng: np.random.Generator):
+    """Random CROP_INNER windows of the stored crops with brightness, contrast, colour and grey-scale jitter:
+    (B, S, S, 3) uint8 → (B, 3, CROP_INNER, CROP_INNER) in [0, 1]."""
     import torch
 
-    from .network import ANGLE_UNIT_DEG, ExpressionNet, weight_loss
+    n, size = crops.shape[0], crops.shape[1]
+    span = size - CROP_INNER
+    offsets = rng.integers(0, span + 1, (n, 2))
+    out = torch.stack([crops[i, y:y + CROP_INNER, x:x + CROP_INNER] for i, (y, x) in enumerate(offsets)])
+    out = out.permute(0, 3, 1, 2).float() / 255.0
+    gain = torch.from_numpy(rng.uniform(0.7, 1.3, (n, 1, 1, 1)) * rng.uniform(0.9, 1.1, (n, 3, 1, 1))).float()
+    mean = out.mean((1, 2, 3), keepdim=True)
+    contrast = torch.from_numpy(rng.uniform(0.7, 1.3, (n, 1, 1, 1))).float()
+    out = ((out - mean) * contrast + mean) * gain
+    grey = torch.from_numpy(rng.random(n) < 0.1)
+    out[grey] = out[grey].mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    return out.clamp(0.0, 1.0)
+
+
+def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, epochs: int, seed: int,
+          width: int, blocks: int, val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, log=print):
+    """The trained :class:`~likeness.learned.network.ExpressionNet` (CPU, eval mode). ``crops``: (N, S, S, 3)
+    uint8 face crops; ``val``: features, crops and weights to report on while training."""
+    import torch
+
+    from .network import ANGLE_UNIT_DEG, ExpressionNet, centre, weight_loss
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = ExpressionNet(x.shape[1], y.shape[1], width, blocks)
     net.mean.copy_(torch.from_numpy(x.mean(0)))
     net.scale.copy_(torch.from_numpy(np.maximum(x.std(0), 1e-3)))
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    xt, yt, ct = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(crops)
     at = torch.from_numpy(angles / ANGLE_UNIT_DEG).float()
-    batch = 256
+    batch = 128
     steps = max(epochs * int(np.ceil(len(x) / batch)), 1)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
-    landmark_cols = torch.arange(478 * 3)
-    score_cols = torch.arange(478 * 3 + 9, FEATURES)
+    score_cols = torch.zeros(x.shape[1], dtype=torch.bool)
+    score_cols[478 * 3 + 9:] = True
     noise_scale = torch.zeros(x.shape[1])
-    noise_scale[landmark_cols] = LANDMARK_NOISE
+    noise_scale[:478 * 3] = LANDMARK_NOISE
     for epoch in range(epochs):
         net.train()
         order = torch.from_numpy(rng.permutation(len(x)))
@@ -68,33 +87,36 @@ def train(x: np.ndarray, y: np.ndarray, angles: np.ndarray, epochs: int, seed: i
         for start in range(0, len(x), batch):
             idx = order[start:start + batch]
             xb = xt[idx] + torch.randn(len(idx), x.shape[1]) * noise_scale
-            drop = torch.rand(len(idx)) < SCORE_DROP
-            xb[drop[:, None] & torch.isin(torch.arange(x.shape[1]), score_cols)[None]] = 0.0
-            raw, ang = net(xb)
+            drop = torch.from_numpy(rng.random(len(idx)) < SCORE_DROP)
+            xb[drop[:, None] & score_cols[None]] = 0.0
+            raw, ang = net(xb, _augment(ct[idx], rng))
             loss = weight_loss(raw, yt[idx]) + 0.05 * (ang - at[idx]).abs().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
-        if val is not None and (epoch % 10 == 9 or epoch == epochs - 1):
+        if val is not None and (epoch % 5 == 4 or epoch == epochs - 1):
             net.eval()
             with torch.no_grad():
-                pred = net(torch.from_numpy(val[0]))[0].clamp(0, 1).numpy()
-            on = val[1] > 0
+                pred = net(torch.from_numpy(val[0]), centre(torch.from_numpy(val[1])))[0].clamp(0, 1).numpy()
+            on = val[2] > 0
             log(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}, validation on-shape error "
-                f"{np.abs(pred - val[1])[on].mean():.3f}, leak {np.where(on, 0, pred).sum(1).mean():.2f}")
+                f"{np.abs(pred - val[2])[on].mean():.3f}, leak {np.where(on, 0, pred).sum(1).mean():.2f}", flush=True)
     return net.eval()
 
 
-def save(net, template: np.ndarray, names: tuple[str, ...], path: Path, meta: dict) -> str:
-    """Write the checkpoint (float16 weights, float32 normalisers and template); returns its sha256."""
+def save(net, template: np.ndarray, crop_template: np.ndarray, names: tuple[str, ...], path: Path,
+         meta: dict) -> str:
+    """Write the checkpoint (float16 weights, float32 normalisers and templates); returns its sha256."""
     import torch
     from safetensors.torch import save_file
 
-    tensors = {k: (v.half() if v.dtype == torch.float32 and k not in ("mean", "scale") else v).contiguous()
+    keep = ("mean", "scale", "running_mean", "running_var")  # normalisers stay float32
+    tensors = {k: (v.half() if v.dtype == torch.float32 and not k.endswith(keep) else v).contiguous()
                for k, v in net.state_dict().items()}
     tensors["template"] = torch.from_numpy(template.astype(np.float32))
+    tensors["crop_template"] = torch.from_numpy(crop_template.astype(np.float32))
     metadata = {"config": json.dumps({"features": FEATURES, "width": meta["width"], "blocks": meta["blocks"]}),
                 "expression_names": json.dumps(list(names)), "recipe": json.dumps(meta)}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,13 +128,15 @@ def save(net, template: np.ndarray, names: tuple[str, ...], path: Path, meta: di
 
 def main(argv: list[str] | None = None) -> None:
     from ..blendshapes import find_task
+    from ..correspondence import load_table
     from ..headmodel import load_ict, resolve_model_path
+    from .features import crop_template
     from .runtime import SHIPPED
 
     parser = argparse.ArgumentParser(description="Train the expression encoder (see docs/encoder.md).")
     parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
-    parser.add_argument("--shards", type=int, default=32, help=f"training shards of {SHARD} renders")
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--shards", type=int, default=36, help=f"training shards of {SHARD} renders")
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--width", type=int, default=384)
     parser.add_argument("--blocks", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="processes rendering the training data")
@@ -126,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     if task is None:
         raise SystemExit("MediaPipe's Face Landmarker model is needed for the training data: "
                          "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
-    names = load_ict(model_path).expression_names
+    model = load_ict(model_path)
+    names = model.expression_names
     paths = fill(args.data, str(model_path), str(task), "train", args.shards, DATA_SEED, SKINS, args.workers)
     made = time.perf_counter()
     data = load(paths)
@@ -136,17 +161,17 @@ def main(argv: list[str] | None = None) -> None:
     faces = np.stack([landmarks_3d(p, d) for p, d in zip(data["points_px"], data["depth_px"])]).astype(np.float64)
     template = mean_template(faces[:2000])
     x = features_of(data, template)
-    y, angles = data["expression"].astype(np.float32), data["angles"].astype(np.float32)
+    y, angles, crops = data["expression"].astype(np.float32), data["angles"].astype(np.float32), data["crop"]
     held = len(x) - min(SHARD, len(x) // 10)
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-    net = train(x[:held], y[:held], angles[:held], args.epochs, TRAIN_SEED, args.width, args.blocks,
-                val=(x[held:], y[held:]))
+    net = train(x[:held], crops[:held], y[:held], angles[:held], args.epochs, TRAIN_SEED, args.width, args.blocks,
+                val=(x[held:], crops[held:], y[held:]))
     meta = {"command": "python -m likeness.learned.train", "data_seed": DATA_SEED, "train_seed": TRAIN_SEED,
             "renders": int(len(keep)), "faces": int(len(x)), "shards": args.shards, "epochs": args.epochs,
             "width": args.width, "blocks": args.blocks, "skins": SKINS, "skin_family": "train",
             "data_minutes": round((made - start) / 60, 1),
             "train_minutes": round((time.perf_counter() - made) / 60, 1)}
-    digest = save(net, template, names, args.out, meta)
+    digest = save(net, template, crop_template(load_table().points(model.neutral.astype(np.float64))), names,
+                  args.out, meta)
     print(f"wrote {args.out} (sha256 {digest}) in {(time.perf_counter() - start) / 60:.1f} min")
 
 
