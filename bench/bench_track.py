@@ -82,7 +82,7 @@ def track_clip(engine: Engine, clip: Path, blendshapes: bool, limit: int | None)
     start = time.perf_counter()
     result, _ = engine.analyse(samples, model_path())
     identity_s = time.perf_counter() - start
-    tracker = FrameTracker(model, basis, result.identity, engine.fit_settings(observations))
+    tracker = FrameTracker(model, basis, result.identity, engine.fit_settings(engine.encoder(model) is not None))
     start = time.perf_counter()
     for obs in observations:
         tracker.add(obs)

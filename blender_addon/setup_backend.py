@@ -7,7 +7,7 @@ Steps, run one after another in a background thread, each a subprocess whose out
    PyPI dependencies (the only step that uses the network)
 3. ``<venv python> -m likeness.learned.setup_torch``: the torch build that fits the machine (CUDA where an NVIDIA
    driver is present, the small CPU build on other Linux machines, PyPI's build on macOS and Windows), for the
-   expression encoder
+   expression encoder; optional: when it fails the set-up goes on and the backend runs without the encoder
 4. ``<venv python> -m likeness models install ict``: the head model
 
 Only when every step succeeded is the marker file ``<venv>/.likeness-ready`` written (and it is removed before
@@ -29,6 +29,8 @@ from .backend_client import BackendClient, backend_env
 from .errors import LikenessError
 from .session import READY_MARKER, venv_python
 
+#: Steps whose failure is written to the log but does not stop the set-up (torch is optional).
+OPTIONAL_STAGES = ("Installing torch for this machine (the expression encoder)",)
 #: Seconds the set-up waits for a backend that was just asked to stop before it changes the venv.
 PREVIOUS_BACKEND_WAIT = 15.0
 
@@ -74,8 +76,7 @@ class BackendSetup:
             ("Creating the backend's Python environment", [base_python, "-m", "venv", str(venv_dir)]),
             ("Installing the backend and its dependencies (downloads several hundred MB)",
              [python, "-m", "pip", "install", "--disable-pip-version-check", str(source_dir)]),
-            ("Installing torch for this machine (the expression encoder)",
-             [python, "-m", "likeness.learned.setup_torch"]),
+            (OPTIONAL_STAGES[0], [python, "-m", "likeness.learned.setup_torch"]),
             ("Installing the ICT head model", [python, "-m", "likeness", "models", "install", "ict"]),
         ]
         self.stage = "Waiting to start"
@@ -112,6 +113,9 @@ class BackendSetup:
                     code = self._process.wait()
                     if self._cancelled:
                         raise LikenessError("Backend set-up was cancelled.", "Press 'Set up backend' to start again.")
+                    if code != 0 and stage in OPTIONAL_STAGES:
+                        log.write(f"--- {stage} failed (exit code {code}); continuing without it\n".encode())
+                        continue
                     if code != 0:
                         raise LikenessError(f"{stage} failed (exit code {code}).",
                                             f"See the log at {self.log_path}; check the internet connection.")

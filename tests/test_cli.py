@@ -26,7 +26,7 @@ def test_reconstruct_writes_a_bundle(ict_path, tmp_path):
     assert len(json.loads((out / "manifest.json").read_text())["photos"]) == 1
 
 
-@pytest.mark.parametrize("case", ["not_an_image", "missing_model", "output_exists"])
+@pytest.mark.parametrize("case", ["not_an_image", "missing_model", "output_exists", "broken_encoder"])
 def test_user_errors_exit_2_with_a_hint_and_no_traceback(ict_path, tmp_path, case):
     photo, model, out = dev_photo("dev_002_london_009_03.jpg"), ict_path, tmp_path / "out"
     env = {"LIKENESS_DATA_DIR": str(tmp_path / "data")}
@@ -35,10 +35,17 @@ def test_user_errors_exit_2_with_a_hint_and_no_traceback(ict_path, tmp_path, cas
         photo.write_bytes(b"\x00" * 100)
     elif case == "missing_model":
         model = tmp_path / "nope.npz"
+    elif case == "broken_encoder":  # a checkpoint that is not one: refused, nothing written
+        pytest.importorskip("torch")
+        broken = tmp_path / "encoder.safetensors"
+        broken.write_bytes(b"PK\x03\x04 not a checkpoint")
+        env["LIKENESS_EXPRESSION_ENCODER"] = str(broken)
     else:
         out.mkdir()
     proc = likeness("reconstruct", photo, "-o", out, "--model", model, env=env)
     assert proc.returncode == 2
+    if case == "broken_encoder":
+        assert "expression encoder" in proc.stderr and not out.exists()
     assert "error:" in proc.stderr and "hint:" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (out / "manifest.json").exists()

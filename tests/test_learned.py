@@ -19,7 +19,11 @@ from likeness.geometry import head_rotation
 from likeness.learned import features as feats
 from likeness.learned.skins import SkinPainter, skin_seeds
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 
 
 def _faces(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -112,6 +116,7 @@ def test_a_render_is_a_face_mediapipe_finds_where_the_head_is(ict):
     assert np.linalg.norm(found.points_px[1] - nose_px[0]) < 0.25 * iod
 
 
+@needs_torch
 def test_loss_counts_only_what_is_wrong():
     from likeness.learned.network import weight_loss
 
@@ -136,7 +141,7 @@ def _toy(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def _checkpoint(path: Path, names: tuple[str, ...], epochs: int = 1) -> Path:
     from likeness.learned.train import save, train
 
-    x, crops, y, angles = _toy()
+    x, crops, y, angles = _toy(64)
     net = train(x, crops, y, angles, epochs, seed=1, width=32, blocks=1, log=lambda *_: None)
     rng = np.random.default_rng(1)
     save(net, feats.mean_template(_faces(5, rng)), rng.normal(0, 1, (468, 2)), names, path,
@@ -144,24 +149,28 @@ def _checkpoint(path: Path, names: tuple[str, ...], epochs: int = 1) -> Path:
     return path
 
 
+@needs_torch
 def test_training_learns_and_repeats_itself():
     from likeness.learned.network import centre
     from likeness.learned.train import train
 
-    x, crops, y, angles = _toy()
+    x, crops, y, angles = _toy(256)
     before = train(x, crops, y, angles, 0, seed=1, width=32, blocks=1, log=lambda *_: None)
-    nets = [train(x, crops, y, angles, 12, seed=1, width=32, blocks=1, log=lambda *_: None) for _ in range(2)]
+    nets = [train(x, crops, y, angles, 10, seed=1, width=32, blocks=1, log=lambda *_: None) for _ in range(2)]
 
     def error(net) -> float:
+        """Mean absolute error where a shape is on (predicting zeros scores the mean weight, about 0.6)."""
         with torch.no_grad():
             raw = net(torch.from_numpy(x), centre(torch.from_numpy(crops)))[0]
-            return float((raw.clamp(0, 1) - torch.from_numpy(y)).abs().mean())
+        on = y > 0
+        return float((raw.clamp(0, 1).numpy() - y)[on].__abs__().mean())
 
-    assert error(nets[0]) < 0.5 * error(before)
+    assert error(nets[0]) < 0.8 * min(error(before), float(y[y > 0].mean()))
     for a, b in zip(nets[0].state_dict().values(), nets[1].state_dict().values()):
         assert torch.equal(a, b)
 
 
+@needs_torch
 def test_a_checkpoint_loads_and_predicts(tmp_path, ict):
     from likeness.learned.runtime import ExpressionEncoder
 
@@ -173,6 +182,7 @@ def test_a_checkpoint_loads_and_predicts(tmp_path, ict):
     assert encoder.template.shape == (478, 3) and encoder.crop_template.shape == (468, 2)
 
 
+@needs_torch
 def test_bad_checkpoints_are_refused_without_running_them(tmp_path, ict):
     from likeness.learned.runtime import ExpressionEncoder
 
@@ -197,6 +207,7 @@ def test_bad_checkpoints_are_refused_without_running_them(tmp_path, ict):
     assert not marker.exists()
 
 
+@needs_torch
 def test_the_engine_uses_the_encoder_as_evidence(tmp_path, ict_path, ict, monkeypatch):
     from likeness.images import load_photo
     from likeness.pipeline import Engine
@@ -209,8 +220,8 @@ def test_the_engine_uses_the_encoder_as_evidence(tmp_path, ict_path, ict, monkey
     monkeypatch.setenv("LIKENESS_EXPRESSION_ENCODER", str(_checkpoint(tmp_path / "enc.safetensors",
                                                                        ict.expression_names)))
     learned, _ = Engine(use_blendshapes=False).analyse([photo], str(ict_path))
-    monkeypatch.setenv("LIKENESS_EXPRESSION_ENCODER", "off")
-    plain, _ = Engine(use_blendshapes=False).analyse([photo], str(ict_path))
+    monkeypatch.delenv("LIKENESS_EXPRESSION_ENCODER")
+    plain, _ = Engine(use_blendshapes=False).analyse([photo], str(ict_path))  # off by default
     assert "expression_encoder" in learned.photos[0].evidence
     assert "expression_encoder" not in plain.photos[0].evidence
     assert not np.allclose(learned.photos[0].expression, plain.photos[0].expression)
@@ -235,3 +246,52 @@ def test_torch_builds_fit_the_machine():
     assert candidates("Linux", nvidia=False)[0][0] == CPU_BUILD
     assert candidates("Linux", nvidia=True) == [["torch", "safetensors"]]
     assert candidates("Darwin", nvidia=False) == [["torch", "safetensors"]]
+
+
+@needs_torch
+def test_the_shipped_encoder_fits_the_head_model(ict):
+    """The checkpoint in the package loads for ICT's 53 shapes and reads a render's open jaw as more open than the
+    same head's closed one."""
+    from likeness.camera import Camera
+    from likeness.landmarks import LandmarkDetector
+    from likeness.learned.render import HeadRenderer, Lighting
+    from likeness.learned.runtime import SHIPPED, ExpressionEncoder
+
+    if not SHIPPED.is_file():
+        pytest.skip("no shipped checkpoint")
+    encoder = ExpressionEncoder(SHIPPED, ict.expression_names, "cpu")
+    rot, centre = head_rotation(0, 0, 0), ict.neutral[ict.landmarks_68].mean(0)
+    trans = np.array([0.0, 0.0, -0.6]) - rot @ centre
+    camera = Camera(700.0, (256.0, 256.0), (512, 512))
+    light = Lighting(np.array([0.2, 0.3, 0.93]), np.ones(3), np.full(3, 0.3), 0.2, 0.2)
+    jaw = ict.expression_names.index("jawOpen")
+    reads = []
+    for weight in (0.0, 0.9):
+        expression = np.zeros(len(ict.expression_names))
+        expression[jaw] = weight
+        rgb = HeadRenderer(ict).render(ict.vertices(expression=expression), SkinPainter(ict).paint(1, "heldout"), rot,
+                                       trans, camera, light, np.random.default_rng(2))
+        found = LandmarkDetector(max_faces=1).detect(rgb)
+        features, crop = encoder.inputs(rgb, found.points_px, found.depth_px, feats.score_vector(None))
+        reads.append(encoder.predict(features[None], crop[None])[0][0, jaw])
+    assert reads[1] > reads[0] + 0.3
+
+
+def test_the_pose_prior_pulls_the_rotation_toward_it(ict):
+    """With only a rotation prior to go on (no landmark weight), the fit turns the head to the prior."""
+    from dataclasses import replace
+
+    from likeness.camera import Camera
+    from likeness.correspondence import load_table
+    from likeness.fit import FitSettings, LandmarkBasis, Observation, fit_landmarks
+
+    settings = FitSettings(sliding_contour=False, pose_prior=1e6)
+    basis = LandmarkBasis.build(ict, load_table(), settings)
+    basis = replace(basis, weights=basis.weights * 1e-6)
+    rot, centre = head_rotation(10, 0, 0), basis.base.mean(0)
+    trans = np.array([0.0, 0.0, -0.6]) - rot @ centre
+    camera = Camera(700.0, (256.0, 256.0), (512, 512))
+    px, depth = camera.project(basis.base @ rot.T + trans)
+    prior = head_rotation(10, -8, 4)
+    fit = fit_landmarks(basis, [Observation(px, depth - depth.mean(), camera, rotation_prior=prior)], settings)
+    assert np.degrees(np.arccos(np.clip((np.trace(fit.photos[0].rotation @ prior.T) - 1) / 2, -1, 1))) < 0.5

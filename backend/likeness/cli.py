@@ -26,8 +26,8 @@ from .errors import BadInput, LikenessError  # noqa: E402
 def _learned_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="where the expression encoder runs (default auto: a GPU when torch sees one)")
-    parser.add_argument("--no-encoder", action="store_true",
-                        help="fit without the learned expression encoder (landmarks and MediaPipe's scores only)")
+    parser.add_argument("--encoder", action="store_true",
+                        help="use the learned expression encoder (experimental, needs torch; docs/encoder.md)")
 
 
 def _progress(stage: str, fraction: float, message: str) -> None:
@@ -38,9 +38,9 @@ def _reconstruct(photos: list[str], args: argparse.Namespace) -> int:
     from .pipeline import Engine, ReconstructRequest
 
     start = time.perf_counter()
-    result = Engine(use_encoder=not args.no_encoder, device=args.device).reconstruct(ReconstructRequest(
+    result = Engine(device=args.device).reconstruct(ReconstructRequest(
         photos=photos, output=args.output, texture_size=args.texture_size, model=args.model,
-        name=args.name, device=args.device, refine=args.refine), report=_progress)
+        name=args.name, device=args.device, refine=args.refine, encoder=args.encoder or None), report=_progress)
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"Bundle written to {result['bundle']} in {time.perf_counter() - start:.1f} s "
@@ -54,7 +54,8 @@ def _track(args: argparse.Namespace) -> int:
     from .track import TrackRequest, run_track
 
     start = time.perf_counter()
-    engine = Engine(use_blendshapes=args.blendshapes, use_encoder=not args.no_encoder, device=args.device)
+    engine = Engine(use_blendshapes=args.blendshapes, device=args.device)
+    engine.use_encoder = engine.use_encoder or args.encoder
     result = run_track(engine, TrackRequest(
         video=args.video, output=args.output, model=args.model, head=not args.no_head,
         texture_size=args.texture_size, smooth=not args.no_smoothing, blendshapes=args.blendshapes,

@@ -10,7 +10,7 @@ expression. It is minimised by damped Gauss–Newton steps, each a small bounded
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
@@ -33,8 +33,9 @@ class FitSettings:
     expression_prior: float = 0.3  # weight of Σ expression²
     expression_sparsity: float = 2.0  # weight of Σ expression (weights are ≥ 0, so this is an L1 prior)
     evidence_weight: float = 400.0  # weight of Σ (expression − learned score)² where scores exist (tune_fit.py)
-    encoder_weight: float = 400.0  # the same weight when the evidence comes from the expression encoder
-    pose_prior: float = 0.0  # weight of |log(R_prior Rᵀ)|² (radians) where an observation has a rotation prior
+    encoder_weight: float = 1600.0  # the same weight when the evidence comes from the expression encoder (tune_fit.py)
+    identity_encoder_weight: float = 100.0  # the encoder's weight while the identity is fitted (then held)
+    pose_prior: float = 3000.0  # weight of |log(R_prior Rᵀ)|² (radians) where an observation has a rotation prior (the encoder's)
     symmetry: float = 1.0  # weight of Σ (w_L − w_R)² over left/right pairs: symmetric unless the photo says so
     antagonism: float = 4.0  # weight of Σ (w_a + w_b)² over opposing pairs (jawLeft/jawRight, ...)
     antagonists: tuple[tuple[str, str], ...] = (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight"),
@@ -73,6 +74,17 @@ class LandmarkBasis:
     def points(self, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
         return (self.base + np.tensordot(identity, self.identity, axes=1)
                 + np.tensordot(expression, self.expression, axes=1))
+
+
+def fixed_identity(basis: LandmarkBasis, identity: np.ndarray) -> LandmarkBasis:
+    """The landmark basis with ``identity`` baked into its base points and no identity modes left, so
+    :func:`fit_landmarks` solves only pose and expression."""
+    base = basis.base + np.tensordot(identity, basis.identity, axes=1)
+    contour = basis.contour
+    if contour is not None:
+        contour = replace(contour, base=contour.base + np.tensordot(identity, contour.identity, axes=1),
+                          identity=np.zeros((0, *contour.base.shape)))
+    return replace(basis, base=base, identity=np.zeros((0, *base.shape)), contour=contour)
 
 
 def pair_prior(names: tuple[str, ...], settings: FitSettings) -> np.ndarray:

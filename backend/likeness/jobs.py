@@ -35,7 +35,8 @@ def reconstruct(engine: Engine, params: dict, report: Report, cancelled: Callabl
                                      texture_size=int(params.get("texture_size") or 2048),
                                      model=params.get("model"), name=params.get("name"),
                                      device=str(params.get("device") or "auto"),
-                                     refine=bool(params.get("refine", False)))
+                                     refine=bool(params.get("refine", False)),
+                                     encoder=None if params.get("encoder") is None else bool(params["encoder"]))
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"Bad reconstruct parameters: {exc}.", "See docs/protocol.md.") from exc
     return engine.reconstruct(request, report, cancelled)

@@ -7,6 +7,7 @@ checks ``cancelled()`` between steps and stops with :class:`~likeness.errors.Can
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -21,7 +22,7 @@ from .correspondence import load_table
 from .errors import BadInput, Cancelled
 from .blendshapes import BlendshapeScorer, find_task, to_weights
 from .checks import job_warnings, photo_confidence, photo_warnings
-from .fit import FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks
+from .fit import FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks, fixed_identity
 from .gaze import eyeballs, gaze_angles, gaze_weights
 from .geometry import head_angles, head_rotation
 from .headmodel import HeadModel, load_ict, resolve_model_path
@@ -48,6 +49,7 @@ class ReconstructRequest:
     name: str | None = None
     device: str = "auto"
     refine: bool = False  # refine each photo's fit against its image (likeness.refine): slower
+    encoder: bool | None = None  # use the learned expression encoder (None: the engine's setting)
 
 
 @dataclass
@@ -58,11 +60,11 @@ class Engine:
     refine_settings: RefineSettings = field(default_factory=RefineSettings)
     _models: dict = field(default_factory=dict)
     use_blendshapes: bool = True
-    use_encoder: bool = True
+    use_encoder: bool = field(default_factory=lambda: encoder_wanted())  # opt-in: see docs/encoder.md
     device: str = "auto"  # where the expression encoder runs: auto, cpu, cuda, mps
     _detector: LandmarkDetector | None = None
     _scorer: BlendshapeScorer | None | bool = None  # False: looked, not installed
-    _encoder: object = None  # likeness.learned.runtime.ExpressionEncoder; False: looked, none usable
+    _encoder: tuple | None = None  # (key, likeness.learned.runtime.ExpressionEncoder or None): the last one loaded
 
     def model(self, path: str | None) -> tuple[HeadModel, LandmarkBasis]:
         resolved = resolve_model_path(path)
@@ -85,17 +87,19 @@ class Engine:
         return self._scorer or None
 
     def encoder(self, model: HeadModel):
-        """The learned expression encoder (:mod:`likeness.learned`) when enabled (``use_encoder``), its weights
-        exist and torch is installed, else None. A broken checkpoint raises :class:`BadInput`."""
-        if self._encoder is None:
-            self._encoder = False
-            if self.use_encoder:
-                from .learned.runtime import ExpressionEncoder, find_weights, torch_available
+        """The learned expression encoder (:mod:`likeness.learned`) for ``model`` when enabled (``use_encoder``),
+        its weights exist and torch is installed, else None. A broken checkpoint or an unusable device raises
+        :class:`BadInput` (and is asked again next time)."""
+        if not self.use_encoder:
+            return None
+        from .learned.runtime import ExpressionEncoder, find_weights, torch_available
 
-                path = find_weights()
-                if path is not None and torch_available():
-                    self._encoder = ExpressionEncoder(path, model.expression_names, self.device)
-        return self._encoder or None
+        path = find_weights()
+        key = (str(path), self.device, model.expression_names)
+        if self._encoder is None or self._encoder[0] != key:
+            usable = path is not None and torch_available()
+            self._encoder = (key, ExpressionEncoder(path, model.expression_names, self.device) if usable else None)
+        return self._encoder[1]
 
     def observe(self, model: HeadModel, cameras: list[Camera], found: list[FaceLandmarks],
                 scores: list[dict[str, float] | None], images: list[np.ndarray]) -> list[Observation]:
@@ -119,11 +123,22 @@ class Engine:
         return [Observation(lm.points_px, lm.depth_px, cam, ev, scored=ev is not None, sources=src, rotation_prior=rot)
                 for cam, lm, ev, src, rot in zip(cameras, found, learned, sources, rotations)]
 
-    def fit_settings(self, observations: list[Observation | None]) -> FitSettings:
-        """The fit's settings for these observations: the encoder's evidence weighs ``encoder_weight``."""
-        if any(o is not None and "expression_encoder" in o.sources for o in observations):
+    def fit_settings(self, encoded: bool) -> FitSettings:
+        """The fit's settings when the evidence comes from the encoder (``encoded``: it weighs ``encoder_weight``)
+        or not."""
+        if encoded:
             return replace(self.settings, evidence_weight=self.settings.encoder_weight)
         return self.settings
+
+    def fit(self, basis: LandmarkBasis, observations: list[Observation], settings: FitSettings) -> FitResult:
+        """The landmark fit. With the encoder's evidence it runs twice: the identity is fitted with the encoder
+        weighing only ``identity_encoder_weight`` (a face the encoder misreads must not bend the identity), then
+        held while pose and expression are fitted with the encoder at full weight."""
+        if not any("expression_encoder" in o.sources for o in observations):
+            return fit_landmarks(basis, observations, settings)
+        first = fit_landmarks(basis, observations, replace(settings, evidence_weight=settings.identity_encoder_weight))
+        second = fit_landmarks(fixed_identity(basis, first.identity), observations, settings, first.photos)
+        return FitResult(first.identity, second.photos, first.iterations + second.iterations)
 
     def analyse(self, photos: list[Photo], model_path: str | None = None,
                 step: Report = lambda *a: None, refine: bool = False) -> tuple[FitResult, list[FaceLandmarks]]:
@@ -144,8 +159,8 @@ class Engine:
         observations = self.observe(model, [Camera(p.focal_px, p.principal_point, p.size) for p in photos], found,
                                     scores, [p.rgb for p in photos])
         step("fit", 0.0, "Fitting the head to the landmarks")
-        settings = self.fit_settings(observations)
-        result = fit_landmarks(basis, observations, settings)
+        settings = self.fit_settings(any("expression_encoder" in o.sources for o in observations))
+        result = self.fit(basis, observations, settings)
         if refine:
             step("fit", 0.5, "Refining the fit against the photos")
             result = refine_fit(model, basis, observations, [p.rgb for p in photos], result, settings,
@@ -165,6 +180,16 @@ class Engine:
     def reconstruct(self, request: ReconstructRequest, report: Report = lambda *a: None,
                     cancelled: Callable[[], bool] = lambda: False) -> dict:
         """Run one job; returns ``{"bundle": path, "warnings": [...]}``."""
+        _validate(request)
+        self.device = request.device  # the encoder follows the job's device (reloaded when it changes)
+        default = self.use_encoder
+        self.use_encoder = default if request.encoder is None else request.encoder  # for this job only
+        try:
+            return self._reconstruct(request, report, cancelled)
+        finally:
+            self.use_encoder = default
+
+    def _reconstruct(self, request: ReconstructRequest, report: Report, cancelled: Callable[[], bool]) -> dict:
         def step(stage: str, within: float, message: str) -> None:
             if cancelled():
                 raise Cancelled()
@@ -173,9 +198,6 @@ class Engine:
             nxt = STAGES[stages[stages.index(stage) + 1]] if stage != stages[-1] else 1.0
             report(stage, STAGES[stage] + within * (nxt - STAGES[stage]), message)
 
-        _validate(request)
-        if request.device != self.device:  # the encoder moves to the job's device
-            self.device, self._encoder = request.device, None
         output = check_output(request.output)
         n = len(request.photos)
         step("load", 0.0, "Loading the head model")
@@ -270,6 +292,13 @@ def _iris_colors(model: HeadModel, photos: list[Photo], found: list[FaceLandmark
         return {}
     color = (*np.mean(seen, axis=0).round(5).tolist(), 1.0)
     return {i: color for i, mat in enumerate(model.materials) if mat.name == "iris"}
+
+
+def encoder_wanted() -> bool:
+    """Whether the expression encoder is on by default: ``$LIKENESS_EXPRESSION_ENCODER`` is ``on`` or names a
+    checkpoint (docs/encoder.md: off by default until it helps on real photos too)."""
+    value = os.environ.get("LIKENESS_EXPRESSION_ENCODER", "").strip().lower()
+    return value not in ("", "off", "0", "none", "false")
 
 
 def _combine(first: np.ndarray | None, second: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from . import arkit
 from .bundle import check_output
 from .camera import Camera
 from .errors import BadInput, Cancelled, NoFaceFound
-from .fit import FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks
+from .fit import FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks, fixed_identity
 from .gaze import eyeballs, gaze_angles, gaze_weights
 from .geometry import head_angles, head_rotation
 from .headmodel import HeadModel
@@ -101,17 +101,6 @@ def read_frames(capture: cv2.VideoCapture, limit: int | None = None) -> Iterator
             return
         n += 1
         yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def fixed_identity(basis: LandmarkBasis, identity: np.ndarray) -> LandmarkBasis:
-    """The landmark basis with ``identity`` baked into its base points and no identity modes left, so
-    :func:`fit_landmarks` solves only pose and expression."""
-    base = basis.base + np.tensordot(identity, basis.identity, axes=1)
-    contour = basis.contour
-    if contour is not None:
-        contour = replace(contour, base=contour.base + np.tensordot(identity, contour.identity, axes=1),
-                          identity=np.zeros((0, *contour.base.shape)))
-    return replace(basis, base=base, identity=np.zeros((0, *base.shape)), contour=contour)
 
 
 class FrameTracker:
@@ -210,7 +199,8 @@ def track_video(engine: Engine, video: str | Path, model_path: str | None = None
             if t % 10 == 0:
                 step(t / count if count else 0.0, f"Tracking frame {t + 1}" + (f"/{count}" if count else ""))
             batch.append(_detect(detector, scorer, rgb))
-            if batch[-1][0] is not None and t % stride == 0 and len(samples) < IDENTITY_FRAMES and t < window:
+            if batch[-1][0] is not None and t % stride == 0 and len(samples) < IDENTITY_FRAMES and (
+                    t < window or not samples):  # past the window: the first frame with a face starts it
                 samples.append(Photo(Path(f"frame_{t:06d}.png"), rgb, camera.focal_px, "default"))
             if len(batch) == ENCODER_BATCH:
                 flush()
@@ -230,7 +220,7 @@ def _start(engine: Engine, model: HeadModel, basis: LandmarkBasis, model_path: s
            pending: list[Observation | None]) -> FrameTracker:
     """Fit the identity on the sampled frames, then the frames buffered meanwhile."""
     result, _ = engine.analyse(samples, model_path)
-    tracker = FrameTracker(model, basis, result.identity, engine.fit_settings(pending))
+    tracker = FrameTracker(model, basis, result.identity, engine.fit_settings(engine.encoder(model) is not None))
     for obs in pending:
         tracker.add(obs)
     return tracker
@@ -307,7 +297,8 @@ def run_track(engine: Engine, request: TrackRequest, report: Report = lambda *a:
                 cv2.imwrite(photos[-1], cv2.cvtColor(photo.rgb, cv2.COLOR_RGB2BGR))
             engine.reconstruct(ReconstructRequest(photos=photos, output=str(tmp / HEAD_DIR),
                                                   texture_size=request.texture_size, model=request.model,
-                                                  name=request.name or Path(request.video).stem),
+                                                  name=request.name or Path(request.video).stem,
+                                                  device=engine.device, encoder=engine.use_encoder),
                                cancelled=cancelled)
             for path in photos:
                 Path(path).unlink()

@@ -30,7 +30,6 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(__file__).resolve().parent)]
 
-import synth_report as report  # noqa: E402
 import synth_scenes  # noqa: E402
 import synthetic as bench  # noqa: E402
 
@@ -107,14 +106,7 @@ def main() -> None:
                       "blendshapes": engine.scorer() is not None,
                       "encoder": None if encoder is None else str(encoder.path),
                       "analyse_s": round(time.perf_counter() - start, 1)}
-    suffix = "" if encoder is not None else "_no_encoder"
-    metrics_file = bench.RESULTS / f"heldout_metrics{suffix}.json"
-    tables_file = bench.RESULTS / f"heldout_tables{suffix}.md"
-    metrics_file.write_text(json.dumps(results, indent=1))
-    tables = report.markdown(results)
-    tables_file.write_text(tables)
-    print(tables)
-    print(f"wrote {metrics_file} and {tables_file}")
+    bench.write_report("heldout", "" if encoder is not None else "_no_encoder", results)
 
 
 if __name__ == "__main__":

@@ -272,7 +272,12 @@ def main() -> None:
                       "render_s": round(rendered - start, 1), "analyse_s": round(time.perf_counter() - rendered, 1)}
     suffix = ("_no_blendshapes" if args.no_blendshapes else "") + ("_refine" if args.refine else "") + (
         "_no_encoder" if engine.encoder(model) is None else "")
-    metrics_file, tables_file = RESULTS / f"synthetic_metrics{suffix}.json", RESULTS / f"synthetic_tables{suffix}.md"
+    write_report("synthetic", suffix, results)
+
+
+def write_report(name: str, suffix: str, results: dict) -> None:
+    """Print the tables and write ``<name>_metrics<suffix>.json`` and ``<name>_tables<suffix>.md``."""
+    metrics_file, tables_file = RESULTS / f"{name}_metrics{suffix}.json", RESULTS / f"{name}_tables{suffix}.md"
     metrics_file.write_text(json.dumps(results, indent=1))
     tables = report.markdown(results)
     tables_file.write_text(tables)

@@ -86,8 +86,14 @@ def face_crop(rgb: np.ndarray, points_px: np.ndarray, template: np.ndarray, size
     a = scale * rot / CROP_SCALE
     centre = np.array([size / 2.0, size / 2.0])
     shift = offset + scale * rot @ np.array([0.0, CROP_CENTRE_Y]) - a @ centre
-    coeffs = (a[0, 0], a[0, 1], shift[0], a[1, 0], a[1, 1], shift[1])
     image = Image.fromarray(np.ascontiguousarray(rgb))
+    # photo pixels per crop pixel: faces larger than any in training (3× or more) are box-filtered first, so
+    # that bilinear sampling does not alias them
+    shrink = int(scale / CROP_SCALE)
+    if shrink >= 3:
+        image = image.reduce(shrink)
+        a, shift = a / shrink, (shift + 0.5) / shrink - 0.5
+    coeffs = (a[0, 0], a[0, 1], shift[0], a[1, 0], a[1, 1], shift[1])
     return np.asarray(image.transform((size, size), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR))
 
 

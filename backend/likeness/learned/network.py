@@ -81,9 +81,10 @@ def centre(crops: torch.Tensor) -> torch.Tensor:
     return crops[:, lo:lo + CROP_INNER, lo:lo + CROP_INNER].permute(0, 3, 1, 2).float() / 255.0
 
 
-def weight_loss(raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def weight_loss(raw: torch.Tensor, target: torch.Tensor, on_weight: float = 1.0) -> torch.Tensor:
     """Squared error against the true weights where a shape is on; where it is off only positive outputs cost
     (any output ≤ 0 reads as weight 0), so the network may push absent shapes below zero freely. Squared, not
     absolute: the absolute error's optimum is the conditional median, which is 0 for every shape that is on in
-    fewer than half of the faces that look alike, so rare shapes would never be read."""
-    return torch.where(target > 0, (raw - target) ** 2, torch.relu(raw) ** 2).mean()
+    fewer than half of the faces that look alike, so rare shapes would never be read. ``on_weight`` > 1 counts
+    errors on shapes that are on more, against the squared error's pull toward 0 where the face is ambiguous."""
+    return torch.where(target > 0, on_weight * (raw - target) ** 2, torch.relu(raw) ** 2).mean()

@@ -22,16 +22,18 @@ HINT = "Remove the file or point $LIKENESS_EXPRESSION_ENCODER at a checkpoint ma
 
 
 def find_weights() -> Path | None:
-    """The encoder checkpoint to use: ``$LIKENESS_EXPRESSION_ENCODER`` (``off`` disables it), else the shipped
-    one, else None."""
-    env = os.environ.get("LIKENESS_EXPRESSION_ENCODER")
-    if env:
-        return None if env.lower() in ("off", "0", "none") else Path(env)
+    """The encoder checkpoint to use when the encoder is on: the one ``$LIKENESS_EXPRESSION_ENCODER`` names (a
+    path), else the shipped one, else None."""
+    env = os.environ.get("LIKENESS_EXPRESSION_ENCODER", "").strip()
+    if env and env.lower() not in ("on", "1", "true", "off", "0", "none", "false"):
+        return Path(env)
     return SHIPPED if SHIPPED.is_file() else None
 
 
 def torch_available() -> bool:
+    """torch and safetensors both import."""
     try:
+        import safetensors  # noqa: F401
         import torch  # noqa: F401
     except ImportError:
         return False
@@ -74,17 +76,20 @@ class ExpressionEncoder:
             tensors = load_file(str(path))
             config = json.loads(meta["config"])
             names = tuple(json.loads(meta["expression_names"]))
-        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+            width, blocks, features = int(config["width"]), int(config["blocks"]), int(config["features"])
+            if not (8 <= width <= 4096 and 1 <= blocks <= 16):
+                raise ValueError(f"network size {width} × {blocks} is out of range")
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BadInput(f"The expression encoder {path} is not a valid checkpoint ({exc}).", HINT) from exc
         if names != tuple(expression_names):
             raise BadInput(f"The expression encoder {path} was trained for other expression shapes.", HINT)
-        if config.get("features") != FEATURES:
-            raise BadInput(f"The expression encoder {path} expects {config.get('features')} features, "
+        if features != FEATURES:
+            raise BadInput(f"The expression encoder {path} expects {features} features, "
                            f"this backend makes {FEATURES}.", HINT)
         template, crop = tensors.pop("template", None), tensors.pop("crop_template", None)
         if template is None or tuple(template.shape) != (478, 3) or crop is None or tuple(crop.shape) != (468, 2):
             raise BadInput(f"The expression encoder {path} lacks its landmark templates.", HINT)
-        net = ExpressionNet(config["features"], len(names), config["width"], config["blocks"])
+        net = ExpressionNet(FEATURES, len(names), width, blocks)
         try:
             net.load_state_dict({k: v.float() for k, v in tensors.items()})
         except RuntimeError as exc:
@@ -109,7 +114,8 @@ class ExpressionEncoder:
         torch = self._torch
         with torch.inference_mode():
             x = torch.from_numpy(np.asarray(features, np.float32)).to(self.device)
-            image = centre(torch.from_numpy(np.ascontiguousarray(crops, np.uint8))).to(self.device)
+            image = centre(torch.from_numpy(np.array(crops, np.uint8))).to(self.device)
             raw, angles = self.net(x, image)
-        return (raw.clamp(0.0, 1.0).double().cpu().numpy(),
-                angles.double().cpu().numpy() * ANGLE_UNIT_DEG)
+        # to the CPU first: Apple's MPS has no float64
+        return (raw.clamp(0.0, 1.0).cpu().numpy().astype(np.float64),
+                angles.cpu().numpy().astype(np.float64) * ANGLE_UNIT_DEG)

@@ -31,6 +31,7 @@ TRAIN_SEED = 11
 SKINS = 400
 SCORE_DROP = 0.2  # fraction of training faces shown without MediaPipe's blendshape scores
 LANDMARK_NOISE = 0.004  # extra jitter (inter-ocular units) on the landmark features while training
+ON_WEIGHT = 2.0  # errors on shapes that are on count this much more than weight read into absent shapes
 
 
 def features_of(data: dict[str, np.ndarray], template: np.ndarray) -> np.ndarray:
@@ -90,7 +91,7 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
             drop = torch.from_numpy(rng.random(len(idx)) < SCORE_DROP)
             xb[drop[:, None] & score_cols[None]] = 0.0
             raw, ang = net(xb, _augment(ct[idx], rng))
-            loss = weight_loss(raw, yt[idx]) + 0.05 * (ang - at[idx]).abs().mean()
+            loss = weight_loss(raw, yt[idx], ON_WEIGHT) + 0.05 * (ang - at[idx]).abs().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the expression encoder (see docs/encoder.md).")
     parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
     parser.add_argument("--shards", type=int, default=36, help=f"training shards of {SHARD} renders")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--width", type=int, default=384)
     parser.add_argument("--blocks", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="processes rendering the training data")
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = {"command": "python -m likeness.learned.train", "data_seed": DATA_SEED, "train_seed": TRAIN_SEED,
             "renders": int(len(keep)), "faces": int(len(x)), "shards": args.shards, "epochs": args.epochs,
             "width": args.width, "blocks": args.blocks, "skins": SKINS, "skin_family": "train",
+            "on_weight": ON_WEIGHT, "score_drop": SCORE_DROP, "landmark_noise": LANDMARK_NOISE,
             "data_minutes": round((made - start) / 60, 1),
             "train_minutes": round((time.perf_counter() - made) / 60, 1)}
     digest = save(net, template, crop_template(load_table().points(model.neutral.astype(np.float64))), names,
