@@ -1,7 +1,7 @@
 """Video tracking (`likeness track`): speed, jitter before/after smoothing, and the smoother's lag.
 
 Usage: .venv/bin/python bench/bench_track.py [--blendshapes] [--frames N]
-       LIKENESS_EXPRESSION_ENCODER=off .venv/bin/python bench/bench_track.py   # without the expression encoder
+       LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/bench_track.py   # with the expression encoder
 Reads the GRID clips in ../shared/data/video_dev (360×288, 25 fps) and the ICT model. Prints tables and writes
 bench/results/track.json; docs/animation.md quotes the figures with the machine they were measured on.
 
@@ -149,8 +149,8 @@ def main() -> None:
     steps = lag()
     for name, v in steps.items():
         print(f"lag {name}: {v}")
-    suffix = ("_blendshapes" if args.blendshapes else "") + ("" if engine.encoder(engine.model(model_path())[0])
-                                                             else "_no_encoder")
+    suffix = ("_blendshapes" if args.blendshapes else "") + ("_encoder" if engine.encoder(engine.model(model_path())[0])
+                                                             else "")
     out = REPO / "bench" / "results" / f"track{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",

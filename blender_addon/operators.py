@@ -108,7 +108,7 @@ class LIKENESS_OT_reconstruct(bpy.types.Operator):
         size = self.texture_size or int(settings.texture_size)
         try:
             jobs.start_reconstruct(context.scene, photos, folder, size, bpy.path.abspath(self.model),
-                                   settings.refine)
+                                   settings.refine, settings.encoder)
         except LikenessError as exc:
             return report_error(self, exc)
         self.report({"INFO"}, f"Reconstructing from {len(photos)} photo{'s' * (len(photos) != 1)}...")

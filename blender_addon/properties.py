@@ -31,6 +31,11 @@ class LikenessSettings(bpy.types.PropertyGroup):
         description="After the landmark fit, match the head's lip edges to each photo (up to about 1 s more "
                     "per photo)",
     )
+    encoder: BoolProperty(
+        name="Learned Expression (experimental)", default=False,
+        description="Read the expression with the learned expression encoder (needs torch in the backend, which "
+                    "Set up backend installs). Better on synthetic faces, not yet on every real photo",
+    )
     progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0, default=0.0,
                             description="Progress of the running reconstruction")
     status: StringProperty(name="Status", default="", description="What the backend is doing, or the last error")

@@ -40,6 +40,7 @@ class LIKENESS_PT_main(bpy.types.Panel):
         layout.prop(settings, "output_dir")
         layout.prop(settings, "texture_size")
         layout.prop(settings, "refine")
+        layout.prop(settings, "encoder")
 
         row = layout.row(align=True)
         row.scale_y = 1.4

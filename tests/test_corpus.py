@@ -70,7 +70,7 @@ def run_case(case: Case, tmp_path: Path, ict_path: Path, engine, monkeypatch,
     if case.subprocess:
         code, stderr, rss = run_process(args, {"LIKENESS_FAULT": case.fault}, tmp_path)
         return code, stderr, output, rss, len(photos)
-    monkeypatch.setattr(pipeline, "Engine", lambda: engine)  # one warm engine for all in-process cases
+    monkeypatch.setattr(pipeline, "Engine", lambda **_: engine)  # one warm engine for all in-process cases
     monkeypatch.setenv("LIKENESS_FAULT", case.fault)
     code = cli.main(args)
     return code, capsys.readouterr().err, output, 0, len(photos)

@@ -1,6 +1,7 @@
 """Dev-photo quality (docs/quality.md, section 2): smile vs neutral, identity consistency, landmark NME.
 
 Usage: .venv/bin/python bench/quality/dev_photos.py [--no-blendshapes] [--refine]
+       LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/quality/dev_photos.py   # → dev_photos_encoder.json
 Fits each of the 65 photos in ../shared/data/faces_dev alone (as a user with one photo would), prints the tables
 and writes bench/results/dev_photos.json (dev_photos_no_blendshapes.json without MediaPipe's blendshape evidence,
 dev_photos_refine.json with the refinement against the photos).
@@ -236,7 +237,8 @@ def main() -> None:
                   "weights_over_0.05": {n: float(w) for n, w in zip(names, f.expression) if w > 0.05}}
                  for it, f in zip(items, fits)]
     path = write_results("dev_photos" + ("_no_blendshapes" if args.no_blendshapes else "")
-                         + ("_refine" if args.refine else ""), {
+                         + ("_refine" if args.refine else "")
+                         + ("_encoder" if fitter.engine.encoder(fitter.model) is not None else ""), {
         "targets": {"smile": "perfectly separated", "identity_shared_photo": PAIR_TARGET, "nme": NME_TARGET},
         "smile": smile, "neutral_shapes": leaks, "smile_shapes": smiles, "identity": identity, "nme": nme,
         "time_s": {"mediapipe_mean": float(np.mean([f.landmark_s for f in fits])),

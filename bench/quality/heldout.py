@@ -1,7 +1,7 @@
 """Held-out synthetic benchmark for the expression encoder (issue 11): heads no training run ever saw.
 
-Usage: .venv/bin/python bench/quality/heldout.py [--quick] [--rerender]
-       LIKENESS_EXPRESSION_ENCODER=off .venv/bin/python bench/quality/heldout.py   # the product without it
+Usage: .venv/bin/python bench/quality/heldout.py [--quick] [--rerender]                 # the product as it ships
+       LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/quality/heldout.py      # with the expression encoder
 
 Kept apart from training in code, not by habit:
 
@@ -14,7 +14,7 @@ Kept apart from training in code, not by habit:
   other check: its skin is a reconstruction of a dev photo, which training never uses).
 
 The renders and their truth are cached in ``bench/results/heldout/``. The scores go to
-``bench/results/heldout_metrics[_no_encoder].json`` and ``heldout_tables[...].md``, with the same figures and
+``bench/results/heldout_metrics[_encoder].json`` and ``heldout_tables[...].md``, with the same figures and
 references (MediaPipe's own scores, the fit on perfect landmarks) as ``synthetic.py``.
 """
 
@@ -106,7 +106,7 @@ def main() -> None:
                       "blendshapes": engine.scorer() is not None,
                       "encoder": None if encoder is None else str(encoder.path),
                       "analyse_s": round(time.perf_counter() - start, 1)}
-    bench.write_report("heldout", "" if encoder is not None else "_no_encoder", results)
+    bench.write_report("heldout", "_encoder" if encoder is not None else "", results)
 
 
 if __name__ == "__main__":

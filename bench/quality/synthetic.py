@@ -2,7 +2,7 @@
 the product's analysis on the renders, and score what it recovers.
 
 Usage: .venv/bin/python bench/quality/synthetic.py [--quick] [--rerender] [--samples 16]
-       LIKENESS_EXPRESSION_ENCODER=off .venv/bin/python bench/quality/synthetic.py   # without the encoder
+       LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/quality/synthetic.py   # with the expression encoder
 
 1. Scenes (``synth_scenes.py``, fixed seed): ICT identities, expressions (single, one-sided, combined,
    neutral), head poses (yaw ±45°, pitch ±15°, roll ±10°), a 50 mm full-frame-equivalent camera 0.5–0.8 m away.
@@ -271,7 +271,7 @@ def main() -> None:
                       "encoder": None if engine.encoder(model) is None else str(engine.encoder(model).path),
                       "render_s": round(rendered - start, 1), "analyse_s": round(time.perf_counter() - rendered, 1)}
     suffix = ("_no_blendshapes" if args.no_blendshapes else "") + ("_refine" if args.refine else "") + (
-        "_no_encoder" if engine.encoder(model) is None else "")
+        "_encoder" if engine.encoder(model) is not None else "")
     write_report("synthetic", suffix, results)
 
 

@@ -91,6 +91,17 @@ def test_api_reconstruct_with_refinement(addon, scene, backend_python, model_pat
     assert "photo_edges" in manifest["photos"][0]["fit"]["evidence"]
 
 
+def test_api_reconstruct_with_the_expression_encoder(addon, scene, backend_python, model_path, tmp_path):
+    """``encoder=True`` travels with the job to the backend, whose manifest then says the encoder read the photo."""
+    import json
+
+    pytest.importorskip("torch")
+    head, _camera = addon.api.reconstruct([DEV_PHOTO], output_dir=tmp_path / "out", texture_size=256,
+                                          model=model_path, encoder=True)
+    manifest = json.loads((Path(head["likeness_bundle"]) / "manifest.json").read_text())
+    assert "expression_encoder" in manifest["photos"][0]["fit"]["evidence"]
+
+
 def test_missing_backend_python_is_a_clear_operator_error(addon, scene, monkeypatch, tmp_path):
     monkeypatch.setenv("LIKENESS_BACKEND_PYTHON", str(tmp_path / "nowhere" / "python"))
     addon.session.SESSION.stop()
