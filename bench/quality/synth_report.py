@@ -82,13 +82,14 @@ def _diagnostics(results: dict) -> list[str]:
 def _references(results: dict) -> list[str]:
     """The product's figures beside the fit alone on perfect landmarks and MediaPipe's scores taken as weights."""
     perfect, mp = results["perfect_landmarks"], results.get("mediapipe_scores") or {}
-    lines = ["| figure | product (renders) | fit on perfect landmarks | MediaPipe scores alone |",
-             "|---|---|---|---|"]
+    alone = results.get("encoder_alone") or {}
+    lines = ["| figure | product (renders) | fit on perfect landmarks | MediaPipe scores alone | encoder alone |",
+             "|---|---|---|---|---|"]
     for key in ("on_shape_error", "leaked_mean", "leaked_p90", "auc_mean", "side_accuracy", "expression_mae",
                 "vertex_median_mm", "vertex_p90_mm", "rotation_mean_deg"):
         shown = _pct if key == "side_accuracy" else _fmt
         lines.append(f"| {metrics.TARGETS[key][2]} | {shown(results['summary'][key])} | {shown(perfect[key])} | "
-                     f"{shown(mp.get(key))} |")
+                     f"{shown(mp.get(key))} | {shown(alone.get(key))} |")
     return lines
 
 

@@ -140,9 +140,14 @@ def analyse(engine: Engine, model: str | None, scene: Scene, refine: bool = Fals
     out = {"identity": np.asarray(result.identity), "rotation": fit.rotation, "expression": fit.expression,
            "landmarks_px": found[0].points_px[:468], "detect_ms": (marks["fit"] - start) * 1000.0,
            "fit_ms": (end - marks["fit"]) * 1000.0}
-    if engine.scorer() is not None:  # MediaPipe's own blendshape scores, the baseline the fit should beat
-        scores = engine.scorer().scores(photo.rgb, found[0].box_px) or {}
+    scores = engine.scorer().scores(photo.rgb, found[0].box_px) if engine.scorer() is not None else None
+    if scores is not None:  # MediaPipe's own blendshape scores, the baseline the fit should beat
         out["mediapipe"] = np.nan_to_num(to_weights(scores, engine.model(model)[0].expression_names))
+    head = engine.model(model)[0]
+    if engine.encoder(head) is not None:  # the expression encoder's own weights, before the fit
+        obs = engine.observe(head, [Camera(photo.focal_px, photo.principal_point, photo.size)], found[:1], [scores],
+                             [photo.rgb])[0]
+        out["encoder"] = obs.evidence
     return out
 
 
@@ -220,7 +225,13 @@ def evaluate(model: HeadModel, scenes: list[Scene], fits: list[dict], oracle: li
         names = model.expression_names
         baseline = metrics.expression_metrics(names, np.array([s.expression_vector(names) for s in found]),
                                               np.array([f["mediapipe"] for f in fitted]))
+    alone = None
+    if all("encoder" in f for f in fitted):
+        names = model.expression_names
+        alone = metrics.expression_metrics(names, np.array([s.expression_vector(names) for s in found]),
+                                           np.array([f["encoder"] for f in fitted]))
     return {"summary": headline, "met": {k: metrics.met(k, v) for k, v in headline.items() if k in metrics.TARGETS},
+            "encoder_alone": alone and {k: v for k, v in alone.items() if not k.startswith("per_scene")},
             "perfect_landmarks": {**metrics.summary(*ideal),
                                   "auc": {n: p["auc"] for n, p in ideal[0]["per_shape"].items()}},
             "mediapipe_scores": baseline and {k: v for k, v in baseline.items() if not k.startswith("per_scene")},
