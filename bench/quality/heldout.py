@@ -38,7 +38,6 @@ from likeness.correspondence import load_table  # noqa: E402
 from likeness.headmodel import HeadModel  # noqa: E402
 from likeness.learned.render import HeadRenderer, Lighting  # noqa: E402
 from likeness.learned.skins import SkinPainter, skin_seeds  # noqa: E402
-from likeness.pipeline import Engine  # noqa: E402
 
 SEED = synth_scenes.SEED + 13
 SKINS = 60
@@ -87,12 +86,7 @@ def main() -> None:
     parser.add_argument("--rerender", action="store_true", help="render again even where cached renders exist")
     args = parser.parse_args()
 
-    bench.CACHE = bench.RESULTS / "heldout"
-    bench.CACHE.mkdir(parents=True, exist_ok=True)
-    model_file = bench.model_path(None)
-    bench.use_shared_blendshape_model()
-    engine = Engine()
-    model, _ = engine.model(model_file)
+    model_file, engine, model = bench.setup("heldout")
     scenes = synth_scenes.make_scenes(model.expression_names, bench.face_centre(model), quick=args.quick, seed=SEED)
     render_missing(scenes, model, args.rerender)
     start = time.perf_counter()

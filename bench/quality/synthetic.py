@@ -69,6 +69,18 @@ def use_shared_blendshape_model() -> None:
         os.environ.setdefault("LIKENESS_MEDIAPIPE_TASK", str(task))
 
 
+def setup(cache: str) -> tuple[str | None, Engine, HeadModel]:
+    """For a script that scores another set of renders: its cache folder ``bench/results/<cache>``, the model
+    file, a warm engine (with MediaPipe's blendshape model from ../shared when there) and the head model."""
+    global CACHE
+    CACHE = RESULTS / cache
+    CACHE.mkdir(parents=True, exist_ok=True)
+    model_file = model_path(None)
+    use_shared_blendshape_model()
+    engine = Engine()
+    return model_file, engine, engine.model(model_file)[0]
+
+
 def git_state() -> str:
     """The checkout the figures come from: short commit, ``-dirty`` with local changes."""
     return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,

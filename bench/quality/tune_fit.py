@@ -32,7 +32,6 @@ import synthetic as bench  # noqa: E402
 
 from likeness.correspondence import load_table  # noqa: E402
 from likeness.fit import FitSettings  # noqa: E402
-from likeness.pipeline import Engine  # noqa: E402
 from likeness.refine import RefineSettings  # noqa: E402
 
 
@@ -66,12 +65,7 @@ def _value(text: str) -> int | float | tuple[str, ...]:
 
 
 def main() -> None:
-    bench.CACHE = bench.RESULTS / "tuning"
-    bench.CACHE.mkdir(parents=True, exist_ok=True)
-    model_file = bench.model_path(None)
-    bench.use_shared_blendshape_model()
-    engine = Engine()
-    model, _ = engine.model(model_file)
+    model_file, engine, model = bench.setup("tuning")
     scenes = bench.make_scenes(model.expression_names, bench.face_centre(model), seed=synth_scenes.SEED + 7)[::2]
     bench.render_missing(scenes, model, bench.skin_bundle(engine, model_file, bench.SKIN_SOURCE), 16,
                          bench.SKIN_SOURCE, False)
