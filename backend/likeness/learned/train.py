@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description="Train the expression encoder (see docs/encoder.md).")
     parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
-    parser.add_argument("--shards", type=int, default=36, help=f"training shards of {SHARD} renders")
+    parser.add_argument("--shards", type=int, default=60, help=f"training shards of {SHARD} renders")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--width", type=int, default=384)
     parser.add_argument("--blocks", type=int, default=3)
