@@ -116,7 +116,6 @@ class Observation:
     depth_px: np.ndarray
     camera: Camera
     evidence: np.ndarray | None = None
-    scored: bool = False  # the evidence includes learned weights or scores
     sources: tuple[str, ...] = ()  # what the evidence comes from (the manifest's fit.evidence names)
     rotation_prior: np.ndarray | None = None  # (3,3) head rotation a learned model expects, see pose_prior
 

@@ -120,7 +120,7 @@ class Engine:
             learned = list(weights)
             rotations = [head_rotation(*a) for a in angles]
             sources = [("expression_encoder",) + src for src in sources]
-        return [Observation(lm.points_px, lm.depth_px, cam, ev, scored=ev is not None, sources=src, rotation_prior=rot)
+        return [Observation(lm.points_px, lm.depth_px, cam, ev, sources=src, rotation_prior=rot)
                 for cam, lm, ev, src, rot in zip(cameras, found, learned, sources, rotations)]
 
     def fit_settings(self, encoded: bool) -> FitSettings:
