@@ -65,12 +65,13 @@ def head_angles(rot: np.ndarray) -> tuple[float, float, float]:
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares ``dst ≈ s · R · src + t`` (Umeyama). Returns (s, R, t)."""
+    """Least-squares ``dst ≈ s · R · src + t`` (Umeyama, no reflection) for points (N,D) in 2 or 3 dimensions.
+    Returns (s, R, t)."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
     a, b = src - mu_s, dst - mu_d
     u, sig, vt = np.linalg.svd(b.T @ a / len(src))
-    d = np.sign(np.linalg.det(u @ vt))
-    fix = np.diag([1.0, 1.0, d])
+    fix = np.eye(src.shape[1])
+    fix[-1, -1] = np.sign(np.linalg.det(u @ vt))
     rot = u @ fix @ vt
     scale = float(np.trace(np.diag(sig) @ fix) / (a ** 2).sum(1).mean())
     return scale, rot, mu_d - scale * rot @ mu_s

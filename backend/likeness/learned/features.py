@@ -81,7 +81,7 @@ def crop_template(face_points: np.ndarray) -> np.ndarray:
 def face_crop(rgb: np.ndarray, points_px: np.ndarray, template: np.ndarray, size: int = CROP) -> np.ndarray:
     """(size, size, 3) uint8: the face of ``rgb`` (H,W,3 uint8) resampled onto ``template`` (:func:`crop_template`)
     by the 2D similarity that best maps the template onto MediaPipe's 468 face points (pixels)."""
-    scale, rot, offset = _similarity_2d(template, points_px[:FACE_POINTS, :2])
+    scale, rot, offset = similarity_transform(template, points_px[:FACE_POINTS, :2])
     # crop pixel (u, v) → template point ((u, v) − centre) / CROP_SCALE + (0, CROP_CENTRE_Y) → photo pixel
     a = scale * rot / CROP_SCALE
     centre = np.array([size / 2.0, size / 2.0])
@@ -96,13 +96,3 @@ def face_crop(rgb: np.ndarray, points_px: np.ndarray, template: np.ndarray, size
     coeffs = (a[0, 0], a[0, 1], shift[0], a[1, 0], a[1, 1], shift[1])
     return np.asarray(image.transform((size, size), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR))
 
-
-def _similarity_2d(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares ``dst ≈ s · R · src + t`` for 2D points (Umeyama, no reflection). Returns (s, R, t)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
-    fix = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
-    rot = u @ fix @ vt
-    scale = float(np.trace(np.diag(sig) @ fix) / (a ** 2).sum(1).mean())
-    return scale, rot, mu_d - scale * rot @ mu_s
