@@ -122,11 +122,13 @@ class BundleWriter:
 
     def finish(self, *, model: HeadModel, job_name: str, vertices: np.ndarray, identity: np.ndarray,
                photos: list[dict], texture_files: dict[int, dict[str, str]], warnings: list[str],
-               base_colors: dict[int, tuple[float, float, float, float]] | None = None) -> Path:
+               base_colors: dict[int, tuple[float, float, float, float]] | None = None,
+               extra: dict | None = None) -> Path:
         """Write the mesh, licence and manifest, wait for the images, and move the bundle into place.
 
         ``texture_files`` maps a material index to its maps by channel (``base_color``, ``normal``,
-        ``roughness``); ``base_colors`` overrides a material's colour (e.g. the iris colour seen in the photos).
+        ``roughness``); ``base_colors`` overrides a material's colour (e.g. the iris colour seen in the photos);
+        ``extra`` adds top-level manifest fields (a text edit's ``edit`` record).
         """
         (self.tmp / LICENSE_FILE).write_text(model.license_text)
         _write_mesh(self.tmp / MESH_FILE, model, vertices)
@@ -153,6 +155,7 @@ class BundleWriter:
             "materials": materials,
             "photos": photos,
             "warnings": warnings,
+            **(extra or {}),
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         os.replace(self.tmp, self.output)
