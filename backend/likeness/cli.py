@@ -1,4 +1,4 @@
-"""Command line: ``likeness reconstruct|demo|track|models|serve``.
+"""Command line: ``likeness reconstruct|demo|track|relight|edit|create|watermark|models|serve``.
 
 Exit status: 0 success, 2 a problem the user can fix (message and hint on stderr, no traceback),
 1 an internal error, 130 interrupted.
@@ -101,6 +101,57 @@ def _relight(args: argparse.Namespace) -> int:
     return 0
 
 
+def _edit(args: argparse.Namespace) -> int:
+    from .edit.job import EditRequest, parse_what, run
+    from .pipeline import Engine
+
+    start = time.perf_counter()
+    create = args.command == "create"
+    request = EditRequest(
+        prompt=args.prompt, output=args.output, bundle=None if create else args.bundle,
+        negative_prompt=args.negative_prompt, what=parse_what(args.what or ("albedo,shape" if create else "albedo")),
+        strength=args.strength, steps=args.steps, seed=args.seed, device=args.device, region=args.region,
+        size=args.size, guidance_scale=args.guidance, sd_model=args.sd_model, model=args.model,
+        texture_size=getattr(args, "texture_size", 1024), name=args.name)
+    result = run(Engine(use_blendshapes=False), request, report=_progress)
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"Bundle written to {result['bundle']} in {time.perf_counter() - start:.1f} s "
+          f"(preview: {Path(result['bundle']) / 'preview.png'})", file=sys.stderr)
+    print(result["bundle"])
+    return 0
+
+
+def _watermark(args: argparse.Namespace) -> int:
+    from .edit.job import read_marks
+
+    marks = read_marks(args.path)
+    for mark in marks:
+        state = f"marked: Likeness text edit {mark['payload']}" if mark["marked"] else "no Likeness mark found"
+        match = {None: "", True: ", matches the manifest's edit record",
+                 False: ", does NOT match the manifest's edit record"}[mark["matches"]]
+        print(f"{mark['file']}: {state} (confidence {mark['confidence']:.2f}){match}")
+    return 0 if any(m["marked"] for m in marks) else 3
+
+
+def _edit_options(p: argparse.ArgumentParser, create: bool) -> None:
+    p.add_argument("--prompt", required=True, help="what the head should become, e.g. \"older, with a grey beard\"")
+    p.add_argument("--negative-prompt", default="", help="what to steer away from")
+    p.add_argument("--what", help="comma-separated parts that may change: albedo, shape, expression, light "
+                                  f"(default {'albedo,shape' if create else 'albedo'})")
+    p.add_argument("--strength", type=float, default=0.5, help="0–1: how far the edit may move (default 0.5)")
+    p.add_argument("--steps", type=int, default=200, help="score-distillation steps (default 200; 0: light words only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--region", help="only change this region: face, skin, lips, eyes, nose, brows, scalp")
+    p.add_argument("--size", type=int, default=512, help="rendered view size in px (the model's resolution, 512)")
+    p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+    p.add_argument("--sd-model", help="diffusers Stable Diffusion folder (default: the installed one)")
+    p.add_argument("--model", help="head-model npz (default: the installed ICT model)")
+    p.add_argument("--name", help="job name of the new bundle")
+    p.add_argument("-o", "--output", required=True, help="new bundle folder to create (must not exist)")
+
+
 def astronaut_photo() -> Path:
     """The public-domain astronaut portrait (Eileen Collins, NASA) that ships inside scikit-image."""
     try:
@@ -150,18 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     relight = sub.add_parser("relight", help="a bundle's head under another light, as an image (no Blender)")
     relight.add_argument("bundle", help="bundle folder")
     relight.add_argument("--light", default="photo",
-                         help="photo (the photo's estimated light), left, right, top, front, or a JSON file of "
-                              "9 [r, g, b] SH rows (head frame)")
+                         help="photo (the photo's estimated light), left, right, top, front, a JSON file of "
+                              "9 [r, g, b] SH rows (head frame), or words: \"warm sunset from the left\"")
     relight.add_argument("--photo", type=int, default=1, help="whose camera to render from (default 1)")
     relight.add_argument("--size", type=int, default=1024, help="long side of the image in pixels (default 1024)")
     relight.add_argument("--grey", action="store_true", help="grey background instead of the photo")
     relight.add_argument("-o", "--output", required=True, help="image to write (.png or .jpg)")
 
+    edit = sub.add_parser("edit", help="change a bundle's head by a text prompt (Stable Diffusion) → new bundle")
+    edit.add_argument("bundle", help="bundle folder to edit (left unchanged)")
+    _edit_options(edit, create=False)
+    create = sub.add_parser("create", help="a new head from a text prompt alone, starting from the mean head")
+    _edit_options(create, create=True)
+    create.add_argument("--texture-size", type=int, default=1024, help="texture size (default 1024)")
+    mark = sub.add_parser("watermark", help="read the invisible mark of a text edit (exit 3: none found)")
+    mark.add_argument("path", help="bundle folder or image")
+
     models = sub.add_parser("models", help="install or list head and landmark models")
     msub = models.add_subparsers(dest="models_command", required=True)
     inst = msub.add_parser("install", help="install a model (download, or --from a local copy)")
-    inst.add_argument("name", help="ict or mediapipe-blendshapes")
-    inst.add_argument("--from", dest="source", help="local npz, task file or upstream checkout")
+    inst.add_argument("name", help="ict, mediapipe-blendshapes or sd (Stable Diffusion, for text edits)")
+    inst.add_argument("--from", dest="source", help="local npz, task file, upstream checkout or diffusers folder")
     msub.add_parser("list", help="show installed models")
 
     serve = sub.add_parser("serve", help="backend for the Blender add-on: JSON lines on stdin/stdout")
@@ -180,6 +240,10 @@ def run(args: argparse.Namespace) -> int:
         return _track(args)
     if args.command == "relight":
         return _relight(args)
+    if args.command in ("edit", "create"):
+        return _edit(args)
+    if args.command == "watermark":
+        return _watermark(args)
     if args.command == "models":
         from . import models
 

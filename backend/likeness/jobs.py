@@ -60,3 +60,41 @@ def track(engine: Engine, params: dict, report: Report, cancelled: Callable[[], 
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"Bad track parameters: {exc}.", "See docs/protocol.md.") from exc
     return run_track(engine, request, report, cancelled)
+
+
+def _edit_request(params: dict, create: bool):
+    from .edit.job import EditRequest, parse_what
+
+    if not isinstance(params.get("prompt"), str) or not isinstance(params.get("output"), str):
+        raise BadRequest("`prompt` must be a text and `output` the bundle folder to create.", "See docs/protocol.md.")
+    if not create and not isinstance(params.get("bundle"), str):
+        raise BadRequest("`bundle` must be the path of the bundle to edit.", "See docs/protocol.md.")
+    try:
+        return EditRequest(
+            prompt=params["prompt"], output=params["output"], bundle=None if create else params["bundle"],
+            negative_prompt=str(params.get("negative_prompt") or ""),
+            what=parse_what(params.get("what") or ("albedo,shape" if create else "albedo")),
+            strength=float(params.get("strength", 0.5)), steps=int(params.get("steps", 200)),
+            seed=int(params.get("seed", 0)), device=str(params.get("device") or "auto"),
+            region=params.get("region") or None, size=int(params.get("size") or 512),
+            guidance_scale=float(params.get("guidance_scale", 7.5)), sd_model=params.get("sd_model"),
+            model=params.get("model"), texture_size=int(params.get("texture_size") or 1024),
+            name=params.get("name"))
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"Bad edit parameters: {exc}.", "See docs/protocol.md.") from exc
+
+
+@job("edit")
+def edit(engine: Engine, params: dict, report: Report, cancelled: Callable[[], bool]) -> dict:
+    """A text edit of a bundle (likeness.edit): a new bundle beside the old one."""
+    from .edit.job import run
+
+    return run(engine, _edit_request(params, create=False), report, cancelled)
+
+
+@job("create")
+def create(engine: Engine, params: dict, report: Report, cancelled: Callable[[], bool]) -> dict:
+    """Text → a new head from the mean head (likeness.edit)."""
+    from .edit.job import run
+
+    return run(engine, _edit_request(params, create=True), report, cancelled)

@@ -31,7 +31,7 @@ from . import ict_convert
 from .errors import BadInput, ModelMissing
 from .paths import models_dir
 
-MODEL_NAMES = ("ict", "mediapipe-blendshapes")
+MODEL_NAMES = ("ict", "mediapipe-blendshapes", "sd")
 
 ICT_ARCHIVE_URL = f"https://github.com/{ict_convert.SOURCE_REPO}/archive/{ict_convert.SOURCE_COMMIT}.zip"
 # sha256 of the raw little-endian bytes of three arrays of the reference conversion of ICT-FaceKit at
@@ -93,12 +93,18 @@ SPECS = {
 
 def list_models() -> list[dict]:
     """Every known model with its install state, as JSON-ready dicts."""
+    from .edit.sd import describe
+
     return [{"name": s.name, "installed": s.path().is_file(), "path": str(s.path()), "license": s.license,
-             "description": s.description, "non_commercial": s.non_commercial} for s in SPECS.values()]
+             "description": s.description, "non_commercial": s.non_commercial} for s in SPECS.values()] + [describe()]
 
 
 def install(name: str, source: str | None = None, log: Log = print) -> Path:
     """Install model ``name`` (download, or ``source``: a local file or folder) and return the installed file."""
+    if name == "sd":  # a user-supplied diffusers folder for text edits (likeness.edit.sd), never downloaded
+        from .edit.sd import install as install_sd
+
+        return install_sd(source, log)
     if name not in SPECS:
         raise BadInput(f"Unknown model {name!r}.", f"Known models: {', '.join(MODEL_NAMES)}.")
     spec = SPECS[name]

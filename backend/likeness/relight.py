@@ -61,11 +61,17 @@ def named_light(spec: str, photo: dict) -> np.ndarray:
     if spec in NAMED_LIGHTS:
         return sh.directional(NAMED_LIGHTS[spec], strength=0.85, ambient=0.25)
     file = Path(spec)
+    if not file.is_file():
+        from .edit.lights import light_from_text, understood
+
+        if understood(spec):
+            return light_from_text(spec)
     try:
         light = np.asarray(json.loads(file.read_text()), np.float64)
     except (OSError, ValueError) as exc:
         raise BadInput(f"--light {spec} is neither a light name nor a readable JSON file ({exc}).",
-                       f"Use one of photo, {', '.join(NAMED_LIGHTS)}, or a JSON list of 9 [r, g, b] rows.") from exc
+                       f"Use one of photo, {', '.join(NAMED_LIGHTS)}, words such as 'warm sunset from the left', "
+                       "or a JSON list of 9 [r, g, b] rows.") from exc
     if light.shape != (9, 3) or not np.isfinite(light).all():
         raise BadInput(f"{file.name} holds an array of shape {light.shape}, not 9 rows of [r, g, b].",
                        "Write the 9 SH coefficients per colour channel as a JSON list of 9 [r, g, b] rows.")

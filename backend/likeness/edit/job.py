@@ -24,7 +24,7 @@ from ..errors import BadInput, Cancelled
 from ..headmodel import HeadModel
 from . import areas, lights, sd, watermark
 from .cameras import head_centre, orbit_camera
-from .optimise import PARTS, EditInputs, EditResult, EditSettings
+from .parts import PARTS, EditInputs, EditResult, EditSettings
 
 Report = Callable[[str, float, str], None]
 MAX_STEPS = 5000
@@ -195,9 +195,9 @@ def run(engine, request: EditRequest, report: Report = lambda *a: None,
 
 
 def _optimise(inputs, settings, request, folder, report, cancelled) -> EditResult:
-    from ..learned.runtime import pick_device
     from .guidance import Guidance
     from .optimise import run_edit
+    from .render import pick_device
 
     device = pick_device(request.device)
     report("load", 0.05, "Loading Stable Diffusion")

@@ -31,6 +31,20 @@ from .cameras import orbit_camera
 _SH_C = (0.282095, 0.488603, 1.092548, 0.315392, 0.546274)
 
 
+def pick_device(device: str = "auto") -> str:
+    """``auto`` → cuda where present, else mps, else cpu; a named device is checked (:class:`BadInput`)."""
+    from ..errors import BadInput
+
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInput("CUDA was asked for, but torch sees no CUDA device.", "Use --device cpu or auto.")
+    if device == "mps" and not mps:
+        raise BadInput("MPS was asked for, but torch sees no Apple GPU.", "Use --device cpu or auto.")
+    return device
+
+
 def sh_basis(n: torch.Tensor) -> torch.Tensor:
     """The nine real SH functions (N,9) of unit directions (N,3), in ``likeness.light.sh_basis``'s order."""
     x, y, z = n[:, 0], n[:, 1], n[:, 2]
