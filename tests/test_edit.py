@@ -235,3 +235,32 @@ def test_the_core_runs_without_torch_diffusers_transformers(ict_path, tmp_path):
     env = dict(os.environ, LIKENESS_DATA_DIR=str(tmp_path / "data"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_warm_backend_edits_with_progress_and_cancel(astronaut_bundle, tiny_sd, ict_path, tmp_path):
+    from test_serve import Backend
+
+    backend = Backend(tmp_path, env={"LIKENESS_DATA_DIR": str(tmp_path / "data"), "LIKENESS_ICT_MODEL": str(ict_path)})
+    try:
+        assert backend.next()["type"] == "ready"
+        backend.send({"id": "h", "op": "hello"})
+        hello = backend.until_done("h")[-1]["result"]
+        assert {"edit", "create"} <= set(hello["jobs"]) and not hello["models"]["sd"]["installed"]
+        params = {"bundle": str(astronaut_bundle), "prompt": "older", "what": "albedo,shape", "steps": 3,
+                  "size": 32, "device": "cpu", "sd_model": str(tiny_sd), "output": str(tmp_path / "older")}
+        backend.send({"id": "e", "op": "edit", "params": params})
+        events = backend.until_done("e")
+        assert events[-1]["type"] == "result", events[-1]
+        assert [e["stage"] for e in events if e["type"] == "progress"].count("edit") == 3
+        assert read_bundle(events[-1]["result"]["bundle"])[0]["edit"]["what"] == ["albedo", "shape"]
+
+        backend.send({"id": "c", "op": "edit", "params": dict(params, steps=2000, output=str(tmp_path / "never"))})
+        while (event := backend.next())["type"] != "progress" or event.get("stage") != "edit":
+            pass
+        backend.send({"id": "x", "op": "cancel", "params": {"job": "c"}})
+        last = backend.until_done("c")[-1]
+        assert last["type"] == "error" and last["error"]["type"] == "Cancelled"
+        assert not (tmp_path / "never").exists() and not list(tmp_path.glob(".never.tmp-*"))
+    finally:
+        backend.send({"id": "s", "op": "shutdown"})
+        backend.proc.wait(timeout=30)
