@@ -6,7 +6,8 @@ Example::
     head, *cameras = api.reconstruct(["/photos/me.jpg"], output_dir="/tmp/heads", texture_size=1024)
 
 ``import_bundle`` and ``reconstruct`` return ``[head, camera for photo 1, ...]``; ``animate_video`` tracks a video
-and animates a head (docs/animation.md). All raise :class:`~.errors.LikenessError` subclasses (``BackendError``,
+and animates a head (docs/animation.md); ``edit`` changes a head by a text prompt into a new head beside it and
+``create_head`` makes one from a prompt alone (README: Text edits). All raise :class:`~.errors.LikenessError` subclasses (``BackendError``,
 ``BundleError``) with ``.message`` and ``.hint`` on failure.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import bpy
 
-from . import anim_ops, build, jobs, paths, world
+from . import anim_ops, build, edit_ops, jobs, paths, world
 from .errors import BackendError
 from .session import SESSION, Request
 
@@ -88,6 +89,50 @@ def animate_video(video: str | Path, output_dir: str | Path | None = None,
     if timed_out and getattr(error, "kind", "") == "Cancelled":
         raise BackendError(f"Tracking took longer than {timeout:.0f} s and was cancelled.",
                            "Use a larger timeout or a shorter video.", kind="Timeout")
+    if error is not None:
+        raise error
+    return request.context["objects"]
+
+
+def edit(head: bpy.types.Object, prompt: str, what: tuple[str, ...] = ("albedo",), strength: float = 0.5,
+         steps: int = 200, seed: int = 0, negative_prompt: str = "", region: str | None = None, size: int = 512,
+         device: str = "auto", sd_model: str | Path | None = None, model: str | Path | None = None,
+         output_dir: str | Path | None = None, timeout: float = 3600.0,
+         scene: bpy.types.Scene | None = None) -> list[bpy.types.Object]:
+    """Edit the Likeness ``head`` by ``prompt`` on the warm backend (``likeness edit``) and import the result as a
+    new head beside it (the old head is kept); blocks until done and returns ``[new head, cameras...]``.
+
+    ``what`` may hold ``albedo``, ``shape``, ``expression``, ``light``; ``strength`` in (0, 1]; ``steps`` of score
+    distillation (0: light words only, e.g. ``prompt="warm sunset from the left", what=("light",)``); ``region``
+    one of face, skin, lips, eyes, nose, brows, scalp; ``size`` the rendered view in pixels; ``sd_model`` a
+    diffusers folder instead of the installed one. ``BackendError`` of kind ``Timeout`` after ``timeout`` s.
+    """
+    return _run_edit(head, prompt, what, timeout, scene, output_dir, strength=strength, steps=steps, seed=seed,
+                     negative_prompt=negative_prompt, region=region, size=size, device=device,
+                     sd_model=str(sd_model) if sd_model else None, model=str(model) if model else None)
+
+
+def create_head(prompt: str, what: tuple[str, ...] = ("albedo", "shape"), strength: float = 0.5, steps: int = 200,
+                seed: int = 0, negative_prompt: str = "", size: int = 512, texture_size: int = 1024,
+                device: str = "auto", sd_model: str | Path | None = None, model: str | Path | None = None,
+                output_dir: str | Path | None = None, timeout: float = 3600.0,
+                scene: bpy.types.Scene | None = None) -> list[bpy.types.Object]:
+    """A new head from ``prompt`` alone (``likeness create``), starting from the mean head; imported, returned as
+    ``[head]``. Options as in :func:`edit`; ``texture_size`` in pixels."""
+    return _run_edit(None, prompt, what, timeout, scene, output_dir, strength=strength, steps=steps, seed=seed,
+                     negative_prompt=negative_prompt, size=size, device=device, texture_size=texture_size,
+                     sd_model=str(sd_model) if sd_model else None, model=str(model) if model else None)
+
+
+def _run_edit(head, prompt, what, timeout, scene, output_dir, **options) -> list[bpy.types.Object]:
+    scene = scene or bpy.context.scene
+    folder = Path(output_dir) if output_dir is not None else paths.output_folder("")
+    request = edit_ops.start_edit(scene, prompt, head, folder, list(what), apply=True, **options)
+    timed_out = _wait(request, timeout, request.kind)
+    error = request.context.get("error")
+    if timed_out and getattr(error, "kind", "") == "Cancelled":
+        raise BackendError(f"The text edit took longer than {timeout:.0f} s and was cancelled.",
+                           "Use a larger timeout or fewer steps.", kind="Timeout")
     if error is not None:
         raise error
     return request.context["objects"]
