@@ -8,7 +8,9 @@ Steps, run one after another in a background thread, each a subprocess whose out
 3. ``<venv python> -m likeness.learned.setup_torch``: the torch build that fits the machine (CUDA where an NVIDIA
    driver is present, the small CPU build on other Linux machines, PyPI's build on macOS and Windows), for the
    expression encoder; optional: when it fails the set-up goes on and the backend runs without the encoder
-4. ``<venv python> -m likeness models install ict``: the head model
+4. ``<venv python> -m pip install <backend_src>[edit]``: diffusers and transformers for text edits (optional,
+   like torch; the Stable Diffusion weights themselves are never downloaded: README, Text edits)
+5. ``<venv python> -m likeness models install ict``: the head model
 
 Only when every step succeeded is the marker file ``<venv>/.likeness-ready`` written (and it is removed before
 the first step), so a venv whose set-up failed half-way is never taken for a working one. The UI thread only
@@ -30,7 +32,8 @@ from .errors import LikenessError
 from .session import READY_MARKER, venv_python
 
 #: Steps whose failure is written to the log but does not stop the set-up (torch is optional).
-OPTIONAL_STAGES = ("Installing torch for this machine (the expression encoder)",)
+OPTIONAL_STAGES = ("Installing torch for this machine (the expression encoder)",
+                   "Installing diffusers and transformers (text edits)")
 #: Seconds the set-up waits for a backend that was just asked to stop before it changes the venv.
 PREVIOUS_BACKEND_WAIT = 15.0
 
@@ -77,6 +80,7 @@ class BackendSetup:
             ("Installing the backend and its dependencies (downloads several hundred MB)",
              [python, "-m", "pip", "install", "--disable-pip-version-check", str(source_dir)]),
             (OPTIONAL_STAGES[0], [python, "-m", "likeness.learned.setup_torch"]),
+            (OPTIONAL_STAGES[1], [python, "-m", "pip", "install", "--disable-pip-version-check", f"{source_dir}[edit]"]),
             ("Installing the ICT head model", [python, "-m", "likeness", "models", "install", "ict"]),
         ]
         self.stage = "Waiting to start"

@@ -91,7 +91,9 @@ def test_setup_runs_steps_in_background_and_logs(addon, tmp_path):
     venv = tmp_path / "venv"
     setup = setup_module.BackendSetup(venv, source, tmp_path / "setup.log")
     assert [command[1:3] for _, command in setup.steps] == [["-m", "venv"], ["-m", "pip"],
-                                                           ["-m", "likeness.learned.setup_torch"], ["-m", "likeness"]]
+                                                           ["-m", "likeness.learned.setup_torch"], ["-m", "pip"],
+                                                           ["-m", "likeness"]]
+    assert setup.steps[3][1][-1] == f"{source}[edit]"  # diffusers and transformers for text edits (optional)
     assert setup.steps[1][1][-1] == str(source)
     venv.mkdir()
     (venv / addon.session.READY_MARKER).write_text("")  # from an earlier set-up: must not survive a failed one
