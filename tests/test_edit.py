@@ -138,6 +138,9 @@ def test_text_to_head_and_edit_from_the_cli(astronaut_bundle, tiny_sd, models_ho
     assert marks and all(m["marked"] and m["matches"] for m in marks)
     assert main(["watermark", str(edited)]) == 0 and main(["watermark", str(astronaut_bundle)]) == 3
     assert "matches the manifest" in capsys.readouterr().out
+    manifest_file = edited / "manifest.json"  # a record changed afterwards no longer matches its mark
+    manifest_file.write_text(manifest_file.read_text().replace("smiling, sunburnt", "smiling, pale"))
+    assert all(m["marked"] and not m["matches"] for m in read_marks(edited))
 
 
 def test_text_relighting_needs_no_diffusion_model(astronaut_bundle, models_home, tmp_path):

@@ -151,6 +151,8 @@ def run(engine, request: EditRequest, report: Report = lambda *a: None,
         skin = np.round(sh.linear_to_srgb8(np.array([m.base_color[:3] for m in ict.materials]))).astype(np.uint8)
         maps = {i: np.tile(skin[i], (request.texture_size, request.texture_size, 1))
                 for i, m in enumerate(ict.materials) if m.projected}
+    if root is None and "expression" in what:
+        warnings.append("A new head has no photo to hold expression weights: the expression edit is not kept.")
     preset = "light" in what and lights.understood(request.prompt)
     if preset:
         light = lights.light_from_text(request.prompt)
@@ -287,7 +289,8 @@ def _preview(model: HeadModel, inputs: EditInputs, result: EditResult, size: int
 
 def read_marks(path: str | Path) -> list[dict]:
     """The watermark of every albedo map of a bundle, or of one image file: ``[{file, marked, payload,
-    confidence, matches}]`` (``matches``: the payload equals the one the bundle's manifest records)."""
+    confidence, matches}]`` (``matches``: the payload is the digest of the manifest's ``edit`` record as it is now,
+    so a record changed after the edit, or a mark copied from another edit, does not match)."""
     import cv2
 
     path = Path(path).expanduser()
@@ -296,7 +299,10 @@ def read_marks(path: str | Path) -> list[dict]:
         try:
             manifest = json.loads((path / "manifest.json").read_text())
             files = [path / m["textures"]["base_color"] for m in manifest["materials"] if m["textures"].get("base_color")]
-            expected = (manifest.get("edit") or {}).get("watermark", {}).get("payload")
+            record = dict(manifest.get("edit") or {})
+            recorded = record.pop("watermark", {}) or {}
+            # the mark holds a digest of the record as written: a record edited afterwards no longer matches
+            expected = f"{watermark.payload_for(record):016x}" if recorded else None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"{path} is not a readable Likeness bundle ({exc}).", "Pass a bundle folder or an image.") from exc
     elif path.is_file():

@@ -173,11 +173,16 @@ def load_pipeline(folder: Path, device: str):
     without safety checker, from safetensors only, nothing fetched; a broken folder raises :class:`BadInput`."""
     import torch
     from diffusers import StableDiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
+    for quiet in (diffusers_logging, transformers_logging):  # no progress bars or advice on the backend's log
+        quiet.set_verbosity_error()
+        quiet.disable_progress_bar()
     dtype = torch.float16 if device == "cuda" else torch.float32
     try:
         pipe = StableDiffusionPipeline.from_pretrained(
-            str(folder), torch_dtype=dtype, use_safetensors=True, local_files_only=True, safety_checker=None,
+            str(folder), dtype=dtype, use_safetensors=True, local_files_only=True, safety_checker=None,
             feature_extractor=None, requires_safety_checker=False)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
         raise BadInput(f"The Stable Diffusion folder {folder} could not be loaded ({type(exc).__name__}: "
