@@ -4,8 +4,11 @@ Flow in the panel: type a prompt, tick what may change, press **Edit with Text**
 the backend writes a new bundle and its before/after preview, shown in the panel; **Apply as New Head** imports
 it beside the old head (the old one is never changed). Scripts use ``api.edit`` / ``api.create_head``.
 
+A light edit can also just light the scene: **Use Light as World** builds a world from the edited light (as
+Match Photo Lighting does) without importing another head.
+
 Fixed idnames: ``likeness.edit_with_text``, ``likeness.create_from_text``, ``likeness.apply_edit``,
-``likeness.cancel_edit``, ``likeness.edit_model_info``.
+``likeness.use_edit_light``, ``likeness.cancel_edit``, ``likeness.edit_model_info``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import build, jobs, paths
+from . import build, jobs, paths, world
 from .errors import LikenessError, report_error
 from .session import SESSION, Request
 
@@ -190,6 +193,44 @@ class LIKENESS_OT_apply_edit(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def edited_light(bundle: str | Path) -> tuple[Any, str]:
+    """The first photo's light (9,3) of an edited bundle and the edit's prompt; :class:`LikenessError` if none."""
+    import json
+
+    import numpy as np
+
+    try:
+        manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+        light = np.asarray(manifest["photos"][0]["light"]["sh"], np.float64)
+        prompt = str((manifest.get("edit") or {}).get("prompt", "edited"))
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise LikenessError("The edited bundle has no light to use.", "Edit a head reconstructed from a photo.") from exc
+    if light.shape != (9, 3) or not np.isfinite(light).all():
+        raise LikenessError("The edited bundle's light is malformed.", "Run the edit again.")
+    return light, prompt
+
+
+class LIKENESS_OT_use_edit_light(bpy.types.Operator):
+    """Light the scene with the last edit's light: a new world built from it (no new head)"""
+
+    bl_idname = "likeness.use_edit_light"
+    bl_label = "Use Light as World"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return bool(context.scene.likeness_edit.result_bundle)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            light, prompt = edited_light(context.scene.likeness_edit.result_bundle)
+        except LikenessError as exc:
+            return report_error(self, exc)
+        context.scene.world = world.light_world(light, f"Light: {prompt[:40]}")
+        context.scene.view_settings.view_transform = "Standard"
+        return {"FINISHED"}
+
+
 class LIKENESS_OT_cancel_edit(bpy.types.Operator):
     """Cancel the running text edit"""
 
@@ -257,14 +298,17 @@ class LIKENESS_PT_edit(bpy.types.Panel):
             layout.label(text="Before (top) and after (bottom)")
             layout.template_icon(icon_value=image.preview.icon_id, scale=10.0)
         if s.result_bundle:
-            layout.operator(LIKENESS_OT_apply_edit.bl_idname, icon="DUPLICATE")
+            row = layout.row(align=True)
+            row.operator(LIKENESS_OT_apply_edit.bl_idname, icon="DUPLICATE")
+            if s.light:
+                row.operator(LIKENESS_OT_use_edit_light.bl_idname, icon="WORLD")
         row = layout.row()
         row.label(text=f"Model: {s.model_info or 'ask the backend'}", icon="INFO")
         row.operator(LIKENESS_OT_edit_model_info.bl_idname, text="", icon="QUESTION")
 
 
 CLASSES = (LikenessEditSettings, LIKENESS_OT_edit_with_text, LIKENESS_OT_create_from_text, LIKENESS_OT_apply_edit,
-           LIKENESS_OT_cancel_edit, LIKENESS_OT_edit_model_info, LIKENESS_PT_edit)
+           LIKENESS_OT_use_edit_light, LIKENESS_OT_cancel_edit, LIKENESS_OT_edit_model_info, LIKENESS_PT_edit)
 
 
 def register() -> None:

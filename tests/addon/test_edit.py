@@ -78,6 +78,9 @@ def test_relight_by_words_from_the_panel_then_apply(addon, scene, backend_python
     drive_timer(addon.jobs, scene)
     assert not scene.likeness.status_is_error, scene.likeness.status
     assert settings.result_bundle and bpy.data.images.get(addon.edit_ops.PREVIEW_IMAGE) is not None
+    assert "operator:likeness.use_edit_light" in draw(bpy.types.LIKENESS_PT_edit)
+    assert bpy.ops.likeness.use_edit_light() == {"FINISHED"}
+    assert scene.world.name.startswith("Light: warm sunset")
     assert bpy.ops.likeness.apply_edit() == {"FINISHED"}
     new = bpy.context.view_layer.objects.active
     assert new != head and new.get("likeness_bundle") and not settings.result_bundle

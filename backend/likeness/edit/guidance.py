@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 #: suffixes that tell the model from where a view looks (DreamFusion's view-dependent prompting)
-VIEW_WORDS = ((30.0, "front view"), (75.0, "side view"), (181.0, "back view"))
+VIEW_WORDS = ((35.0, "front view"), (120.0, "side view"), (181.0, "back view"))
 
 
 class Guidance:

@@ -113,7 +113,9 @@ def run_edit(inputs: EditInputs, settings: EditSettings, guidance, device: str =
         return albedo, verts, posed, id_now, weights, light0 + params["light"]
 
     centre = head_centre(model, inputs.vertices)
-    yaws = np.linspace(-50, 50, max(settings.views, 1)) if settings.views > 1 else np.zeros(1)
+    # a ring of cameras all around the head (0 = the front), so the edit holds from every angle
+    yaws = (np.arange(settings.views) * 360.0 / settings.views + 180.0) % 360.0 - 180.0 if settings.views > 1 \
+        else np.zeros(1)
     views = [orbit_view(centre, float(y), float(rng.uniform(-8, 12)), settings.size) for y in yaws]
     photo = None
     if inputs.photo_view is not None:

@@ -38,7 +38,7 @@ class EditSettings:
     seed: int = 0
     size: int = 512  # rendered view side in pixels (the diffusion model's resolution)
     map_size: int = 512  # side of the albedo maps while optimising (upsampled onto the full maps at the end)
-    views: int = 8  # cameras around the head, yaw −50..50°
+    views: int = 8  # cameras in a ring around the head (every 45°), pitch −8..12°
     batch: int = 1  # views per step
     learning_rate: float = 0.02
 
