@@ -267,3 +267,16 @@ def test_warm_backend_edits_with_progress_and_cancel(astronaut_bundle, tiny_sd, 
     finally:
         backend.send({"id": "s", "op": "shutdown"})
         backend.proc.wait(timeout=30)
+
+
+def test_v_prediction_models_guide_too(tmp_path):
+    """SD 2.x-style UNets predict v, not the noise: the guidance converts and still yields a finite gradient."""
+    from likeness.edit.guidance import Guidance
+    from likeness.edit.sd import load_pipeline
+
+    pipe = load_pipeline(make_tiny_sd(tmp_path / "v_sd", prediction_type="v_prediction"), "cpu")
+    guidance = Guidance(pipe, "a red face", "", 7.5, "cpu")
+    assert guidance.prediction == "v_prediction"
+    image = torch.rand(1, 3, 32, 32, requires_grad=True)
+    guidance.loss(image, [90.0], (0.02, 0.98), torch.Generator().manual_seed(1)).backward()
+    assert torch.isfinite(image.grad).all() and float(image.grad.abs().sum()) > 0
