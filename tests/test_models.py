@@ -86,7 +86,7 @@ def leftovers(folder: Path) -> list[str]:
 
 def test_list_models_before_install(data_dir):
     listed = {m["name"]: m for m in models.list_models()}
-    assert tuple(listed) == models.MODEL_NAMES
+    assert tuple(listed) == (*models.MODEL_NAMES, "sd")  # sd: Stable Diffusion for text edits, --from only
     for m in listed.values():
         assert set(m) == {"name", "installed", "path", "license", "description", "non_commercial"}
         assert m["installed"] is False and m["non_commercial"] is False
@@ -121,7 +121,8 @@ def test_install_ict_from_npz(data_dir):
     assert path == default_ict_path() and path.read_bytes() == source.read_bytes()
     assert (path.parent / "LICENSE").read_text() == (source.parent / "LICENSE").read_text()
     assert leftovers(path.parent) == ["LICENSE", "ict_face_model.npz"]
-    assert {m["name"]: m["installed"] for m in models.list_models()} == {"ict": True, "mediapipe-blendshapes": False}
+    assert {m["name"]: m["installed"] for m in models.list_models()} == {"ict": True, "mediapipe-blendshapes": False,
+                                                                         "sd": False}
     model = load_ict()
     assert model.vertex_count == 26719 and len(model.expression_names) == 53
     assert "USC Institute for Creative Technologies" in model.license_text

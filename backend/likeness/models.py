@@ -31,7 +31,7 @@ from . import ict_convert
 from .errors import BadInput, ModelMissing
 from .paths import models_dir
 
-MODEL_NAMES = ("ict", "mediapipe-blendshapes", "sd")
+MODEL_NAMES = ("ict", "mediapipe-blendshapes")  # downloadable; "sd" (text edits) is only ever installed --from a folder
 
 ICT_ARCHIVE_URL = f"https://github.com/{ict_convert.SOURCE_REPO}/archive/{ict_convert.SOURCE_COMMIT}.zip"
 # sha256 of the raw little-endian bytes of three arrays of the reference conversion of ICT-FaceKit at
@@ -106,7 +106,7 @@ def install(name: str, source: str | None = None, log: Log = print) -> Path:
 
         return install_sd(source, log)
     if name not in SPECS:
-        raise BadInput(f"Unknown model {name!r}.", f"Known models: {', '.join(MODEL_NAMES)}.")
+        raise BadInput(f"Unknown model {name!r}.", f"Known models: {', '.join(MODEL_NAMES)}, sd.")
     spec = SPECS[name]
     local = _existing(source) if source is not None else None
     payload, license_text = (_ict_payload if name == "ict" else _mediapipe_payload)(local, log)
