@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import light as sh
 from ..bundle import BundleWriter, check_output
+from ..camera import Camera
 from ..errors import BadInput, Cancelled
 from ..headmodel import HeadModel
 from . import areas, lights, sd, watermark
@@ -28,6 +29,8 @@ from .parts import PARTS, EditInputs, EditResult, EditSettings
 
 Report = Callable[[str, float, str], None]
 MAX_STEPS = 5000
+#: the light of a head without a photo light: soft, from the front, a little above and to the subject's left
+DEFAULT_LIGHT = sh.directional((0.3, 0.4, 1.0), 0.8, 0.3)
 _PIPELINES: dict = {}  # (folder, device) → loaded pipeline: the warm backend keeps the last one
 
 
@@ -58,7 +61,8 @@ def parse_what(value) -> tuple[str, ...]:
     what = tuple(dict.fromkeys(str(w).strip().lower() for w in items if str(w).strip()))
     bad = [w for w in what if w not in PARTS]
     if not what or bad:
-        raise BadInput(f"--what {','.join(what) or '(nothing)'} names {'unknown parts: ' + ', '.join(bad) if bad else 'nothing'}.",
+        named = "unknown parts: " + ", ".join(bad) if bad else "nothing"
+        raise BadInput(f"--what {','.join(what) or '(nothing)'} names {named}.",
                        f"Use a comma-separated list of {', '.join(PARTS)}.")
     return what
 
@@ -72,7 +76,8 @@ def validate(request: EditRequest) -> None:
     if not 0 <= int(request.steps) <= MAX_STEPS:
         raise BadInput(f"{request.steps} steps is out of range.", f"Use 0 to {MAX_STEPS} steps.")
     if not 16 <= int(request.size) <= 1024 or int(request.size) % 8:
-        raise BadInput(f"Render size {request.size} is not usable.", "Use a multiple of 8 from 16 to 1024 (512 for SD 1.5/SD-Turbo).")
+        raise BadInput(f"Render size {request.size} is not usable.",
+                       "Use a multiple of 8 from 16 to 1024 (512 for SD 1.5 and SD-Turbo).")
     if not 64 <= int(request.texture_size) <= 8192:
         raise BadInput(f"Texture size {request.texture_size} is out of range.", "Use a size from 64 to 8192.")
     if request.device not in ("auto", "cpu", "cuda", "mps"):
@@ -86,7 +91,8 @@ def _source(path: str) -> tuple[HeadModel, dict, dict[int, np.ndarray], Path]:
 
     root = Path(path).expanduser().resolve()
     if not (root / "manifest.json").is_file():
-        raise BadInput(f"{root} is not a Likeness bundle (no manifest.json).", "Pass a folder made by likeness reconstruct.")
+        raise BadInput(f"{root} is not a Likeness bundle (no manifest.json).",
+                       "Pass a folder made by likeness reconstruct.")
     try:
         model, manifest, textures = bundle_head(root)
         licence = (root / manifest["head_model"]["license_file"]).read_text()
@@ -112,60 +118,26 @@ def run(engine, request: EditRequest, report: Report = lambda *a: None,
     validate(request)
     what = parse_what(request.what)
     output = check_output(request.output)
+    folder = sd.find_model(request.sd_model) if int(request.steps) > 0 else None  # fail before the slow parts
     report("load", 0.0, "Reading the head")
     warnings: list[str] = []
     if request.bundle is not None:
-        model, manifest, maps, root = _source(request.bundle)
-        photo = manifest["photos"][0] if manifest["photos"] else None
-        identity = np.asarray(manifest["identity"], np.float64)
-        vertices = model.neutral.astype(np.float64)
-        expression = np.array([photo["expression"].get(n, 0.0) for n in model.expression_names]) if photo \
-            else np.zeros(len(model.expression_names))
-        light = np.asarray(photo["light"]["sh"], np.float64) if photo and "light" in photo \
-            else sh.directional((0.3, 0.4, 1.0), 0.8, 0.3)
-        basis = None
-        if "shape" in what:
-            ict, _ = engine.model(request.model)
-            if ict.vertex_count != model.vertex_count:
-                raise BadInput("The head model's topology differs from the bundle's.", "Use the model the bundle was made with.")
-            basis, regions_model = ict.identity_basis[:len(identity)], ict
-        else:
-            regions_model = model
-        photo_view = None
-        if photo is not None:
-            from ..camera import Camera
-
-            cam = photo["camera"]
-            photo_view = (Camera(cam["focal_px"], tuple(cam["principal_point_px"]), tuple(photo["image_size"])),
-                          np.asarray(photo["pose"]["model_to_camera"], np.float64))
-        prior = 0.0
+        inputs, regions_model, manifest, root = _from_bundle(engine, request, what)
     else:
-        root, manifest, photo, photo_view = None, None, None, None
-        ict, _ = engine.model(request.model)
-        model = regions_model = ict
-        identity = np.zeros(min(60, len(ict.identity_basis)))
-        vertices = ict.vertices()
-        expression = np.zeros(len(ict.expression_names))
-        light = sh.directional((0.3, 0.4, 1.0), 0.8, 0.3)
-        basis, prior = ict.identity_basis[:len(identity)], 0.05
-        skin = np.round(sh.linear_to_srgb8(np.array([m.base_color[:3] for m in ict.materials]))).astype(np.uint8)
-        maps = {i: np.tile(skin[i], (request.texture_size, request.texture_size, 1))
-                for i, m in enumerate(ict.materials) if m.projected}
-    if root is None and "expression" in what:
-        warnings.append("A new head has no photo to hold expression weights: the expression edit is not kept.")
+        inputs, manifest, root = _new_head(engine, request), None, None
+        regions_model = inputs.model
+        if "expression" in what:
+            warnings.append("A new head has no photo to hold expression weights: the expression edit is not kept.")
     preset = "light" in what and lights.understood(request.prompt)
     if preset:
-        light = lights.light_from_text(request.prompt)
-    vmask = tmasks = None
+        inputs.light = lights.light_from_text(request.prompt)
     if request.region:
-        vmask = areas.vertex_mask(regions_model, request.region)
-        tmasks = areas.texel_masks(regions_model, vmask, {m: t.shape[0] for m, t in maps.items()})
-    inputs = EditInputs(model=model, vertices=vertices, identity=identity, identity_basis=basis,
-                        expression=expression, light=light, maps=maps, photo_view=photo_view,
-                        vertex_mask=vmask, texel_masks=tmasks, identity_prior=prior)
+        inputs.vertex_mask = areas.vertex_mask(regions_model, request.region)
+        inputs.texel_masks = areas.texel_masks(regions_model, inputs.vertex_mask,
+                                               {m: t.shape[0] for m, t in inputs.maps.items()})
     settings = EditSettings(what=what, steps=int(request.steps), strength=float(request.strength),
                             seed=int(request.seed), size=int(request.size),
-                            map_size=min(512, max(t.shape[0] for t in maps.values())))
+                            map_size=min(512, max(t.shape[0] for t in inputs.maps.values())))
     record = {"kind": "edit" if root else "create", "prompt": request.prompt.strip(),
               "negative_prompt": request.negative_prompt, "what": list(what), "strength": settings.strength,
               "steps": settings.steps, "seed": settings.seed, "guidance_scale": float(request.guidance_scale),
@@ -174,26 +146,65 @@ def run(engine, request: EditRequest, report: Report = lambda *a: None,
     if root is not None:
         record["source_bundle"] = {"path": str(root), "job": manifest["job"]["name"],
                                    "created_utc": manifest.get("created_utc")}
-    if settings.steps > 0:
-        folder = sd.find_model(request.sd_model)
+    if folder is not None:
         info = sd.licence(folder)
         record["model"] = {"path": str(folder), "license": info["license"],
                            "non_commercial": bool(info.get("non_commercial"))}
         if info.get("non_commercial"):
             warnings.append(f"Made with a model under a non-commercial licence ({info['license']}).")
         result = _optimise(inputs, settings, request, folder, report, cancelled)
+    elif preset:
+        result = EditResult(maps=inputs.maps, vertices=inputs.vertices, identity=inputs.identity,
+                            expression=inputs.expression, light=inputs.light)
     else:
-        if not preset:
-            raise BadInput("With 0 steps only the light can change, from words such as 'warm sunset from the left'.",
-                           "Use --what light with a light description, or more steps (needs a Stable Diffusion model).")
-        result = EditResult(maps=maps, vertices=vertices, identity=identity, expression=expression, light=light)
+        raise BadInput("With 0 steps only the light can change, from words such as 'warm sunset from the left'.",
+                       "Use --what light with a light description, or more steps (needs a Stable Diffusion model).")
     if cancelled():
         raise Cancelled()
     report("write", 0.9, "Writing the new bundle")
     name = request.name or (f"{manifest['job']['name']}_edit" if manifest else _slug(request.prompt))
-    path = _write(output, model, manifest, root, result, record, name, warnings, inputs)
+    path = _write(output, inputs.model, manifest, root, result, record, name, warnings, inputs)
     report("write", 1.0, "Done")
     return {"bundle": str(path), "warnings": warnings, "edit": record}
+
+
+def _from_bundle(engine, request: EditRequest, what: tuple[str, ...]) -> tuple[EditInputs, HeadModel, dict, Path]:
+    """The edit's starting point from a bundle: its head, first photo's expression, light and camera. Shape edits
+    take the identity modes from the head model (``request.model``), which must share the bundle's topology."""
+    model, manifest, maps, root = _source(request.bundle)
+    photo = manifest["photos"][0] if manifest["photos"] else None
+    identity = np.asarray(manifest["identity"], np.float64)
+    names = model.expression_names
+    expression = np.array([photo["expression"].get(n, 0.0) for n in names]) if photo else np.zeros(len(names))
+    light = np.asarray(photo["light"]["sh"], np.float64) if photo and "light" in photo else DEFAULT_LIGHT
+    basis, regions_model = None, model
+    if "shape" in what:
+        ict, _ = engine.model(request.model)
+        if ict.vertex_count != model.vertex_count:
+            raise BadInput("The head model's topology differs from the bundle's.",
+                           "Use the head model the bundle was made with (--model).")
+        basis, regions_model = ict.identity_basis[:len(identity)], ict
+    photo_view = None
+    if photo is not None:
+        cam = photo["camera"]
+        photo_view = (Camera(cam["focal_px"], tuple(cam["principal_point_px"]), tuple(photo["image_size"])),
+                      np.asarray(photo["pose"]["model_to_camera"], np.float64))
+    inputs = EditInputs(model=model, vertices=model.neutral.astype(np.float64), identity=identity,
+                        identity_basis=basis, expression=expression, light=light, maps=maps, photo_view=photo_view)
+    return inputs, regions_model, manifest, root
+
+
+def _new_head(engine, request: EditRequest) -> EditInputs:
+    """Text → head starts from the head model's mean head with plain skin maps, a soft front light and a prior
+    pulling the identity towards the mean (N(0,1) coefficients)."""
+    ict, _ = engine.model(request.model)
+    identity = np.zeros(min(60, len(ict.identity_basis)))
+    skin = sh.linear_to_srgb8(np.array([m.base_color[:3] for m in ict.materials])).astype(np.uint8)
+    size = int(request.texture_size)
+    maps = {i: np.tile(skin[i], (size, size, 1)) for i, m in enumerate(ict.materials) if m.projected}
+    return EditInputs(model=ict, vertices=ict.vertices(), identity=identity,
+                      identity_basis=ict.identity_basis[:len(identity)], expression=np.zeros(len(ict.expression_names)),
+                      light=DEFAULT_LIGHT, maps=maps, identity_prior=0.05)
 
 
 def _optimise(inputs, settings, request, folder, report, cancelled) -> EditResult:
@@ -240,7 +251,8 @@ def _write(output: Path, model: HeadModel, manifest: dict | None, root: Path | N
                 files[m]["roughness"] = writer.add_image(f"textures/{mname}_roughness.png",
                                                          roughness_map(model, m, rgb.shape[0]))
             if source.get("normal") or (manifest is None and mname == "skin_face"):
-                files[m]["normal"] = writer.add_image(f"textures/{mname}_normal.png", lambda rgb=marked: normal_map(rgb))
+                files[m]["normal"] = writer.add_image(f"textures/{mname}_normal.png",
+                                                      lambda rgb=marked: normal_map(rgb))
         photos = []
         for k, photo in enumerate(manifest["photos"] if manifest else []):
             rec = copy.deepcopy(photo)
@@ -251,9 +263,8 @@ def _write(output: Path, model: HeadModel, manifest: dict | None, root: Path | N
             matrix = np.asarray(rec["pose"]["model_to_camera"], np.float64)
             weights = np.array([rec["expression"].get(n, 0.0) for n in model.expression_names])
             posed = result.vertices + np.tensordot(weights, model.expression_basis, axes=1)
-            from ..camera import Camera
-
-            cam = Camera(rec["camera"]["focal_px"], tuple(rec["camera"]["principal_point_px"]), tuple(rec["image_size"]))
+            cam = Camera(rec["camera"]["focal_px"], tuple(rec["camera"]["principal_point_px"]),
+                         tuple(rec["image_size"]))
             lm, _ = cam.project(posed[model.landmarks_68] @ matrix[:3, :3].T + matrix[:3, 3])
             rec["landmarks_68_px"] = np.round(lm, 3).tolist()
             if "light" in record["what"]:
@@ -298,13 +309,15 @@ def read_marks(path: str | Path) -> list[dict]:
     if path.is_dir():
         try:
             manifest = json.loads((path / "manifest.json").read_text())
-            files = [path / m["textures"]["base_color"] for m in manifest["materials"] if m["textures"].get("base_color")]
+            files = [path / m["textures"]["base_color"] for m in manifest["materials"]
+                     if m["textures"].get("base_color")]
             record = dict(manifest.get("edit") or {})
             recorded = record.pop("watermark", {}) or {}
             # the mark holds a digest of the record as written: a record edited afterwards no longer matches
             expected = f"{watermark.payload_for(record):016x}" if recorded else None
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BadInput(f"{path} is not a readable Likeness bundle ({exc}).", "Pass a bundle folder or an image.") from exc
+            raise BadInput(f"{path} is not a readable Likeness bundle ({exc}).",
+                           "Pass a bundle folder or an image.") from exc
     elif path.is_file():
         files = [path]
     else:
