@@ -3,8 +3,8 @@
 What may change (``what``): ``albedo`` (the skin's albedo UV maps), ``shape`` (identity coefficients),
 ``expression`` (the 53 weights) and ``light`` (SH, head frame). The regularisers (FaceDNeRF's):
 
-- the photo's view, rendered with the current head, stays close to how it rendered before the edit, weighted
-  by ``1 − strength`` (a strong edit may move further from the photo);
+- the photo's view, rendered with the current head under the photo's light, stays close to how it rendered
+  before the edit, weighted by ``1 − 0.8 · strength`` (a strong edit may move further from the photo);
 - the identity stays near where it started (text → head: near the mean, the model's N(0,1) prior);
 - albedo edits do not bake light in: while the light is not being edited, every score-distillation view is lit
   by a different random light, so a painted-on shadow never matches the shading and does not pay;
@@ -141,8 +141,8 @@ def run_edit(inputs: EditInputs, settings: EditSettings, guidance, device: str =
             images.append(renderer.render(views[i], posed, albedo, lit)[0])
         loss = guidance.loss(torch.stack(images), [float(yaws[i]) for i in chosen],
                              (0.02, 0.5 + 0.48 * settings.strength), gen)
-        if photo is not None:
-            image, _ = renderer.render(photo, posed, albedo, light_now)
+        if photo is not None:  # under the photo's own light, so a light edit is not pulled back to it
+            image, _ = renderer.render(photo, posed, albedo, light0)
             loss = loss + keep_weight * ((image - photo_target)[:, photo_mask] ** 2).sum()
         if shape_ok:
             loss = loss + 0.1 * (params["shape"] ** 2).sum() + inputs.identity_prior * (id_now ** 2).sum()
