@@ -124,6 +124,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
+    from PIL import Image
 
     from likeness.cli import astronaut_photo
     from likeness.edit.job import EditRequest, run
@@ -161,9 +162,13 @@ def main() -> int:
         figures["create_s"] = round(time.perf_counter() - start, 2)
         before, after = frontal(bundle), frontal(tmp / "edit_albedo,shape,expression,light")
         a, b = face_descriptor(before), face_descriptor(after)
-        photo = face_descriptor(np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(astronaut_photo()).convert("RGB")))
-        figures["identity_distance_before_after"] = None if a is None or b is None else round(float(np.linalg.norm(a - b)), 3)
-        figures["identity_distance_photo_render"] = None if a is None or photo is None else round(float(np.linalg.norm(a - photo)), 3)
+        photo = face_descriptor(np.asarray(Image.open(astronaut_photo()).convert("RGB")))
+
+        def distance(x, y):
+            return None if x is None or y is None else round(float(np.linalg.norm(x - y)), 3)
+
+        figures["identity_distance_before_after"] = distance(a, b)
+        figures["identity_distance_photo_render"] = distance(a, photo)
     figures["peak_rss_gb_tiny"] = round(peak_rss_gb(), 2)
     if not args.skip_real_size:
         figures["real_sized"] = real_sized(device)

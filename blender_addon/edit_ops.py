@@ -50,7 +50,8 @@ class LikenessEditSettings(bpy.types.PropertyGroup):
                        description="Score-distillation steps (0: light words only, no diffusion model needed)")
     seed: IntProperty(name="Seed", default=0, min=0)
     region: EnumProperty(name="Only", items=REGIONS, default="NONE", description="Leave everything outside unchanged")
-    result_bundle: StringProperty(name="Result", subtype="DIR_PATH", description="The last edit's bundle, not yet applied")
+    result_bundle: StringProperty(name="Result", subtype="DIR_PATH",
+                                  description="The last edit's bundle, not yet applied")
     source_object: StringProperty(name="Source", description="The head the last edit started from")
     model_info: StringProperty(name="Model", description="The Stable Diffusion model the backend uses, and its licence")
 
@@ -146,8 +147,9 @@ class LIKENESS_OT_edit_with_text(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         s = context.scene.likeness_edit
         try:
-            start_edit(context.scene, s.prompt, context.active_object, paths.output_folder(context.scene.likeness.output_dir),
-                       _what(s), strength=s.strength, steps=s.steps, seed=s.seed, negative_prompt=s.negative_prompt,
+            folder = paths.output_folder(context.scene.likeness.output_dir)
+            start_edit(context.scene, s.prompt, context.active_object, folder, _what(s), strength=s.strength,
+                       steps=s.steps, seed=s.seed, negative_prompt=s.negative_prompt,
                        region=None if s.region == "NONE" else s.region)
         except LikenessError as exc:
             return report_error(self, exc)
@@ -204,7 +206,8 @@ def edited_light(bundle: str | Path) -> tuple[Any, str]:
         light = np.asarray(manifest["photos"][0]["light"]["sh"], np.float64)
         prompt = str((manifest.get("edit") or {}).get("prompt", "edited"))
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise LikenessError("The edited bundle has no light to use.", "Edit a head reconstructed from a photo.") from exc
+        raise LikenessError("The edited bundle has no light to use.",
+                            "Edit a head reconstructed from a photo.") from exc
     if light.shape != (9, 3) or not np.isfinite(light).all():
         raise LikenessError("The edited bundle's light is malformed.", "Run the edit again.")
     return light, prompt
