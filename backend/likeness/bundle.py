@@ -23,6 +23,7 @@ import numpy as np
 from . import BUNDLE_VERSION, __version__
 from .errors import BadInput, CannotWrite, OutputExists
 from .headmodel import HeadModel
+from .png import encode_png
 
 FORMAT = "likeness.bundle"
 MANIFEST = "manifest.json"
@@ -110,11 +111,12 @@ class BundleWriter:
         if isinstance(exc, OSError):
             raise cannot_write(self.output, exc) from exc
 
-    def add_image(self, rel: str, rgb: np.ndarray | Callable[[], np.ndarray]) -> str:
+    def add_image(self, rel: str, rgb: np.ndarray | bytes | Callable[[], np.ndarray | bytes]) -> str:
         """Queue an RGB (H,W,3) or grey (H,W) uint8 image for encoding at ``rel`` (``.png``/``.jpg``); returns ``rel``.
 
-        ``rgb`` may also be a function that makes the image: it then runs in the encoder thread too (for images
-        derived from others, such as maps, whose OpenCV work overlaps the job's).
+        ``rgb`` may also be the encoded file's bytes, or a function that makes the image (or the bytes): it then
+        runs in the encoder thread too (for images derived from others, such as maps, whose OpenCV work overlaps
+        the job's).
         """
         options = _JPEG if rel.endswith(".jpg") else _PNG
         self._pending.append(self._pool.submit(_save_image, self.tmp / rel, rgb, options))
@@ -162,14 +164,21 @@ class BundleWriter:
         return self.output
 
 
-def _save_image(path: Path, rgb: np.ndarray | Callable[[], np.ndarray], options: list[int]) -> None:
-    """Encode an RGB image as PNG or JPEG (by suffix) with OpenCV, which releases the GIL while encoding."""
+def _save_image(path: Path, rgb: np.ndarray | bytes | Callable[[], np.ndarray | bytes], options: list[int]) -> None:
+    """Encode an RGB or grey image as PNG (:mod:`likeness.png`) or JPEG (OpenCV) by suffix; both release the GIL
+    while encoding. ``bytes`` are an already encoded file, written as they are."""
     rgb = rgb() if callable(rgb) else rgb
-    pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
-    ok, data = cv2.imencode(path.suffix, pixels, options)
-    if not ok:
-        raise OSError(f"could not encode {path.name}")
-    path.write_bytes(data.tobytes())
+    if isinstance(rgb, bytes):
+        data = rgb
+    elif path.suffix == ".png":
+        data = encode_png(rgb)
+    else:
+        ok, encoded = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb,
+                                   options)
+        if not ok:
+            raise OSError(f"could not encode {path.name}")
+        data = encoded.tobytes()
+    path.write_bytes(data)
 
 
 def _write_mesh(path: Path, model: HeadModel, vertices: np.ndarray) -> None:

@@ -6,11 +6,14 @@ Both are laid out in a material's UV tile like its albedo texture (``uv_map``), 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
 from .headmodel import HeadModel
 from .light import SRGB8_TO_LINEAR
+from .png import encode_png
 from .regions import ROUGHNESS, vertex_regions
 from .texture import uv_map
 
@@ -69,3 +72,9 @@ def roughness_map(model: HeadModel, material: int, size: int) -> np.ndarray:
     values[uvm.outside] = values[uvm.texels][uvm.nearest]
     image = cv2.GaussianBlur(values.reshape(small, small), (0, 0), 1.5)
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=16)
+def roughness_png(model: HeadModel, material: int, size: int) -> bytes:
+    """:func:`roughness_map` encoded as PNG; it depends on the model only, so every job reuses the file."""
+    return encode_png(roughness_map(model, material, size))

@@ -28,7 +28,7 @@ from .geometry import head_angles, head_rotation
 from .headmodel import HeadModel, load_ict, resolve_model_path
 from .images import Photo, load_photo
 from .landmarks import FaceLandmarks, LandmarkDetector
-from .maps import has_face_detail, normal_map, roughness_map
+from .maps import has_face_detail, normal_map, roughness_png
 from .preview import preview_image
 from .refine import RefineSettings
 from .refine import refine as refine_fit
@@ -233,9 +233,9 @@ class Engine:
                 record["path"] = writer.add_image(f"photos/photo_{k:02d}.jpg", photo.rgb)
                 record["fit"].update(iterations=result.iterations, landmarks_used=len(basis.base))
                 records.append(record)
-            writer.add_image("preview.png", preview_image(photos[0].rgb, model, views[0].vertices_cam,
-                                                          views[0].raster, textures,
-                                                          np.array(records[0]["landmarks_68_px"])))
+            landmarks = np.array(records[0]["landmarks_68_px"])
+            writer.add_image("preview.png", lambda: preview_image(photos[0].rgb, model, views[0].vertices_cam,
+                                                                  views[0].raster, textures, landmarks))
             if cancelled():
                 raise Cancelled()
             warnings = [w for record in records for w in record["warnings"]]
@@ -277,7 +277,7 @@ def _add_maps(writer: BundleWriter, model: HeadModel, material: int, albedo_rgb:
     name = model.materials[material].name
     files = {"base_color": writer.add_image(f"textures/{name}_albedo.png", albedo_rgb),
              "roughness": writer.add_image(f"textures/{name}_roughness.png",
-                                           roughness_map(model, material, albedo_rgb.shape[0]))}
+                                           roughness_png(model, material, albedo_rgb.shape[0]))}
     if has_face_detail(model, material):
         files["normal"] = writer.add_image(f"textures/{name}_normal.png", lambda: normal_map(albedo_rgb))
     return files

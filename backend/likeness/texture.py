@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
+from . import uvcache
 from .camera import Camera
 from .headmodel import HeadModel, split_quads
 from .raster import rasterize, vertex_normals
@@ -73,9 +74,31 @@ class PhotoView:
 
 @lru_cache(maxsize=8)
 def uv_map(model: HeadModel, material: int, size: int) -> UVMap:
-    """Rasterise a material's triangles in UV space (cached per model, material and size)."""
+    """Rasterise a material's triangles in UV space (cached per model, material and size, in memory and on disk
+    across processes: :mod:`likeness.uvcache`)."""
     keep = np.flatnonzero(model.face_material[model.triangle_face] == material)
-    corners = model.uv[split_quads(model.faces_uv)[keep]].astype(np.float64) * size
+    triangles_uv = split_quads(model.faces_uv)[keep]
+    digest = uvcache.key((model.uv, triangles_uv), material, size)
+    path = uvcache.path_for(digest, material, size)
+    arrays = uvcache.load(path)
+    if arrays is None:
+        arrays = _rasterise_uv(model.uv, triangles_uv, size)
+        uvcache.save(path, arrays)
+    texels, local, bary = arrays["texels"].astype(np.int64), arrays["local"], arrays["bary"]
+    vertex_ids = model.triangles[keep][local]
+    blend = sparse.csr_matrix((bary.ravel(), vertex_ids.ravel(), np.arange(0, 3 * len(texels) + 1, 3)),
+                              shape=(len(texels), model.vertex_count))
+    inside = np.zeros(size * size, bool)
+    inside[texels] = True
+    return UVMap(size=size, texels=texels, blend=blend, outside=np.flatnonzero(~inside),
+                 nearest=arrays["nearest"], far=arrays["far"])
+
+
+def _rasterise_uv(uv: np.ndarray, triangles_uv: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """The UV rasterisation of triangles (T,3) into ``uv``: the covered texels (flat indices), the triangle
+    (index into ``triangles_uv``) and barycentric weights at each, and for each texel outside the triangles the
+    nearest covered texel (index into the covered ones) and whether it is farther than the colour margin."""
+    corners = uv[triangles_uv].astype(np.float64) * size
     corners[..., 1] = size - corners[..., 1]  # v up → rows down
     local, bary = rasterize(corners, size, size)
     inside = local >= 0
@@ -83,12 +106,10 @@ def uv_map(model: HeadModel, material: int, size: int) -> UVMap:
     compact = np.full(size * size, -1, np.int32)
     compact[texels] = np.arange(len(texels), dtype=np.int32)
     dist, (rows, cols) = ndimage.distance_transform_edt(~inside, return_indices=True)
-    vertex_ids = model.triangles[keep][local.ravel()[texels]]
-    blend = sparse.csr_matrix((bary.reshape(-1, 3)[texels].ravel(), vertex_ids.ravel(),
-                               np.arange(0, 3 * len(texels) + 1, 3)), shape=(len(texels), model.vertex_count))
     outside = np.flatnonzero(~inside)
-    return UVMap(size=size, texels=texels, blend=blend, outside=outside,
-                 nearest=compact[(rows * size + cols).ravel()[outside]], far=dist.ravel()[outside] > _MARGIN)
+    return {"texels": texels.astype(np.int32), "local": local.ravel()[texels].astype(np.int32),
+            "bary": bary.reshape(-1, 3)[texels], "nearest": compact[(rows * size + cols).ravel()[outside]],
+            "far": dist.ravel()[outside] > _MARGIN}
 
 
 def vertex_projection(verts: np.ndarray, normals: np.ndarray, camera: Camera,

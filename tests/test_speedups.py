@@ -1,0 +1,48 @@
+"""The speed-ups of the photo → bundle path keep outputs exact: the PNG encoder is lossless, the UV rasterisation
+read back from the disk cache equals the computed one, and a damaged cache file is ignored and rewritten."""
+
+import cv2
+import numpy as np
+import pytest
+
+from likeness import uvcache
+from likeness.png import encode_png
+from likeness.texture import uv_map
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 3), (64, 16), (1, 1, 3)])
+def test_png_decodes_to_the_same_pixels(shape):
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    image[: shape[0] // 2] = 7  # runs, as in textures
+    decoded = cv2.imdecode(np.frombuffer(encode_png(image), np.uint8), cv2.IMREAD_UNCHANGED)
+    if image.ndim == 3:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    assert decoded.shape == image.shape and (decoded == image).all()
+
+
+def test_png_refuses_what_it_cannot_encode():
+    with pytest.raises(ValueError):
+        encode_png(np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(ValueError):
+        encode_png(np.zeros((4, 4), np.float32))
+
+
+def test_uv_cache_round_trip_and_damaged_file(ict, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIKENESS_CACHE_DIR", str(tmp_path))
+    uv_map.cache_clear()
+    computed = uv_map(ict, 0, 128)
+    files = list((tmp_path / "uv").glob("uv_128_0_*.npz"))
+    assert len(files) == 1
+    uv_map.cache_clear()
+    loaded = uv_map(ict, 0, 128)  # from the file this time
+    for name in ("texels", "outside", "nearest", "far"):
+        assert np.array_equal(getattr(computed, name), getattr(loaded, name)), name
+    assert (computed.blend != loaded.blend).nnz == 0
+    files[0].write_bytes(files[0].read_bytes()[:1000])  # truncated, as by a killed writer without the rename
+    assert uvcache.load(files[0]) is None
+    uv_map.cache_clear()
+    again = uv_map(ict, 0, 128)
+    assert np.array_equal(again.texels, computed.texels)
+    assert uvcache.load(files[0]) is not None  # rewritten whole
+    assert not list((tmp_path / "uv").glob(".*.tmp"))
+    uv_map.cache_clear()
