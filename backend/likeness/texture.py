@@ -49,6 +49,7 @@ class UVMap:
     outside: np.ndarray  # (M,) int64
     nearest: np.ndarray  # (M,) int32
     far: np.ndarray  # (M,) bool
+    strip_blend: sparse.csr_matrix  # ``blend`` with empty rows appended up to a whole strip (same arrays)
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,14 @@ def uv_map(model: HeadModel, material: int, size: int) -> UVMap:
         uvcache.save(path, arrays)
     texels, local, bary = arrays["texels"].astype(np.int64), arrays["local"], arrays["bary"]
     vertex_ids = model.triangles[keep][local]
-    blend = sparse.csr_matrix((bary.ravel(), vertex_ids.ravel(), np.arange(0, 3 * len(texels) + 1, 3)),
-                              shape=(len(texels), model.vertex_count))
+    data, indices, n = bary.ravel(), vertex_ids.ravel(), len(texels)
+    indptr = np.arange(0, 3 * (n + (-n) % _STRIP) + 1, 3).clip(max=3 * n)
+    blend = sparse.csr_matrix((data, indices, indptr[:n + 1]), shape=(n, model.vertex_count))
+    padded = sparse.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, model.vertex_count), copy=False)
     inside = np.zeros(size * size, bool)
     inside[texels] = True
     return UVMap(size=size, texels=texels, blend=blend, outside=np.flatnonzero(~inside),
-                 nearest=arrays["nearest"], far=arrays["far"])
+                 nearest=arrays["nearest"], far=arrays["far"], strip_blend=padded)
 
 
 def _rasterise_uv(uv: np.ndarray, triangles_uv: np.ndarray, size: int) -> dict[str, np.ndarray]:
@@ -140,7 +143,8 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int) -> dict[i
     skin tone of the well-seen face. Materials bake in parallel threads (the heavy NumPy/OpenCV work releases
     the GIL).
     """
-    direct = _resolution_weighted(views, [(view.rgb, view.px, view.visibility) for view in views])
+    rgba = [cv2.cvtColor(view.rgb, cv2.COLOR_RGB2RGBA) for view in views]  # once per photo, not per material
+    direct = _resolution_weighted(views, [(image, view.px, view.visibility) for image, view in zip(rgba, views)])
     gap = np.clip(1.0 - sum(w for _, _, w in direct) / MIRROR_BELOW, 0.0, 1.0)
     mirror = mirror_vertices(model)
     mirrored = [(rgb, px[mirror], (w[mirror] * gap).astype(np.float32)) for rgb, px, w in direct]
@@ -177,26 +181,25 @@ def _bake_material(uvm: UVMap, direct: list[tuple[np.ndarray, np.ndarray, np.nda
     packed in uint32 for fast scatter/gather. Mirrored samples touch only the texels that need them.
     """
     n = len(uvm.texels)
-    values, borrowed = ([_per_texel(uvm, np.concatenate([px - 0.5, weight[:, None]], axis=1))
-                         for _, px, weight in group] for group in (direct, mirrored))  # per photo (N,3): x, y, w
-    acc = np.maximum(np.float32(0.15) - sum(v[:, 2] for v in values + borrowed), 0).astype(np.float32)
+    values, borrowed = ([_per_texel(uvm, px, weight) for _, px, weight in group] for group in (direct, mirrored))
+    acc = np.maximum(np.float32(0.15) - sum(v[2] for v in values + borrowed), 0).astype(np.float32)
     fill = np.append(np.round(fill_color), 255).astype(np.uint8)
-    colors = np.empty((-(-n // _STRIP), _STRIP, 4), np.uint8)  # the strip layout of _as_strip, filled directly
+    colors = np.empty((*acc.shape, 4), np.uint8)  # the strip layout of _as_strip, filled directly
     colors[...] = fill
-    for (rgb, _, _), v in zip(direct, values):
-        sample = _remap(rgb, v[:, 0], v[:, 1])
-        colors = cv2.blendLinear(colors, sample, _as_strip(acc), _as_strip(v[:, 2]))
-        acc += v[:, 2]
-    flat = colors.reshape(-1, 4)
-    for (rgb, _, _), v in zip(mirrored, borrowed):
-        rows = np.flatnonzero(v[:, 2] > 1e-4)
+    for (rgba, _, _), (x, y, w) in zip(direct, values):
+        colors = cv2.blendLinear(colors, _remap(rgba, x, y), acc, w)
+        acc += w
+    flat, acc = colors.reshape(-1, 4), acc.ravel()
+    for (rgba, _, _), (x, y, w) in zip(mirrored, borrowed):
+        w = w.ravel()
+        rows = np.flatnonzero(w > 1e-4)
         if rows.size == 0:  # this photo's mirror image helps other materials only
             continue
-        sample = _remap(rgb, v[rows, 0], v[rows, 1])
-        mixed = cv2.blendLinear(_as_strip(flat[rows]), sample, _as_strip(acc[rows]), _as_strip(v[rows, 2]))
+        sample = _remap(rgba, _as_strip(x.ravel()[rows]), _as_strip(y.ravel()[rows]))
+        mixed = cv2.blendLinear(_as_strip(flat[rows]), sample, _as_strip(acc[rows]), _as_strip(w[rows]))
         flat[rows] = mixed.reshape(-1, 4)[:len(rows)]
-        acc[rows] += v[rows, 2]
-    strip = flat[:n].copy().view(np.uint32).ravel()
+        acc[rows] += w[rows]
+    strip = flat[:n].view(np.uint32).ravel()
     packed = np.empty(uvm.size * uvm.size, np.uint32)
     packed[uvm.texels] = strip
     border = strip[uvm.nearest]  # outside texels take their nearest island texel: no seams under filtering
@@ -205,11 +208,12 @@ def _bake_material(uvm: UVMap, direct: list[tuple[np.ndarray, np.ndarray, np.nda
     return packed.view(np.uint8).reshape(uvm.size, uvm.size, 4)[..., :3]
 
 
-def _per_texel(uvm: UVMap, per_vertex: np.ndarray) -> np.ndarray:
-    """Per-vertex values (V,C) interpolated at the texels (N,C) float32, one column at a time (SciPy's sparse
-    product is several times slower per column on a multi-column right-hand side)."""
-    columns = np.asarray(per_vertex, np.float32)
-    return np.stack([uvm.blend @ columns[:, j] for j in range(columns.shape[1])], axis=1)
+def _per_texel(uvm: UVMap, px: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-vertex pixel positions (V,2) and weights (V,) interpolated at the texels, as three strip images
+    (rows, 4096) float32 (zero-padded): x and y (pixel centres at integers) and the weight. One column at a
+    time: SciPy's sparse product is several times slower per column on a multi-column right-hand side."""
+    columns = np.concatenate([px - 0.5, weight[:, None]], axis=1).astype(np.float32)
+    return tuple((uvm.strip_blend @ columns[:, j]).reshape(-1, _STRIP) for j in range(3))
 
 
 _STRIP = 4096  # OpenCV images must be narrower and shorter than 32767 pixels
@@ -222,24 +226,23 @@ def _as_strip(values: np.ndarray) -> np.ndarray:
     return padded.reshape(-1, _STRIP, *values.shape[1:])
 
 
-def _remap(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear RGBA samples of an RGB image at pixel positions (centres at integers), as a strip image."""
-    rgba = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
-    return cv2.remap(rgba, _as_strip(x), _as_strip(y), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def _remap(rgba: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of an RGBA image at pixel positions given as strip images (centres at integers)."""
+    return cv2.remap(rgba, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def skin_tone(model: HeadModel, projections: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Median photo colour (RGB float32, 0–255) at the face vertices the photos see well (weight ≥ 0.5).
+    """Median photo colour (RGB float32, 0–255) at the face vertices the photos (RGBA) see well (weight ≥ 0.5).
 
     Falls back to a neutral skin tone when no photo sees enough of the face.
     """
     face = slice(0, model.face_vertex_count)
     samples = []
-    for rgb, px, weight in projections:
+    for rgba, px, weight in projections:
         good = weight[face] >= 0.5
         if not good.any():  # this photo sees none of the face well (OpenCV refuses an empty map)
             continue
-        strip = _remap(rgb, px[face, 0][good] - 0.5, px[face, 1][good] - 0.5)
+        strip = _remap(rgba, _as_strip(px[face, 0][good] - 0.5), _as_strip(px[face, 1][good] - 0.5))
         samples.append(strip.reshape(-1, 4)[:good.sum(), :3])
     colors = np.concatenate(samples) if samples else np.zeros((0, 3))
     if len(colors) < 50:

@@ -57,7 +57,8 @@ def load(path: Path) -> dict[str, np.ndarray] | None:
         log.warning("ignoring the unreadable UV cache file %s (%s)", path, exc)
         return None
     n = len(arrays["texels"])
-    if arrays["local"].shape != (n,) or arrays["bary"].shape != (n, 3) or arrays["nearest"].shape != arrays["far"].shape:
+    if (arrays["local"].shape != (n,) or arrays["bary"].shape != (n, 3)
+            or arrays["nearest"].shape != arrays["far"].shape):
         log.warning("ignoring the inconsistent UV cache file %s", path)
         return None
     return arrays
