@@ -86,10 +86,11 @@ def leftovers(folder: Path) -> list[str]:
 
 def test_list_models_before_install(data_dir):
     listed = {m["name"]: m for m in models.list_models()}
-    assert tuple(listed) == (*models.MODEL_NAMES, "sd")  # sd: Stable Diffusion for text edits, --from only
+    # flame, smirk (the user's own FLAME and SMIRK) and sd (Stable Diffusion for text edits): --from only
+    assert tuple(listed) == (*models.MODEL_NAMES, "flame", "smirk", "sd")
     for m in listed.values():
         assert set(m) == {"name", "installed", "path", "license", "description", "non_commercial"}
-        assert m["installed"] is False and m["non_commercial"] is False
+        assert m["installed"] is False and m["non_commercial"] is (m["name"] in ("flame", "smirk"))
         assert Path(m["path"]).is_relative_to(data_dir)
     assert listed["ict"]["path"] == str(default_ict_path())
     assert "MIT" in listed["ict"]["license"] and "Apache-2.0" in listed["mediapipe-blendshapes"]["license"]
@@ -97,7 +98,7 @@ def test_list_models_before_install(data_dir):
 
 def test_unknown_model_is_bad_input():
     with pytest.raises(BadInput) as err:
-        models.install("flame")
+        models.install("eg3d")
     assert "ict" in err.value.hint and "mediapipe-blendshapes" in err.value.hint
 
 
@@ -122,7 +123,7 @@ def test_install_ict_from_npz(data_dir):
     assert (path.parent / "LICENSE").read_text() == (source.parent / "LICENSE").read_text()
     assert leftovers(path.parent) == ["LICENSE", "ict_face_model.npz"]
     assert {m["name"]: m["installed"] for m in models.list_models()} == {"ict": True, "mediapipe-blendshapes": False,
-                                                                         "sd": False}
+                                                                         "flame": False, "smirk": False, "sd": False}
     model = load_ict()
     assert model.vertex_count == 26719 and len(model.expression_names) == 53
     assert "USC Institute for Creative Technologies" in model.license_text

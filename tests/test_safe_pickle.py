@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -72,11 +73,27 @@ def test_pickles_that_run_code_are_refused(tmp_path, call, args):
         assert os.path.exists(marker)
 
 
-def test_chumpy_objects_are_refused_with_a_conversion_hint():
+@pytest.mark.parametrize("protocol", [0, 2, 4])
+def test_chumpy_arrays_become_numpy_without_importing_chumpy(protocol):
+    """FLAME's original pickles hold chumpy.ch.Ch objects: their stored array comes back, chumpy is never imported."""
+    from flame_synthetic import _Ch, chumpy_dumps
+
+    data = chumpy_dumps({"v_template": _Ch(np.arange(6.0).reshape(2, 3)), "f": np.zeros((1, 3), np.uint32)}, protocol)
+    assert b"chumpy" in data
+    loaded = loads(data, "generic_model.pkl")
+    assert type(loaded["v_template"]) is np.ndarray and loaded["v_template"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert "chumpy" not in sys.modules
+
+
+def test_chumpy_expressions_are_refused():
+    """A chumpy object that is not a stored array (here one without data, as a derived expression would be) needs
+    chumpy's code to evaluate: refused, with the conversion hint."""
     data = b"\x80\x02}q\x00X\n\x00\x00\x00v_templateq\x01cchumpy.ch\nCh\nq\x02)\x81q\x03}q\x04bs."
-    with pytest.raises(BadInput, match=r"holds chumpy objects \(chumpy.ch.Ch\)") as info:
+    with pytest.raises(BadInput, match=r"holds a chumpy expression \(chumpy.ch.Ch\)") as info:
         loads(data, "flame2020.pkl")
     assert "numpy.savez" in info.value.hint
+    with pytest.raises(BadInput, match=r"chumpy expression \(chumpy.ch_ops.add\)"):
+        loads(b"\x80\x02cchumpy.ch_ops\nadd\nq\x00)\x81q\x01}q\x02X\x01\x00\x00\x00xq\x03K\x01sb.", "m.pkl")
 
 
 @pytest.mark.parametrize("data", [b"", b"not a pickle at all", pickle.dumps(model_like())[:200]])

@@ -88,6 +88,12 @@ SPECS = {
     "mediapipe-blendshapes": ModelSpec(
         "mediapipe-blendshapes", "mediapipe", "face_landmarker.task", "Apache-2.0 (Google MediaPipe)",
         "MediaPipe Face Landmarker with the 52-blendshape model (float16, v1)"),
+    # user-supplied only (likeness.user_models): installed --from the user's own files, never downloaded
+    "flame": ModelSpec("flame", "flame", "flame_model.npz", "FLAME licence (MPI-IS): non-commercial, supplied by you",
+                       "FLAME 2020/2023 head model (--model flame; docs/flame_smirk.md)", non_commercial=True),
+    "smirk": ModelSpec("smirk", "smirk", "smirk_encoder.safetensors",
+                       "SMIRK code MIT; weights trained with FLAME: non-commercial, supplied by you",
+                       "SMIRK encoder SMIRK_em1.pt (--encoder smirk; docs/flame_smirk.md)", non_commercial=True),
 }
 
 
@@ -105,8 +111,12 @@ def install(name: str, source: str | None = None, log: Log = print) -> Path:
         from .edit.sd import install as install_sd
 
         return install_sd(source, log)
+    if name in ("flame", "smirk"):  # the user's own files (likeness.user_models), never downloaded
+        from .user_models import install as install_user_model
+
+        return install_user_model(name, source, log)
     if name not in SPECS:
-        raise BadInput(f"Unknown model {name!r}.", f"Known models: {', '.join(MODEL_NAMES)}, sd.")
+        raise BadInput(f"Unknown model {name!r}.", f"Known models: {', '.join(MODEL_NAMES)}, sd, flame, smirk.")
     spec = SPECS[name]
     local = _existing(source) if source is not None else None
     payload, license_text = (_ict_payload if name == "ict" else _mediapipe_payload)(local, log)

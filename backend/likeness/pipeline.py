@@ -49,7 +49,7 @@ class ReconstructRequest:
     name: str | None = None
     device: str = "auto"
     refine: bool = False  # refine each photo's fit against its image (likeness.refine): slower
-    encoder: bool | None = None  # use the learned expression encoder (None: the engine's setting)
+    encoder: bool | str | None = None  # the learned expression encoder (True/"learned"), "smirk", None: the engine's
 
 
 @dataclass
@@ -90,7 +90,7 @@ class Engine:
         """The learned expression encoder (:mod:`likeness.learned`) for ``model`` when enabled (``use_encoder``),
         its weights exist and torch is installed, else None. A broken checkpoint or an unusable device raises
         :class:`BadInput` (and is asked again next time)."""
-        if not self.use_encoder:
+        if not self.use_encoder or self.use_encoder == "smirk":
             return None
         from .learned.runtime import ExpressionEncoder, find_weights, torch_available
 
@@ -120,6 +120,10 @@ class Engine:
             learned = list(weights)
             rotations = [head_rotation(*a) for a in angles]
             sources = [("expression_encoder",) + src for src in sources]
+        if self.use_encoder == "smirk" and found:  # SMIRK's reading through the FLAME bridge (likeness.flame_job)
+            from .flame_job import smirk_evidence
+
+            learned, sources = smirk_evidence(self, model, images, found), [("smirk",)] * len(found)
         return [Observation(lm.points_px, lm.depth_px, cam, ev, sources=src, rotation_prior=rot)
                 for cam, lm, ev, src, rot in zip(cameras, found, learned, sources, rotations)]
 
@@ -181,6 +185,13 @@ class Engine:
                     cancelled: Callable[[], bool] = lambda: False) -> dict:
         """Run one job; returns ``{"bundle": path, "warnings": [...]}``."""
         _validate(request)
+        if request.model == "flame":  # FLAME topology from SMIRK's reading (likeness.flame_job)
+            from .flame_job import reconstruct_flame
+
+            if request.encoder != "smirk":
+                raise BadInput("--model flame needs --encoder smirk (FLAME's parameters come from SMIRK).",
+                               "Add --encoder smirk, or leave out --model flame for the ICT head.")
+            return reconstruct_flame(self, request, report, cancelled)
         self.device = request.device  # the encoder follows the job's device (reloaded when it changes)
         default = self.use_encoder
         self.use_encoder = default if request.encoder is None else request.encoder  # for this job only

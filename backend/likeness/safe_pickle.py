@@ -4,8 +4,10 @@ A pickle names the functions and classes it needs and the unpickler calls them: 
 of a hostile file runs ``os.system`` or anything else it names. :func:`load` uses an unpickler that resolves only
 the names in :data:`ALLOWED`: Python containers, NumPy arrays, dtypes and scalars, and SciPy's CSC/CSR/COO
 sparse matrices (what a FLAME model holds besides chumpy objects). Anything else is refused with
-:class:`~likeness.errors.BadInput` before it is imported, let alone called. Chumpy objects (``chumpy.ch.Ch``,
-found in the original FLAME files) are refused with a hint to convert the file to plain arrays first.
+:class:`~likeness.errors.BadInput` before it is imported, let alone called. Chumpy arrays (``chumpy.ch.Ch``, in
+the original FLAME and SMPL files) never import chumpy: they load as inert stand-ins whose stored data (``x``)
+becomes a plain NumPy array; a chumpy *expression* (anything but a stored array) is refused, since evaluating
+it would need chumpy's code.
 
 Python 2 pickles load as well (``encoding="latin1"``, the old module names mapped to the new ones).
 """
@@ -38,6 +40,48 @@ CONVERT_HINT = ("Convert the model to plain NumPy arrays first (e.g. load it onc
                 "environment you trust and save the arrays with numpy.savez).")
 
 
+class _Chumpy:
+    """An inert stand-in for a chumpy object while unpickling: it only keeps the state the pickle gives it."""
+
+    qualname = "chumpy.ch.Ch"
+
+    def __init__(self, *args: Any) -> None:  # noqa: ARG002 - NEWOBJ/REDUCE arguments are ignored
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+_CHUMPY: dict[str, type] = {}
+
+
+def _chumpy_class(module: str, name: str) -> type:
+    qualname = f"{module}.{name}"
+    if qualname not in _CHUMPY:
+        _CHUMPY[qualname] = type(f"_Chumpy_{name}", (_Chumpy,), {"qualname": qualname})
+    return _CHUMPY[qualname]
+
+
+def _plain(value: Any, source: str, depth: int = 0) -> Any:
+    """``value`` with every chumpy stand-in replaced by its stored array (containers walked, not objects)."""
+    if depth > 50:
+        return value
+    if isinstance(value, _Chumpy):
+        state = value.state[0] if isinstance(value.state, tuple) and value.state else value.state
+        data = state.get("x") if isinstance(state, dict) and value.qualname == "chumpy.ch.Ch" else None
+        if data is None:
+            raise BadInput(f"{source} holds a chumpy expression ({value.qualname}) rather than stored arrays; "
+                           "evaluating it would need chumpy's code, which Likeness does not run.", CONVERT_HINT)
+        import numpy as np
+
+        return np.asarray(_plain(data, source, depth + 1))
+    if isinstance(value, dict):
+        return type(value)((k, _plain(v, source, depth + 1)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v, source, depth + 1) for v in value)
+    return value
+
+
 class _Restricted(pickle.Unpickler):
     """An unpickler whose ``find_class`` resolves only :data:`ALLOWED` names."""
 
@@ -49,8 +93,7 @@ class _Restricted(pickle.Unpickler):
         elif module in _compat_pickle.IMPORT_MAPPING:
             module = _compat_pickle.IMPORT_MAPPING[module]
         if module.split(".")[0] == "chumpy":
-            raise BadInput(f"{self.source} holds chumpy objects ({module}.{name}), which Likeness does not load.",
-                           CONVERT_HINT)
+            return _chumpy_class(module, name)  # never imported: an inert stand-in, turned into arrays after
         if (module, name) not in ALLOWED:
             raise BadInput(f"{self.source} asks to run {module}.{name} while loading; model files never need that, "
                            "so it was refused (the file may be damaged or malicious).",
@@ -63,7 +106,7 @@ def loads(data: bytes, source: str = "the pickle") -> Any:
     unpickler = _Restricted(io.BytesIO(data), encoding="latin1")
     unpickler.source = source
     try:
-        return unpickler.load()
+        return _plain(unpickler.load(), source)
     except BadInput:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
