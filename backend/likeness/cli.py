@@ -1,4 +1,4 @@
-"""Command line: ``likeness reconstruct|demo|track|relight|edit|create|watermark|models|serve``.
+"""Command line: ``likeness reconstruct|demo|track|batch|relight|edit|create|watermark|models|serve``.
 
 Exit status: 0 success, 2 a problem the user can fix (message and hint on stderr, no traceback),
 1 an internal error, 130 interrupted.
@@ -26,8 +26,9 @@ from .errors import BadInput, LikenessError  # noqa: E402
 def _learned_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="where the expression encoder runs (default auto: a GPU when torch sees one)")
-    parser.add_argument("--encoder", action="store_true",
-                        help="use the learned expression encoder (experimental, needs torch; docs/encoder.md)")
+    parser.add_argument("--encoder", nargs="?", const="learned", choices=("learned", "smirk"),
+                        help="read the expression with an encoder: learned (ours, the default of a bare --encoder; "
+                             "docs/encoder.md) or smirk (SMIRK with your FLAME; docs/flame_smirk.md); needs torch")
 
 
 def _progress(stage: str, fraction: float, message: str) -> None:
@@ -134,6 +135,22 @@ def _watermark(args: argparse.Namespace) -> int:
     return 0 if any(m["marked"] for m in marks) else 3
 
 
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import read_spec
+    from .batch_run import run_batch, summary_table
+
+    if not 64 <= args.texture_size <= 8192:
+        raise BadInput(f"Texture size {args.texture_size} is out of range.", "Use a size from 64 to 8192.")
+    jobs = read_spec(args.spec, args.texture_size)
+    workers = args.workers or (0 if args.ray else max(1, (os.cpu_count() or 2) // 2))
+    report = run_batch(jobs, args.output, workers, args.ray, args.model, spec=args.spec,
+                       show_progress=not args.quiet)
+    if not args.quiet:
+        print(summary_table(report), file=sys.stderr)
+    print(Path(args.output).resolve() / "batch_report.json")
+    return 0 if report["summary"]["failed"] == 0 else 3
+
+
 def _edit_options(p: argparse.ArgumentParser, create: bool) -> None:
     p.add_argument("--prompt", required=True, help="what the head should become, e.g. \"older, with a grey beard\"")
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
@@ -172,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def job_options(p: argparse.ArgumentParser, output_required: bool) -> None:
         p.add_argument("-o", "--output", required=output_required, help="bundle folder to create (must not exist)")
-        p.add_argument("--model", help="head-model npz (default: the installed ICT model)")
+        p.add_argument("--model", help="head-model npz (default: the installed ICT model), or flame (your installed "
+                                        "FLAME, read by --encoder smirk; docs/flame_smirk.md)")
         p.add_argument("--texture-size", type=int, default=2048, help="texture width and height (default 2048)")
         _learned_options(p)
         p.add_argument("--name", help="job name (default: the first photo's name)")
@@ -220,9 +238,24 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="install or list head and landmark models")
     msub = models.add_subparsers(dest="models_command", required=True)
     inst = msub.add_parser("install", help="install a model (download, or --from a local copy)")
-    inst.add_argument("name", help="ict, mediapipe-blendshapes or sd (Stable Diffusion, for text edits)")
+    inst.add_argument("name", help="ict, mediapipe-blendshapes, sd (Stable Diffusion, for text edits), flame "
+                                   "(your generic_model.pkl) or smirk (your SMIRK_em1.pt); the last three --from only")
     inst.add_argument("--from", dest="source", help="local npz, task file, upstream checkout or diffusers folder")
     msub.add_parser("list", help="show installed models")
+
+    batch = sub.add_parser("batch", help="many people or videos: a folder, CSV/JSON job list or glob → bundles")
+    batch.add_argument("spec", help="folder (a sub-folder of photos per person, or a loose photo or video per "
+                                    "job), jobs.csv / jobs.json (docs/batch.md), or a quoted glob")
+    batch.add_argument("-o", "--output", required=True, help="folder for the bundles and batch_report.json "
+                                                             "(finished bundles in it are skipped)")
+    batch.add_argument("--workers", type=int, default=0,
+                       help="worker processes, one warm engine each (default: local 1 per 2 cores; Ray: 1 per CPU)")
+    batch.add_argument("--ray", metavar="ADDRESS", help="run on the Ray cluster at ADDRESS (host:port or auto); "
+                                                        "needs `pip install likeness[ray]`")
+    batch.add_argument("--texture-size", type=int, default=2048, help="texture size of photo jobs (default 2048; "
+                                                                      "video heads at most 1024)")
+    batch.add_argument("--model", help="head-model npz (default: the installed ICT model)")
+    batch.add_argument("--quiet", action="store_true", help="no progress or table, only the report's path")
 
     serve = sub.add_parser("serve", help="backend for the Blender add-on: JSON lines on stdin/stdout")
     serve.add_argument("--log", help="write logs here instead of stderr")
@@ -244,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
         return _edit(args)
     if args.command == "watermark":
         return _watermark(args)
+    if args.command == "batch":
+        return _batch(args)
     if args.command == "models":
         from . import models
 
@@ -262,8 +297,17 @@ def run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
+def _bare_encoder(argv: list[str]) -> list[str]:
+    """A bare ``--encoder`` followed by a photo or video means the learned encoder (as before ``--encoder smirk``)."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--encoder" and out[i + 1] not in ("learned", "smirk") and not out[i + 1].startswith("-"):
+            out[i] = "--encoder=learned"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_bare_encoder(sys.argv[1:] if argv is None else argv))
     try:
         return run(args)
     except LikenessError as exc:
