@@ -229,6 +229,10 @@ def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created) 
     head["likeness_expression_names"] = list(bundle.expression_names)
     shape_names.apply_naming(head, shape_names.preferred_style())
     head["likeness_warnings"] = list(bundle.warnings)
+    model = bundle.manifest.get("head_model") if isinstance(bundle.manifest.get("head_model"), dict) else {}
+    head["likeness_head_model"] = str(model.get("name", ""))  # e.g. flame: the sidebar flags non-commercial models
+    head["likeness_license"] = str(model.get("license", ""))
+    head["likeness_non_commercial"] = bool(model.get("non_commercial", False))
     if bundle.photos:
         head["likeness_expression"] = _weights(bundle, bundle.photos[0])
     cameras = []

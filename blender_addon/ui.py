@@ -56,6 +56,13 @@ class LIKENESS_PT_main(bpy.types.Panel):
         layout.separator()
         layout.operator("likeness.import_bundle", icon="IMPORT")
         layout.operator("likeness.match_photo_lighting", icon="LIGHT_SUN")
+        head = context.active_object
+        if head is not None and head.get("likeness_non_commercial"):  # FLAME, SMIRK: the user's own, non-commercial
+            box = layout.box()
+            box.alert = True
+            box.label(text=f"{head.get('likeness_head_model', '').upper()} head: non-commercial, supplied by you",
+                      icon="ERROR")
+            box.label(text=head.get("likeness_license", ""))
 
 
 class LIKENESS_PT_fit(bpy.types.Panel):
