@@ -33,6 +33,16 @@ def import_bundle(path: str | Path, scene: bpy.types.Scene | None = None) -> lis
     return build.import_bundle(path, scene, view_layer)
 
 
+def batch_import(folder: str | Path, scene: bpy.types.Scene | None = None, spacing: float = 0.4, columns: int = 0,
+                 contact_sheet: str | Path | None = None, cell: int = 256, samples: int = 16):
+    """Import every bundle in ``folder`` (``likeness batch`` output) in a grid, one collection per head; with
+    ``contact_sheet`` also render the grid there (Cycles, CPU). Returns a ``batch_import.BatchResult``
+    (``heads``, ``skipped`` bundles with the reason, the sheet's ``camera`` and path)."""
+    from . import batch_import as batch
+
+    return batch.import_folder(folder, scene or bpy.context.scene, spacing, columns, contact_sheet, cell, samples)
+
+
 def match_photo_lighting(camera: bpy.types.Object, scene: bpy.types.Scene | None = None) -> bpy.types.World:
     """Light ``scene`` like the photo of a Likeness photo ``camera``: a new world from its estimated light
     (``BundleError`` if the camera has none); the camera becomes active, the view transform Standard."""

@@ -55,6 +55,7 @@ class LIKENESS_PT_main(bpy.types.Panel):
             status.label(text=settings.status, icon="ERROR" if settings.status_is_error else "INFO")
         layout.separator()
         layout.operator("likeness.import_bundle", icon="IMPORT")
+        layout.operator("likeness.batch_import", icon="OUTLINER_COLLECTION")
         layout.operator("likeness.match_photo_lighting", icon="LIGHT_SUN")
         head = context.active_object
         if head is not None and head.get("likeness_non_commercial"):  # FLAME, SMIRK: the user's own, non-commercial
