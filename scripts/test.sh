@@ -10,4 +10,6 @@ python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -c 'import torch, safetensors' 2>/dev/null || .venv/bin/python backend/likeness/learned/setup_torch.py --quiet
 .venv/bin/python -m pip install --quiet -e ".[test]"
+# timm only to check SMIRK's backbones against it (tests/test_smirk.py); --no-deps: it would pull torchvision
+.venv/bin/python -m pip install --quiet --no-deps timm==0.9.16
 exec .venv/bin/python -m pytest -q "$@"

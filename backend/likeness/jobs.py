@@ -36,10 +36,15 @@ def reconstruct(engine: Engine, params: dict, report: Report, cancelled: Callabl
                                      model=params.get("model"), name=params.get("name"),
                                      device=str(params.get("device") or "auto"),
                                      refine=bool(params.get("refine", False)),
-                                     encoder=None if params.get("encoder") is None else bool(params["encoder"]))
+                                     encoder=_encoder(params.get("encoder")))
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"Bad reconstruct parameters: {exc}.", "See docs/protocol.md.") from exc
     return engine.reconstruct(request, report, cancelled)
+
+
+def _encoder(value) -> bool | str | None:
+    """The job's ``encoder``: null (the backend's setting), a boolean (the learned encoder), or "smirk"."""
+    return value if value is None or value == "smirk" else bool(value)
 
 
 @job("track")
