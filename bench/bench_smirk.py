@@ -31,8 +31,11 @@ def random_checkpoint(path: Path) -> Path:
     from likeness.learned.smirk import SmirkEncoder
 
     torch.manual_seed(0)
-    state = {"smirk_encoder." + k: (torch.rand_like(v) + 0.5 if k.endswith("running_var") else torch.randn_like(v) * 0.05)
-             if v.dtype.is_floating_point else v for k, v in SmirkEncoder().state_dict().items()}
+    def random(k, v):
+        return torch.rand_like(v) + 0.5 if k.endswith("running_var") else torch.randn_like(v) * 0.05
+
+    state = {"smirk_encoder." + k: random(k, v) if v.dtype.is_floating_point else v
+             for k, v in SmirkEncoder().state_dict().items()}
     torch.save(state, path)
     return path
 

@@ -150,7 +150,8 @@ def from_pickle_dict(data: dict, source: str) -> dict[str, np.ndarray]:
     joints = len(regressor)
     checks = [("v_template", template.shape[1] == 3), ("shapedirs", dirs.shape[:2] == (count, 3)
               and dirs.shape[2] > N_SHAPE), ("J_regressor", regressor.shape == (joints, count) and joints >= 3),
-              ("posedirs", posedirs.shape == (count, 3, 9 * (joints - 1))), ("weights", weights.shape == (count, joints)),
+              ("posedirs", posedirs.shape == (count, 3, 9 * (joints - 1))),
+              ("weights", weights.shape == (count, joints)),
               ("kintree_table", kintree.shape == (2, joints)), ("f", faces.shape[1] == 3 and faces.min() >= 0
               and faces.max() < count and np.array_equal(faces, np.round(faces)))]
     for key, ok in checks:
