@@ -1,8 +1,10 @@
-"""Backend speed: cold start, warm photo → bundle, where the time goes, peak memory.
+"""Backend speed: cold start, warm photo → bundle at each texture size, where the time goes, peak memory.
 
-Usage: .venv/bin/python bench/bench_backend.py [--texture-size 2048] [--photos N]
-Reads the dev photos and the ICT model from ../shared (or LIKENESS_ICT_MODEL). Prints a table; figures go
-into the README by hand, with the machine they were measured on.
+Usage: .venv/bin/python bench/bench_backend.py [--sizes 2048,1024] [--photos 8] [--json bench/results/backend_speed.json]
+Reads the dev photos and the ICT model from ../shared (or LIKENESS_ICT_MODEL). Cold start is a fresh
+`likeness serve` process to its first finished bundle, once with the UV-rasterisation disk cache filled (every
+run after the first on a machine) and once with an empty cache (the very first run). Prints a table; figures go
+into the README by hand, with the machine and its load.
 """
 
 from __future__ import annotations
@@ -29,20 +31,23 @@ def model_path() -> str:
     return os.environ.get("LIKENESS_ICT_MODEL") or str(SHARED / "models" / "ict_facekit" / "ict_face_model.npz")
 
 
-def cold_start(tmp: Path, size: int) -> dict:
+def cold_start(tmp: Path, size: int, cache_dir: str | None) -> dict:
     """A fresh `likeness serve` process: time to the ready line, and to the first finished bundle."""
+    env = dict(os.environ, **({"LIKENESS_CACHE_DIR": cache_dir} if cache_dir else {}))
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "likeness", "serve", "--log", str(tmp / "serve.log")],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     json.loads(proc.stdout.readline())
     ready = time.perf_counter() - start
-    request = {"id": "1", "op": "reconstruct", "params": {"photos": [str(PHOTOS[0])], "output": str(tmp / "cold"),
+    out = tmp / f"cold{time.monotonic_ns()}"
+    request = {"id": "1", "op": "reconstruct", "params": {"photos": [str(PHOTOS[0])], "output": str(out),
                                                          "texture_size": size, "model": model_path()}}
     proc.stdin.write(json.dumps(request) + "\n")
     proc.stdin.flush()
-    while json.loads(proc.stdout.readline())["type"] not in ("result", "error"):
+    while (event := json.loads(proc.stdout.readline()))["type"] not in ("result", "error"):
         pass
     first = time.perf_counter() - start
+    assert event["type"] == "result", event
     proc.stdin.write('{"id": "q", "op": "shutdown"}\n')
     proc.stdin.flush()
     proc.wait()
@@ -53,35 +58,51 @@ def warm(tmp: Path, size: int, count: int) -> dict:
     from likeness.pipeline import Engine, ReconstructRequest
 
     engine = Engine()
-    engine.reconstruct(ReconstructRequest([str(PHOTOS[0])], str(tmp / "warmup"), size, model_path()))
+    engine.reconstruct(ReconstructRequest([str(PHOTOS[0])], str(tmp / f"warmup{size}"), size, model_path()))
     totals, stages = [], {}
-    for i, photo in enumerate(PHOTOS[:count]):
+    for i, photo in enumerate((PHOTOS * 4)[:count]):
         marks = []
         start = time.perf_counter()
-        engine.reconstruct(ReconstructRequest([str(photo)], str(tmp / f"w{i}"), size, model_path()),
+        engine.reconstruct(ReconstructRequest([str(photo)], str(tmp / f"w{size}_{i}"), size, model_path()),
                            report=lambda stage, f, m: marks.append((stage, time.perf_counter())))
         totals.append(time.perf_counter() - start)
-        for (stage, t0), (_, t1) in zip(marks, marks[1:]):
+        marks.insert(0, ("start", start))
+        for (stage, t0), (_, t1) in zip(marks, marks[1:]):  # a mark opens its stage; the next one closes it
             stages.setdefault(stage, []).append(t1 - t0)
-    per_stage = {k: sum(v) / len(totals) for k, v in stages.items()}
-    return {"warm_median_s": statistics.median(totals), "warm_max_s": max(totals), "stages_mean_s": per_stage,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    per_stage = {k: sum(v) / len(totals) for k, v in stages.items() if k != "start"}
+    return {"warm_median_s": statistics.median(totals), "warm_min_s": min(totals), "warm_max_s": max(totals),
+            "stages_mean_s": per_stage, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--texture-size", type=int, default=2048)
+    parser.add_argument("--sizes", default="2048,1024")
     parser.add_argument("--photos", type=int, default=8)
+    parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    load = os.getloadavg()
+    results = {"cpu_cores": os.cpu_count(), "load_before": load, "sizes": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        cold = cold_start(Path(tmp), args.texture_size)
-        hot = warm(Path(tmp), args.texture_size, args.photos)
-    print(f"texture {args.texture_size}², {os.cpu_count()} CPU cores, {len(PHOTOS[:args.photos])} photos")
-    print(f"cold: ready {cold['ready_s']:.2f} s, first bundle {cold['first_bundle_s']:.2f} s")
-    print(f"warm photo → bundle: median {hot['warm_median_s']:.2f} s, max {hot['warm_max_s']:.2f} s")
-    for stage, seconds in hot["stages_mean_s"].items():
-        print(f"  {stage:10s} {seconds * 1000:7.0f} ms")
-    print(f"peak memory (warm process): {hot['peak_rss_mb']:.0f} MB")
+        empty_cache = tempfile.mkdtemp(prefix="likeness-cache-")
+        results["cold_empty_cache"] = cold_start(Path(tmp), sizes[0], empty_cache)
+        results["cold"] = cold_start(Path(tmp), sizes[0], None)
+        for size in sizes:
+            results["sizes"][size] = warm(Path(tmp), size, args.photos)
+    results["load_after"] = os.getloadavg()
+    print(f"{os.cpu_count()} CPU cores, load average before {load[0]:.2f}, after {results['load_after'][0]:.2f}; "
+          f"{args.photos} warm jobs per size")
+    for key, label in (("cold", "UV cache filled"), ("cold_empty_cache", "empty UV cache (first run ever)")):
+        c = results[key]
+        print(f"cold ({label}), {sizes[0]}²: ready {c['ready_s']:.2f} s, first bundle {c['first_bundle_s']:.2f} s")
+    for size, hot in results["sizes"].items():
+        print(f"warm photo → bundle {size}²: median {hot['warm_median_s']:.3f} s (min {hot['warm_min_s']:.3f}, "
+              f"max {hot['warm_max_s']:.3f}); peak memory {hot['peak_rss_mb']:.0f} MB")
+        for stage, seconds in hot["stages_mean_s"].items():
+            print(f"  {stage:10s} {seconds * 1000:7.0f} ms")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import csv
 import glob
 import json
 import os
+import platform
 import re
 import resource
-import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -183,7 +183,7 @@ def run_job(job: BatchJob, out_dir: str, model: str | None = None) -> dict:
 
     out = Path(out_dir)
     record = {"name": job.name, "kind": job.kind, "inputs": list(job.inputs), "output": str(job.output(out)),
-              "worker": f"{socket.gethostname()}:{os.getpid()}"}
+              "worker": f"{platform.node()}:{os.getpid()}"}
     start = time.perf_counter()
     try:
         if job.finished(out):  # another run finished it meanwhile

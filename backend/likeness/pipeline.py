@@ -8,6 +8,7 @@ checks ``cancelled()`` between steps and stops with :class:`~likeness.errors.Can
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -32,7 +33,7 @@ from .maps import has_face_detail, normal_map, roughness_png
 from .preview import preview_image
 from .refine import RefineSettings
 from .refine import refine as refine_fit
-from .texture import PhotoView, bake_textures
+from .texture import PhotoView, bake_textures, uv_map
 
 Report = Callable[[str, float, str], None]
 #: Fraction of the job at the start of each stage.
@@ -213,6 +214,9 @@ class Engine:
         n = len(request.photos)
         step("load", 0.0, "Loading the head model")
         model, basis = self.model(request.model)
+        # the UV rasterisations and roughness maps of this texture size load (from the disk cache, or are made)
+        # in the background while the landmarks and the fit run: most of a cold start otherwise
+        prepared = _PREPARE.submit(prepare_textures, model, request.texture_size)
         photos: list[Photo] = []
         for i, path in enumerate(request.photos):
             step("load", (i + 1) / (n + 1), f"Reading {Path(path).name}")
@@ -224,6 +228,7 @@ class Engine:
         neutral = model.vertices(identity)
 
         step("texture", 0.0, "Estimating the light and projecting the photos onto the head")
+        prepared.result()
         views: list[PhotoView] = []
         delit: list[Delit] = []
         for photo, cam, fit in zip(photos, cameras, result.photos):
@@ -232,8 +237,9 @@ class Engine:
             delit.append(delight(model, view, fit.rotation))
             views.append(replace(view, rgb=delit[-1].albedo_rgb))
         with BundleWriter(output) as writer:
-            textures = bake_textures(model, views, request.texture_size)
-            texture_files = {i: _add_maps(writer, model, i, texture) for i, texture in textures.items()}
+            texture_files: dict[int, dict[str, str]] = {}
+            textures = bake_textures(model, views, request.texture_size,  # each material's files encode at once
+                                     lambda i, texture: texture_files.update({i: _add_maps(writer, model, i, texture)}))
             step("write", 0.0, "Writing the bundle")
             records, extra = [], job_warnings(basis, self.settings, photos, found, cameras)
             for k, (photo, view, fit, lm, lit) in enumerate(zip(photos, views, result.photos, found, delit)):
@@ -255,6 +261,17 @@ class Engine:
                                  warnings=warnings, base_colors=_iris_colors(model, photos, found, delit))
         report("write", 1.0, "Done")
         return {"bundle": str(path), "warnings": warnings}
+
+
+_PREPARE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeness-prepare")
+
+
+def prepare_textures(model: HeadModel, size: int) -> None:
+    """Load (or make) what every job at this texture size reuses: UV rasterisations and roughness maps."""
+    for material, spec in enumerate(model.materials):
+        if spec.projected:
+            uv_map(model, material, size)
+            roughness_png(model, material, size)
 
 
 def _photo_record(model: HeadModel, photo: Photo, view: PhotoView, fit: PhotoFit, lm: FaceLandmarks,

@@ -12,7 +12,8 @@ Per-texel arrays are laid out as "strip" images so OpenCV's fast remap and blend
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -136,12 +137,14 @@ def mirror_vertices(model: HeadModel) -> np.ndarray:
     return cKDTree(model.neutral * np.array([-1.0, 1.0, 1.0], np.float32)).query(model.neutral)[1]
 
 
-def bake_textures(model: HeadModel, views: list[PhotoView], size: int) -> dict[int, np.ndarray]:
+def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
+                  on_texture: Callable[[int, np.ndarray], None] | None = None) -> dict[int, np.ndarray]:
     """Colour textures (S,S,3) uint8 of every projected material, by material index.
 
     Photos are weighted by view angle and resolution; poorly seen vertices borrow their mirror image, then the
     skin tone of the well-seen face. Materials bake in parallel threads (the heavy NumPy/OpenCV work releases
-    the GIL).
+    the GIL); ``on_texture(material, texture)`` is called (in this thread) as each one is done, so its files can
+    start encoding while the others bake.
     """
     rgba = [cv2.cvtColor(view.rgb, cv2.COLOR_RGB2RGBA) for view in views]  # once per photo, not per material
     direct = _resolution_weighted(views, [(image, view.px, view.visibility) for image, view in zip(rgba, views)])
@@ -151,9 +154,15 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int) -> dict[i
     mirrored = [m for m in mirrored if m[2].any()]
     fill = skin_tone(model, direct)
     materials = [i for i, m in enumerate(model.materials) if m.projected]
+    textures = {}
     with ThreadPoolExecutor(max_workers=min(2, len(materials) or 1)) as pool:
-        images = pool.map(lambda i: _bake_material(uv_map(model, i, size), direct, mirrored, fill), materials)
-        return dict(zip(materials, images))
+        futures = {pool.submit(lambda i: _bake_material(uv_map(model, i, size), direct, mirrored, fill), i): i
+                   for i in materials}
+        for future in as_completed(futures):
+            textures[futures[future]] = future.result()
+            if on_texture is not None:
+                on_texture(futures[future], textures[futures[future]])
+    return {i: textures[i] for i in materials}
 
 
 def _resolution_weighted(views: list[PhotoView], projections: list) -> list:
