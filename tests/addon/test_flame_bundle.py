@@ -22,7 +22,8 @@ pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
-def flame_bundle(tmp_path_factory) -> Path:
+def flame_setup(tmp_path_factory) -> tuple[Path, dict]:
+    """A data folder with the synthetic FLAME and a SMIRK checkpoint installed by the CLI, and its environment."""
     from shared_paths import find_ict_model
 
     ict_path = find_ict_model()
@@ -34,14 +35,22 @@ def flame_bundle(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("flame")
     write_ict_flame(root / "src", load_ict(ict_path))
     checkpoint = write_smirk_checkpoint(root / "SMIRK_em1.pt", neutral=True)
-    env = {**os.environ, "LIKENESS_DATA_DIR": str(root / "data"), "LIKENESS_ICT_MODEL": str(ict_path)}
+    env = {"LIKENESS_DATA_DIR": str(root / "data"), "LIKENESS_ICT_MODEL": str(ict_path)}
     for command in (["models", "install", "flame", "--from", str(root / "src")],
-                    ["models", "install", "smirk", "--from", str(checkpoint)],
-                    ["reconstruct", "--model", "flame", "--encoder", "smirk", str(DEV_PHOTO), "-o", str(root / "b"),
-                     "--texture-size", "256", "--device", "cpu"]):
+                    ["models", "install", "smirk", "--from", str(checkpoint)]):
         done = subprocess.run([sys.executable, "-m", "likeness", *command], capture_output=True, text=True,
-                              env=env, timeout=300)
+                              env={**os.environ, **env}, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
+    return root, env
+
+
+@pytest.fixture(scope="module")
+def flame_bundle(flame_setup) -> Path:
+    root, env = flame_setup
+    done = subprocess.run([sys.executable, "-m", "likeness", "reconstruct", "--model", "flame", "--encoder", "smirk",
+                           str(DEV_PHOTO), "-o", str(root / "b"), "--texture-size", "256", "--device", "cpu"],
+                          capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     return root / "b"
 
 
@@ -72,3 +81,19 @@ def test_flame_bundle_imports_with_its_keys_and_licence(addon, scene, flame_bund
     assert camera.type == "CAMERA"
     photo = manifest["photos"][0]
     assert photo["fit"]["evidence"][0] == "smirk" and len(photo["arkit"]) == 53
+
+
+def test_flame_head_from_the_warm_backend(addon, scene, flame_setup, backend_python, monkeypatch, tmp_path):
+    """Scripts get a FLAME head from the add-on's warm backend: ``api.reconstruct(..., model="flame",
+    encoder="smirk")``."""
+    _, env = flame_setup
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    addon.session.SESSION.stop()  # a fresh backend with this environment
+    try:
+        head, camera = addon.api.reconstruct([DEV_PHOTO], output_dir=tmp_path, texture_size=128, model="flame",
+                                             encoder="smirk")
+    finally:
+        addon.session.SESSION.stop()
+    assert head["likeness_head_model"] == "flame" and head["likeness_non_commercial"]
+    assert "jaw_open" in head.data.shape_keys.key_blocks and camera.type == "CAMERA"
