@@ -227,3 +227,23 @@ def test_ict_fit_takes_smirks_reading_as_evidence(ict_flame, ict_path, tmp_path,
     fit = result.photos[0]
     assert "smirk" in fit.evidence and "landmarks" in fit.evidence
     assert json.dumps(list(fit.evidence))
+
+
+def test_flame_job_without_flame_or_smirk_installed_says_what_to_install(tmp_path, data_dir, capsys, ict_path,
+                                                                         monkeypatch):
+    from shared_paths import DEV_IMAGES
+
+    monkeypatch.setenv("LIKENESS_ICT_MODEL", str(ict_path))
+    monkeypatch.delenv("LIKENESS_SMIRK", raising=False)
+    photo = DEV_IMAGES / "dev_000_london_002_03.jpg"
+    args = ["reconstruct", "--model", "flame", "--encoder", "smirk", str(photo), "-o", str(tmp_path / "b")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "FLAME is not installed" in err and "flame.is.tue.mpg.de" in err
+    write_random_flame(tmp_path / "f")
+    assert cli.main(["models", "install", "flame", "--from", str(tmp_path / "f")]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr("likeness.flame_job.build", lambda *a: pytest.fail("SMIRK is checked before the bridge"))
+    assert cli.main(args) == 2
+    assert "SMIRK's weights are not installed" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -66,10 +66,17 @@ def smirk_evidence(engine, ict, images: list[np.ndarray], found: list) -> list[n
 
 def smirk_runner(engine, device: str):
     """SMIRK's encoder on ``device`` (kept on the engine while the checkpoint and device stay the same)."""
-    from .learned.smirk import SmirkRunner
+    from .learned.runtime import torch_available
     from .user_models import find_smirk
 
     path = find_smirk()
+    if not torch_available():
+        from .errors import ModelMissing
+
+        raise ModelMissing("SMIRK needs torch and safetensors, which are not installed.",
+                           "pip install -e '.[smirk]' (or `python -m likeness.learned.setup_torch`).")
+    from .learned.smirk import SmirkRunner
+
     key = (str(path), path.stat().st_mtime, device)
     cached = getattr(engine, "_smirk", None)
     if cached is None or cached[0] != key:
@@ -128,8 +135,12 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
 
     output = check_output(request.output)
     step("load", 0.0, "Loading FLAME, SMIRK and the bridge to the ARKit rig")
+    from .models import SPECS
+
+    if not SPECS["flame"].path().is_file():
+        load_flame(SPECS["flame"].path())  # raises ModelMissing with the install hint
+    runner = smirk_runner(engine, request.device)  # before the bridge: a missing SMIRK is reported at once
     flame, bridge, model = flame_models(engine.model(None)[0])
-    runner = smirk_runner(engine, request.device)
     photos = [load_photo(p) for p in request.photos]
     found = []
     for i, photo in enumerate(photos):
@@ -178,6 +189,8 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
         if cancelled():
             raise Cancelled()
         warnings = [w for record in records for w in record["warnings"]]
+        if request.refine:
+            warnings.append("--refine is not used with FLAME heads: the pose is refined on the landmarks only.")
         path = writer.finish(model=model, job_name=request.name or photos[0].path.stem,
                              vertices=shaped.astype(np.float32), identity=shape, photos=records,
                              texture_files=texture_files, warnings=warnings,
