@@ -172,8 +172,17 @@ def _uv_ids(ict, ids: np.ndarray) -> np.ndarray:
     return lookup[ids]
 
 
-def write_ict_flame(folder: Path, ict) -> dict:
-    """A FLAME folder derived from ICT: generic_model.pkl, FLAME_texture.npz, l/r_eyelid.npy. Returns the arrays."""
+def write_embedding(path: Path, faces: np.ndarray, bary: np.ndarray) -> Path:
+    """A landmark_embedding.npy as DECA and SMIRK ship it: ``np.save`` of a dict (an object array, i.e. a pickle)."""
+    np.save(path, {"full_lmk_faces_idx": faces[None].astype(np.int64), "full_lmk_bary_coords": bary[None],
+                   "static_lmk_faces_idx": faces[17:].astype(np.int64), "static_lmk_bary_coords": bary[17:]},
+            allow_pickle=True)
+    return path
+
+
+def write_ict_flame(folder: Path, ict, embedding: bool = False) -> dict:
+    """A FLAME folder derived from ICT: generic_model.pkl, FLAME_texture.npz, l/r_eyelid.npy, and with
+    ``embedding`` a landmark_embedding.npy one folder up (SMIRK's assets layout). Returns the arrays."""
     a = ict_flame_arrays(ict)
     v = len(a["template"])
     dirs = np.concatenate([a["shapedirs"], a["exprdirs"]], 2).astype(np.float32)
@@ -184,6 +193,14 @@ def write_ict_flame(folder: Path, ict) -> dict:
     np.savez(folder / "FLAME_texture.npz", vt=a["uv"].astype(np.float32), ft=a["faces"].astype(np.int32))
     np.save(folder / "l_eyelid.npy", a["eyelids"][0].astype(np.float32))
     np.save(folder / "r_eyelid.npy", a["eyelids"][1].astype(np.float32))
+    if embedding:  # ICT's 68 landmarks, moved like the head, as points on the synthetic FLAME's surface
+        from likeness.flame_bridge import closest_points
+
+        c, s = np.cos(TILT), np.sin(TILT)
+        marks = ict.neutral[ict.landmarks_68].astype(np.float64) @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]]).T
+        head = a["faces"][: len(a["faces"]) - 2 * len(_sphere(np.zeros(3), 1.0)[1])]
+        tri, bary, _ = closest_points(marks + SHIFT, a["template"], head)
+        write_embedding(folder.parent / "landmark_embedding.npy", tri, bary)
     return a
 
 

@@ -247,3 +247,36 @@ def test_flame_job_without_flame_or_smirk_installed_says_what_to_install(tmp_pat
     assert cli.main(args) == 2
     assert "SMIRK's weights are not installed" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_landmark_embedding_in_smirks_assets_layout_drives_the_alignment(ict, tmp_path, data_dir, capsys):
+    """SMIRK's layout (assets/FLAME2020/generic_model.pkl beside assets/landmark_embedding.npy, a pickled dict read
+    by the restricted unpickler): the 68 landmarks come from the embedding and start the alignment."""
+    from likeness.correspondence import load_table
+    from likeness.flame_bridge import build
+
+    write_ict_flame(tmp_path / "assets" / "FLAME2020", ict, embedding=True)
+    code, err = _install(capsys, tmp_path / "assets" / "FLAME2020" / "generic_model.pkl")
+    assert code == 0 and "landmark_embedding.npy" in err and "l_eyelid.npy" in err
+    model = flame.load()
+    assert model.lmk_faces.shape == (68,) and model.lmk_bary.shape == (68, 3)
+    bridge = build(model, ict, load_table())
+    c, s = np.cos(TILT), np.sin(TILT)
+    assert bridge.rotation == pytest.approx(np.array([[1, 0, 0], [0, c, s], [0, -s, c]]), abs=0.02)
+    assert np.abs(bridge.translation + bridge.rotation @ SHIFT).max() < 0.003
+    marks = model.landmark_points(model.template)
+    assert np.linalg.norm(model.template[bridge.landmarks_68] - marks, axis=1).max() < 0.01
+
+
+def test_landmark_embedding_that_runs_code_is_refused(tmp_path, data_dir, capsys):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    write_random_flame(tmp_path / "assets" / "FLAME2020")
+    np.save(tmp_path / "assets" / "landmark_embedding.npy", {"full_lmk_faces_idx": Exploit()}, allow_pickle=True)
+    code, err = _install(capsys, tmp_path / "assets" / "FLAME2020")
+    assert code == 2 and "landmark_embedding.npy asks to run posix.system" in err
+    assert not marker.exists() and not (data_dir / "models" / "flame").exists()
