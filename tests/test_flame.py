@@ -280,3 +280,32 @@ def test_landmark_embedding_that_runs_code_is_refused(tmp_path, data_dir, capsys
     code, err = _install(capsys, tmp_path / "assets" / "FLAME2020")
     assert code == 2 and "landmark_embedding.npy asks to run posix.system" in err
     assert not marker.exists() and not (data_dir / "models" / "flame").exists()
+
+
+def test_track_reads_video_frames_with_smirk(ict_flame, ict_path, tmp_path, monkeypatch):
+    """``likeness track --encoder smirk``: SMIRK's reading through the bridge is each frame's expression evidence."""
+    pytest.importorskip("torch")
+    from flame_synthetic import write_smirk_checkpoint
+    from likeness.pipeline import Engine
+    from likeness.track import TrackRequest, run_track
+    from shared_paths import SHARED
+
+    clip = SHARED / "data" / "video_dev" / "bbaf2n.mpg"
+    if not clip.is_file():
+        pytest.skip("no dev video")
+    _, _, _, root = ict_flame
+    monkeypatch.setenv("LIKENESS_DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("LIKENESS_SMIRK", str(write_smirk_checkpoint(tmp_path / "SMIRK_em1.pt", neutral=True)))
+    engine = Engine(use_blendshapes=False, use_encoder="smirk", device="cpu")
+    seen = []
+    original = Engine.observe
+
+    def observe(self, model, cameras, found, scores, images):
+        out = original(self, model, cameras, found, scores, images)
+        seen.extend(o.sources for o in out)
+        return out
+
+    monkeypatch.setattr(Engine, "observe", observe)
+    result = run_track(engine, TrackRequest(video=str(clip), output=str(tmp_path / "t"), model=str(ict_path),
+                                            head=False, max_frames=4))
+    assert result["frames"] == 4 and seen and all(s == ("smirk",) for s in seen)
