@@ -1,9 +1,12 @@
 """The speed-ups of the photo → bundle path keep outputs exact: the PNG encoder is lossless, the UV rasterisation
 read back from the disk cache equals the computed one, and a damaged cache file is ignored and rewritten."""
 
+import io
+
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from likeness import uvcache
 from likeness.png import encode_png
@@ -46,3 +49,15 @@ def test_uv_cache_round_trip_and_damaged_file(ict, tmp_path, monkeypatch):
     assert uvcache.load(files[0]) is not None  # rewritten whole
     assert not list((tmp_path / "uv").glob(".*.tmp"))
     uv_map.cache_clear()
+
+
+def test_png_in_parallel_parts_decodes_to_the_same_pixels(monkeypatch):
+    import likeness.png as png
+
+    monkeypatch.setattr(png, "PARALLEL_BYTES", 1000)  # split even a small image into two deflated halves
+    image = np.random.default_rng(1).integers(0, 256, (101, 77, 3), dtype=np.uint8)
+    image[40:60] = 200
+    data = png.encode_png(image)
+    decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+    assert (decoded == image).all()
+    assert (np.asarray(Image.open(io.BytesIO(data))) == image).all()  # a second decoder (checks Adler-32 too)
