@@ -129,8 +129,13 @@ def _skin_triangles(ict: HeadModel) -> tuple[np.ndarray, np.ndarray]:
     return tris, (tris < ict.face_vertex_count).all(1)
 
 
-def align(flame: Flame, ict: HeadModel, head: np.ndarray, iterations: int = 6) -> tuple[float, np.ndarray, np.ndarray]:
-    """FLAME's template → ICT's neutral as a similarity (s, R, t): landmarks or nose tips, then ICP."""
+ICP_REACH = (0.02, 0.012, 0.008, 0.005, 0.004, 0.003)  # m: pairs farther apart are left out, iteration by iteration
+
+
+def align(flame: Flame, ict: HeadModel, head: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """FLAME's template → ICT's neutral as a similarity (s, R, t): landmarks or nose tips, then ICP on ICT's face
+    with a shrinking reach (:data:`ICP_REACH`), so FLAME's scalp, neck and ears, which ICT's face does not have,
+    do not pull."""
     tris, face = _skin_triangles(ict)
     face_tris = tris[face]
     template = flame.template
@@ -145,10 +150,12 @@ def align(flame: Flame, ict: HeadModel, head: np.ndarray, iterations: int = 6) -
         face_verts = ict.neutral[:ict.face_vertex_count].astype(np.float64)
         t = face_verts[face_verts[:, 2].argmax()] - nose_flame
     src = template[head]
-    for _ in range(iterations):
+    for reach in ICP_REACH:
         moved = s * src @ rot.T + t
         tri, bary, dist = closest_points(moved, ict.neutral.astype(np.float64), face_tris)
-        near = dist < max(np.median(dist) * 2.0, 0.002)
+        near = dist < reach
+        if near.sum() < 50:
+            continue
         target = np.einsum("nk,nkd->nd", bary[near], ict.neutral[face_tris[tri[near]]].astype(np.float64))
         s, rot, t = umeyama(src[near], target)
     return s, rot, t
