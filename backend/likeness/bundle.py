@@ -133,7 +133,7 @@ class BundleWriter:
         ``extra`` adds top-level manifest fields (a text edit's ``edit`` record).
         """
         (self.tmp / LICENSE_FILE).write_text(model.license_text)
-        _write_mesh(self.tmp / MESH_FILE, model, vertices)
+        self._pending.append(self._pool.submit(_write_mesh, self.tmp / MESH_FILE, model, vertices))
         for future in self._pending:
             future.result()
         colors = base_colors or {}

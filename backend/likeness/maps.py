@@ -52,6 +52,7 @@ def normal_map(albedo_rgb: np.ndarray) -> np.ndarray:
 _LOG_LUMINANCE = np.log(np.maximum(SRGB8_TO_LINEAR, 1e-3)).astype(np.float32).reshape(256, 1)
 
 
+@lru_cache(maxsize=16)
 def has_face_detail(model: HeadModel, material: int) -> bool:
     """Whether a material is mostly the face region (only those get a detail normal map: elsewhere, hair and
     stubble would read as bumps, and what no photo saw has no detail to show)."""
