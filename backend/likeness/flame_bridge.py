@@ -28,7 +28,7 @@ from .correspondence import Correspondence
 from .flame import Flame
 from .headmodel import HeadModel
 
-MAX_GAP = 0.006  # m: FLAME vertices farther than this from ICT's face surface do not carry the fit
+MAX_GAP = 0.01  # m: FLAME vertices farther than this from ICT's face surface (two different mean heads) do not carry the fit
 RIDGE = 1e-3  # relative ridge on the weights
 
 
