@@ -309,3 +309,14 @@ def test_track_reads_video_frames_with_smirk(ict_flame, ict_path, tmp_path, monk
     result = run_track(engine, TrackRequest(video=str(clip), output=str(tmp_path / "t"), model=str(ict_path),
                                             head=False, max_frames=4))
     assert result["frames"] == 4 and seen and all(s == ("smirk",) for s in seen)
+
+
+@pytest.mark.parametrize("argv, encoder", [
+    (["reconstruct", "a.jpg", "--encoder", "-o", "x"], "learned"),
+    (["reconstruct", "--encoder", "a.jpg", "-o", "x"], "learned"),  # a bare --encoder before a photo, as before
+    (["reconstruct", "--encoder", "smirk", "a.jpg", "-o", "x"], "smirk"),
+    (["reconstruct", "a.jpg", "-o", "x"], None),
+])
+def test_encoder_option(argv, encoder):
+    args = cli.build_parser().parse_args(cli._bare_encoder(argv))
+    assert args.encoder == encoder and args.photos == ["a.jpg"]
