@@ -320,3 +320,10 @@ def test_track_reads_video_frames_with_smirk(ict_flame, ict_path, tmp_path, monk
 def test_encoder_option(argv, encoder):
     args = cli.build_parser().parse_args(cli._bare_encoder(argv))
     assert args.encoder == encoder and args.photos == ["a.jpg"]
+
+
+@pytest.mark.parametrize("name, hint", [("flame", "flame.is.tue.mpg.de"), ("smirk", "SMIRK_em1.pt")])
+def test_flame_and_smirk_are_never_downloaded(data_dir, capsys, name, hint):
+    assert cli.main(["models", "install", name]) == 2
+    err = capsys.readouterr().err
+    assert "cannot download" in err and hint in err and not (data_dir / "models").exists()
