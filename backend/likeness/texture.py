@@ -191,7 +191,10 @@ def _bake_material(uvm: UVMap, direct: list[tuple[np.ndarray, np.ndarray, np.nda
     """
     n = len(uvm.texels)
     values, borrowed = ([_per_texel(uvm, px, weight) for _, px, weight in group] for group in (direct, mirrored))
-    acc = np.maximum(np.float32(0.15) - sum(v[2] for v in values + borrowed), 0).astype(np.float32)
+    acc = values[0][2].copy() if values else np.zeros_like(borrowed[0][2])  # Σ weights, in place: less memory
+    for v in values[1:] + borrowed:
+        acc += v[2]
+    np.maximum(np.subtract(np.float32(0.15), acc, out=acc), 0, out=acc)
     fill = np.append(np.round(fill_color), 255).astype(np.uint8)
     colors = np.empty((*acc.shape, 4), np.uint8)  # the strip layout of _as_strip, filled directly
     colors[...] = fill
@@ -214,7 +217,7 @@ def _bake_material(uvm: UVMap, direct: list[tuple[np.ndarray, np.ndarray, np.nda
     border = strip[uvm.nearest]  # outside texels take their nearest island texel: no seams under filtering
     border[uvm.far] = fill.view(np.uint32)[0]
     packed[uvm.outside] = border
-    return packed.view(np.uint8).reshape(uvm.size, uvm.size, 4)[..., :3]
+    return cv2.cvtColor(packed.view(np.uint8).reshape(uvm.size, uvm.size, 4), cv2.COLOR_RGBA2RGB)  # contiguous
 
 
 def _per_texel(uvm: UVMap, px: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
