@@ -44,14 +44,19 @@ def cold_start(tmp: Path, size: int, cache_dir: str | None) -> dict:
                                                          "texture_size": size, "model": model_path()}}
     proc.stdin.write(json.dumps(request) + "\n")
     proc.stdin.flush()
+    marks = [("start", time.perf_counter())]
     while (event := json.loads(proc.stdout.readline()))["type"] not in ("result", "error"):
-        pass
+        marks.append((event.get("stage", "?"), time.perf_counter()))
     first = time.perf_counter() - start
     assert event["type"] == "result", event
+    marks.append(("end", time.perf_counter()))
+    stages: dict[str, float] = {"request": marks[1][1] - marks[0][1]}  # until the job's first progress line
+    for (stage, t0), (_, t1) in zip(marks[1:], marks[2:]):
+        stages[stage] = stages.get(stage, 0.0) + t1 - t0
     proc.stdin.write('{"id": "q", "op": "shutdown"}\n')
     proc.stdin.flush()
     proc.wait()
-    return {"ready_s": ready, "first_bundle_s": first}
+    return {"ready_s": ready, "first_bundle_s": first, "stages_s": stages}
 
 
 def warm(tmp: Path, size: int, count: int) -> dict:
@@ -94,7 +99,8 @@ def main() -> None:
           f"{args.photos} warm jobs per size")
     for key, label in (("cold", "UV cache filled"), ("cold_empty_cache", "empty UV cache (first run ever)")):
         c = results[key]
-        print(f"cold ({label}), {sizes[0]}²: ready {c['ready_s']:.2f} s, first bundle {c['first_bundle_s']:.2f} s")
+        print(f"cold ({label}), {sizes[0]}²: ready {c['ready_s']:.2f} s, first bundle {c['first_bundle_s']:.2f} s "
+              f"({', '.join(f'{k} {v:.2f}' for k, v in c['stages_s'].items())})")
     for size, hot in results["sizes"].items():
         print(f"warm photo → bundle {size}²: median {hot['warm_median_s']:.3f} s (min {hot['warm_min_s']:.3f}, "
               f"max {hot['warm_max_s']:.3f}); peak memory {hot['peak_rss_mb']:.0f} MB")

@@ -33,7 +33,8 @@ from .maps import has_face_detail, normal_map, roughness_png
 from .preview import preview_image
 from .refine import RefineSettings
 from .refine import refine as refine_fit
-from .texture import PhotoView, bake_textures, uv_map
+from .regions import vertex_regions
+from .texture import PhotoView, bake_textures, mirror_vertices, uv_map
 
 Report = Callable[[str, float, str], None]
 #: Fraction of the job at the start of each stage.
@@ -267,7 +268,10 @@ _PREPARE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeness-prepar
 
 
 def prepare_textures(model: HeadModel, size: int) -> None:
-    """Load (or make) what every job at this texture size reuses: UV rasterisations and roughness maps."""
+    """Load (or make) what every job at this texture size reuses: UV rasterisations, roughness maps, the mirror
+    vertices and the face regions."""
+    mirror_vertices(model)
+    vertex_regions(model)
     for material, spec in enumerate(model.materials):
         if spec.projected:
             uv_map(model, material, size)
