@@ -74,9 +74,10 @@ def ray_cluster(tmp: Path) -> tuple[list[subprocess.Popen], str, dict]:
     return procs, address, env
 
 
-def killed_worker(spec: Path, out: Path, size: int) -> dict:
+def killed_worker(spec: Path, out: Path, size: int, *extra: str, env: dict | None = None) -> dict:
     """Kill the worker of the second job mid-job; the batch must complete with every bundle, then a rerun skips."""
-    proc = batch(spec, out, size, "--workers", "1", wait=False)
+    extra = extra or ("--workers", "1")
+    proc = batch(spec, out, size, *extra, env=env, wait=False)
     report_file = out / "batch_report.json"
     while not (report_file.is_file() and json.loads(report_file.read_text())["jobs"]):
         time.sleep(0.05)
@@ -90,7 +91,7 @@ def killed_worker(spec: Path, out: Path, size: int) -> dict:
               "retried_jobs": [j["name"] for j in report["jobs"] if j.get("attempts", 1) > 1],
               "first_bundle_untouched": (out / first["name"] / "manifest.json").stat().st_mtime_ns == first_mtime,
               "temporary_folders_left": [p.name for p in out.iterdir() if p.name.startswith(".")]}
-    rerun = batch(spec, out, size, "--workers", "1")
+    rerun = batch(spec, out, size, *extra, env=env)
     rerun_report = json.loads(report_file.read_text())
     result["rerun_statuses"] = sorted({j["status"] for j in rerun_report["jobs"]})
     result["rerun_seconds"] = rerun["seconds"]
@@ -118,6 +119,9 @@ def main() -> None:
             try:
                 results["ray_2_nodes"] = batch(spec, root / "ray_out", args.texture_size, "--ray", address, env=env)
                 print(f"Ray, two nodes: {results['ray_2_nodes']}", flush=True)
+                results["ray_killed_worker"] = killed_worker(spec_folder(root / "ray_kill", 4), root / "ray_kill_out",
+                                                             args.texture_size, "--ray", address, env=env)
+                print(f"Ray, killed worker: {results['ray_killed_worker']}", flush=True)
             finally:
                 for p in procs[::-1]:
                     p.send_signal(signal.SIGTERM)
