@@ -31,8 +31,9 @@ def random_checkpoint(path: Path) -> Path:
     from likeness.learned.smirk import SmirkEncoder
 
     torch.manual_seed(0)
-    def random(k, v):
-        return torch.rand_like(v) + 0.5 if k.endswith("running_var") else torch.randn_like(v) * 0.05
+
+    def random(k, v):  # torch's random init, perturbed: activations keep a trained net's scale (no denormals)
+        return torch.rand_like(v) + 0.5 if k.endswith("running_var") else v + torch.randn_like(v) * 0.05 * (v.dim() <= 1)
 
     state = {"smirk_encoder." + k: random(k, v) if v.dtype.is_floating_point else v
              for k, v in SmirkEncoder().state_dict().items()}
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args()
     device = pick_device(args.device)
+    torch.set_flush_denormal(True)  # as SmirkRunner does on CPUs: random weights make subnormal activations
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
         path = random_checkpoint(Path(tmp) / "SMIRK_em1.pt")

@@ -215,11 +215,11 @@ def write_smirk_checkpoint(path: Path, seed: int = 0, drop: str | None = None, r
 
     torch.manual_seed(seed)
     out = {}
-    for key, value in SmirkEncoder().state_dict().items():
+    for key, value in SmirkEncoder().state_dict().items():  # torch's random init, so activations keep their scale
         if key.endswith("running_var"):
             value = torch.rand_like(value) + 0.5
-        elif value.dtype.is_floating_point:
-            value = torch.randn_like(value) * scale
+        elif value.dtype.is_floating_point and value.dim() <= 1:  # BatchNorm and linear biases, BatchNorm scales
+            value = value + torch.randn_like(value) * scale
         if neutral and "_layers." in key:
             value = torch.zeros_like(value)
         out["smirk_encoder." + key] = value
