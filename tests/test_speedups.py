@@ -51,10 +51,15 @@ def test_uv_cache_round_trip_and_damaged_file(ict, tmp_path, monkeypatch):
     uv_map.cache_clear()
 
 
-def test_png_in_parallel_parts_decodes_to_the_same_pixels(monkeypatch):
+@pytest.mark.parametrize("deflate", ["default", "stdlib"])
+def test_png_in_parallel_parts_decodes_to_the_same_pixels(monkeypatch, deflate):
+    import zlib
+
     import likeness.png as png
 
     monkeypatch.setattr(png, "PARALLEL_BYTES", 1000)  # split even a small image into two deflated halves
+    if deflate == "stdlib":  # the fallback where zlib-ng has no wheel
+        monkeypatch.setattr(png, "zlib", zlib)
     image = np.random.default_rng(1).integers(0, 256, (101, 77, 3), dtype=np.uint8)
     image[40:60] = 200
     data = png.encode_png(image)
