@@ -56,15 +56,23 @@ def preview_image(photo: np.ndarray, model: HeadModel, vertices_cam: np.ndarray,
     rh, rw = shade.shape
     rows = np.minimum(((np.arange(rh) + 0.5) / scale).astype(int), photo.shape[0] - 1)
     cols = np.minimum(((np.arange(rw) + 0.5) / scale).astype(int), photo.shape[1] - 1)
-    small = photo[rows][:, cols].astype(np.float64)
+    small = photo[rows][:, cols]  # uint8; float arithmetic only where the head is (the same values as before)
     hit = ~np.isnan(shade)
-    alone = np.full_like(small, 40.0)
-    alone[hit] = color[hit]
-    overlay = small.copy()
-    tint = np.array([120.0, 200.0, 255.0]) * np.nan_to_num(shade)[..., None]
-    overlay[hit] = 0.45 * small[hit] + 0.55 * tint[hit]
+    out = np.empty((rh, 3 * rw, 3), np.uint8)
+    out[:, :rw] = small
+    alone = out[:, rw:2 * rw]
+    alone[...] = 40
+    alone[hit] = _to_uint8(color[hit])
+    overlay = out[:, 2 * rw:]
+    overlay[...] = small
+    tint = np.array([120.0, 200.0, 255.0]) * shade[hit][:, None]
+    overlay[hit] = _to_uint8(0.45 * small[hit].astype(np.float64) + 0.55 * tint)
     for x, y in landmarks_px * scale:
         r, c = int(y), int(x)
         if 0 <= r < rh and 0 <= c < rw:  # landmarks can fall outside a cropped face
             overlay[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2] = (255, 60, 60)
-    return np.clip(np.concatenate([small, alone, overlay], axis=1), 0, 255).astype(np.uint8)
+    return out
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(values, 0, 255).astype(np.uint8)
