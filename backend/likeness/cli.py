@@ -1,7 +1,7 @@
 """Command line: ``likeness reconstruct|demo|track|batch|relight|edit|create|watermark|models|serve``.
 
 Exit status: 0 success, 2 a problem the user can fix (message and hint on stderr, no traceback),
-1 an internal error, 130 interrupted.
+1 an internal error, 3 a batch with failed jobs (their errors in its report), 130 interrupted.
 """
 
 from __future__ import annotations
