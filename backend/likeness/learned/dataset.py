@@ -17,16 +17,21 @@ from pathlib import Path
 import numpy as np
 
 SHARD = 250
+#: What the renders look like: 1, the first training set (faint brows, no creases); 2, dense brows, lash lines
+#: and expression creases on most skins (:meth:`likeness.learned.skins.SkinPainter.crease`). Part of every
+#: shard's file name, so a cache of one version is never mistaken for another.
+VERSION = 2
 FIELDS = ("points_px", "depth_px", "scores", "expression", "angles", "rotation", "focal_px", "image_size",
           "found", "crop")
 
 
-def shard_path(folder: Path, family: str, index: int) -> Path:
-    return folder / f"{family}_{index:04d}.npz"
+def shard_path(folder: Path, family: str, index: int, version: int = VERSION) -> Path:
+    name = f"{family}_{index:04d}.npz" if version == 1 else f"{family}_v{version}_{index:04d}.npz"
+    return folder / name
 
 
 def make_shard(model_path: str, task_path: str | None, folder: str, family: str, index: int, seed: int,
-               skin_count: int) -> str:
+               skin_count: int, version: int = VERSION) -> str:
     """Render and detect one shard; returns its path. Runs in a worker process (one MediaPipe per process)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ..blendshapes import BlendshapeScorer
@@ -53,8 +58,12 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
         scene = draw_scene(model.expression_names, 60, centre, skins, rng)
         verts = turn_eyes(model, model.vertices(scene.identity, scene.expression),
                           eye_turns(dict(zip(model.expression_names, scene.expression))))
-        rgb = renderer.render(verts, painter.paint(scene.skin_seed, family), scene.rotation, scene.translation,
-                              scene.camera, scene.light, rng, scene.occluder)
+        skin = painter.paint(scene.skin_seed, family, detail=version >= 2)
+        if version >= 2 and rng.random() < 0.7:
+            rest = model.vertices(scene.identity, np.zeros(len(model.expression_names)))
+            skin = painter.crease(skin, rest, verts, float(rng.uniform(0.2, 0.7)), rng)
+        rgb = renderer.render(verts, skin, scene.rotation, scene.translation, scene.camera, scene.light, rng,
+                              scene.occluder)
         try:
             found = detector.detect(rgb)
             points, depth = found.points_px[:478], found.depth_px[:478]
@@ -68,7 +77,7 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
                            ("rotation", scene.rotation), ("focal_px", scene.camera.focal_px),
                            ("image_size", scene.camera.size), ("found", ok), ("crop", crop)):
             rows[key].append(value)
-    path = shard_path(Path(folder), family, index)
+    path = shard_path(Path(folder), family, index, version)
     tmp = path.with_suffix(".part.npz")
     np.savez_compressed(tmp, **{k: np.asarray(v, np.uint8 if k == "crop" else np.float32) for k, v in rows.items()})
     tmp.replace(path)
@@ -76,18 +85,19 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
 
 
 def fill(folder: Path, model_path: str, task_path: str | None, family: str, shards: int, seed: int,
-         skin_count: int, workers: int = 2, log=print) -> list[Path]:
+         skin_count: int, workers: int = 2, log=print, version: int = VERSION) -> list[Path]:
     """Make the shards ``0 … shards−1`` of ``family`` that ``folder`` lacks; returns all their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    todo = [i for i in range(shards) if not shard_path(folder, family, i).is_file()]
+    todo = [i for i in range(shards) if not shard_path(folder, family, i, version).is_file()]
     if todo:
         log(f"rendering {len(todo)} shard(s) of {SHARD} {family} samples into {folder} with {workers} worker(s)")
         with ProcessPoolExecutor(workers) as pool:
-            futures = [pool.submit(make_shard, model_path, task_path, str(folder), family, i, seed, skin_count)
+            futures = [pool.submit(make_shard, model_path, task_path, str(folder), family, i, seed, skin_count,
+                                   version)
                        for i in todo]
             for done, future in enumerate(futures, 1):
                 log(f"  {future.result()} ({done}/{len(todo)})")
-    return [shard_path(folder, family, i) for i in range(shards)]
+    return [shard_path(folder, family, i, version) for i in range(shards)]
 
 
 def load(paths: list[Path]) -> dict[str, np.ndarray]:

@@ -95,6 +95,11 @@ class SkinPainter:
         self.brow = np.minimum(_polyline_distance(xy, lm[17:22]), _polyline_distance(xy, lm[22:27]))
         self.upper_lid = np.minimum(_polyline_distance(xy, lm[[36, 37, 38, 39]]),
                                     _polyline_distance(xy, lm[[42, 43, 44, 45]]))
+        self.lower_lid = np.minimum(_polyline_distance(xy, lm[[39, 40, 41, 36]]),
+                                    _polyline_distance(xy, lm[[45, 46, 47, 42]]))
+        brow_y = np.interp(np.abs(xy[:, 0]), lm[22:27, 0], lm[22:27, 1])  # the brow line's height at |x|
+        self.brow_above = xy[:, 1] > brow_y
+        self.brow_span = (np.abs(xy[:, 0]) > lm[22, 0] - 0.3) & (np.abs(xy[:, 0]) < lm[26, 0] + 0.2)
         self.eye_dist = np.minimum(np.linalg.norm(xy - lm[36:42, :2].mean(0), axis=1),
                                    np.linalg.norm(xy - lm[42:48, :2].mean(0), axis=1))
         nose_y, chin_y = lm[33, 1], lm[8, 1]
@@ -107,9 +112,18 @@ class SkinPainter:
         self.scalp = (~self.front) & (self.region == 0) & ((v[:, 1] > brow_top + 3.0) | (v[:, 2] < -2.0)) \
             & (v[:, 1] > chin_y + 6.0)
         self.chin_y = chin_y
+        faces = model.faces
+        corners = np.stack([faces, np.where(faces[:, 3:] >= 0, np.roll(faces, -1, axis=1),
+                                            np.column_stack([np.roll(faces[:, :3], -1, axis=1), faces[:, :1]]))], -1)
+        edges = corners.reshape(-1, 2)
+        edges = np.sort(edges[(edges >= 0).all(1)], axis=1)
+        self.edges = np.unique(edges, axis=0)
+        self.edges = self.edges[self.front[self.edges].all(1)]
 
-    def paint(self, seed: int, family: str = "train") -> Skin:
-        """One skin. ``family`` picks the half of each palette's interpolation points (see the module doc)."""
+    def paint(self, seed: int, family: str = "train", detail: bool = False) -> Skin:
+        """One skin. ``family`` picks the half of each palette's interpolation points (see the module doc);
+        ``detail`` adds dense brows and lash lines to most skins (the second training set; benchmarks keep the
+        skins they were first scored on)."""
         rng = np.random.default_rng([seed, 0x5C1])
         n = self.model.vertex_count
         half = 0.0 if family == "train" else 0.5
@@ -143,13 +157,27 @@ class SkinPainter:
         if rng.random() < 0.2:
             lip_color = rng.choice([[0.45, 0.03, 0.05], [0.25, 0.05, 0.08], [0.55, 0.18, 0.20], [0.2, 0.1, 0.1]])
         albedo = _mix(albedo, lip_color, lip_w * rng.uniform(0.6, 1.0))
-        # brows: hair colour, a band around the brow line with ragged density
+        # brows: hair colour, a band around the brow line with ragged density. ``detail`` skins mostly get the
+        # dense, dark brows and lash lines most faces show (the cue for brow and lid shapes); the rest, and
+        # every skin without ``detail``, the thin faint brows of the first training set
         hair = _palette(HAIR, rng.uniform()) * rng.uniform(0.8, 1.2, 3)
-        thick = rng.uniform(0.35, 0.8)
-        brow_w = np.clip(1.0 - self.brow / thick, 0, 1) ** 0.5 * self.front
-        brow_w *= np.clip(rng.normal(0.9, 0.2, n), 0, 1) * rng.uniform(0.75, 1.0)
         brow_color = hair if rng.random() < 0.8 else _palette(HAIR, rng.uniform())
+        full = detail and rng.random() < 0.8
+        if full:
+            brow_color = np.minimum(brow_color, tone * rng.uniform(0.25, 0.6))
+            above, below = rng.uniform(0.15, 0.45), rng.uniform(0.35, 0.8)  # cm above / below the brow line
+            edge = np.where(self.brow_above, self.brow / above, self.brow / below)
+            brow_w = np.clip(1.3 - edge, 0, 1) * self.front * self.brow_span
+            brow_w *= np.clip(rng.normal(0.95, 0.15, n), 0, 1) * rng.uniform(0.8, 1.0)
+        else:
+            thick = rng.uniform(0.35, 0.8)
+            brow_w = np.clip(1.0 - self.brow / thick, 0, 1) ** 0.5 * self.front
+            brow_w *= np.clip(rng.normal(0.9, 0.2, n), 0, 1) * rng.uniform(0.75, 1.0)
         albedo = _mix(albedo, brow_color, brow_w[:, None])
+        if full:  # lashes: a dark line on the upper lid's edge, a fainter one on the lower
+            lash = np.clip(1.0 - self.upper_lid / rng.uniform(0.08, 0.18), 0, 1) * self.front
+            lash = np.maximum(lash, 0.5 * np.clip(1.0 - self.lower_lid / 0.08, 0, 1) * self.front)
+            albedo = _mix(albedo, np.minimum(brow_color, 0.03), (lash * rng.uniform(0.5, 0.9))[:, None])
         # eye make-up
         if rng.random() < 0.25:
             liner = np.clip(1.0 - self.upper_lid / rng.uniform(0.1, 0.25), 0, 1) * self.front
@@ -181,6 +209,23 @@ class SkinPainter:
         gloss[self.eyeball] = 1.0
         gloss[self.lip] = min(1.0, gloss[0] + rng.uniform(0.1, 0.5))
         return Skin(np.clip(albedo, 0.005, 0.95).astype(np.float32), gloss.astype(np.float32))
+
+    def crease(self, skin: Skin, rest: np.ndarray, posed: np.ndarray, strength: float,
+               rng: np.random.Generator) -> Skin:
+        """``skin`` darkened where the expression compresses the face's surface: the folds and wrinkles that
+        frowns, squints, raised brows and smiles make, drawn from how much shorter each vertex's edges get
+        between the ``rest`` and ``posed`` vertices (V,3; same identity). ``strength`` 0 leaves the skin as is."""
+        if strength <= 0:
+            return skin
+        a, b = self.edges[:, 0], self.edges[:, 1]
+        ratio = np.linalg.norm(posed[a] - posed[b], axis=1) / np.maximum(np.linalg.norm(rest[a] - rest[b], axis=1),
+                                                                        1e-9)
+        n = self.model.vertex_count
+        total = np.bincount(a, ratio, n) + np.bincount(b, ratio, n)
+        count = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
+        mean = np.where(count > 0, total / np.maximum(count, 1), 1.0)
+        fold = np.clip((1.0 - mean) / 0.25, 0.0, 1.0) * np.clip(rng.normal(1.0, 0.35, n), 0.0, 1.5)
+        return Skin((skin.albedo * (1.0 - strength * np.clip(fold, 0, 1))[:, None]).astype(np.float32), skin.gloss)
 
 
 def _palette(colors: np.ndarray, t: float) -> np.ndarray:
