@@ -3,8 +3,8 @@
 Two branches meet in a residual MLP:
 
 - the face's pixels (:func:`likeness.learned.features.face_crop`, the centre :data:`CROP_INNER` square) through a
-  small convolutional network (about 60 M multiply-adds), flattened on a 4 × 4 grid so that left and right stay
-  apart;
+  small convolutional network (width factor ``channels``: 1.5 in the shipped weights, about 120 M multiply-adds),
+  flattened on a 4 × 4 grid so that left and right stay apart;
 - the landmark and score features (:func:`likeness.learned.features.encoder_features`), standardised by the
   training set's mean and spread (kept in the checkpoint).
 
@@ -27,14 +27,15 @@ def _conv(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequentia
 
 
 class FaceCNN(nn.Module):
-    """(B, 3, CROP_INNER, CROP_INNER) in [0, 1] → (B, out)."""
+    """(B, 3, CROP_INNER, CROP_INNER) in [0, 1] → (B, out). ``channels`` scales every layer's width."""
 
-    def __init__(self, out: int) -> None:
+    def __init__(self, out: int, channels: float = 1.0) -> None:
         super().__init__()
-        self.body = nn.Sequential(_conv(3, 32, 5, 2), _conv(32, 48, 3, 2), _conv(48, 48), _conv(48, 64, 3, 2),
-                                  _conv(64, 64), _conv(64, 96, 3, 2), _conv(96, 96), _conv(96, 128, 3, 2),
-                                  nn.AdaptiveAvgPool2d(4))
-        self.head = nn.Linear(128 * 16, out)
+        c = [max(8, int(round(k * channels / 8)) * 8) for k in (32, 48, 64, 96, 128)]
+        self.body = nn.Sequential(_conv(3, c[0], 5, 2), _conv(c[0], c[1], 3, 2), _conv(c[1], c[1]),
+                                  _conv(c[1], c[2], 3, 2), _conv(c[2], c[2]), _conv(c[2], c[3], 3, 2),
+                                  _conv(c[3], c[3]), _conv(c[3], c[4], 3, 2), nn.AdaptiveAvgPool2d(4))
+        self.head = nn.Linear(c[4] * 16, out)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(image - 0.5).flatten(1))
@@ -56,12 +57,12 @@ class ExpressionNet(nn.Module):
     """(features (B, F), image (B, 3, S, S) in [0, 1]) → raw weights (B, E) and angles / :data:`ANGLE_UNIT_DEG`."""
 
     def __init__(self, features: int, expressions: int, width: int = 384, blocks: int = 3,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, channels: float = 1.0) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(features))
         self.register_buffer("scale", torch.ones(features))
         self.inp = nn.Linear(features, width)
-        self.image = FaceCNN(width)
+        self.image = FaceCNN(width, channels)
         self.blocks = nn.Sequential(*[Block(width, dropout) for _ in range(blocks)])
         self.norm = nn.LayerNorm(width)
         self.expression = nn.Linear(width, expressions)

@@ -77,8 +77,9 @@ class ExpressionEncoder:
             config = json.loads(meta["config"])
             names = tuple(json.loads(meta["expression_names"]))
             width, blocks, features = int(config["width"]), int(config["blocks"]), int(config["features"])
-            if not (8 <= width <= 4096 and 1 <= blocks <= 16):
-                raise ValueError(f"network size {width} × {blocks} is out of range")
+            channels = float(config.get("channels", 1.0))
+            if not (8 <= width <= 4096 and 1 <= blocks <= 16 and 0.25 <= channels <= 4.0):
+                raise ValueError(f"network size {width} × {blocks} × {channels} is out of range")
         except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BadInput(f"The expression encoder {path} is not a valid checkpoint ({exc}).", HINT) from exc
         if names != tuple(expression_names):
@@ -89,7 +90,7 @@ class ExpressionEncoder:
         template, crop = tensors.pop("template", None), tensors.pop("crop_template", None)
         if template is None or tuple(template.shape) != (478, 3) or crop is None or tuple(crop.shape) != (468, 2):
             raise BadInput(f"The expression encoder {path} lacks its landmark templates.", HINT)
-        net = ExpressionNet(FEATURES, len(names), width, blocks)
+        net = ExpressionNet(FEATURES, len(names), width, blocks, channels=channels)
         try:
             net.load_state_dict({k: v.float() for k, v in tensors.items()})
         except RuntimeError as exc:
