@@ -80,6 +80,38 @@ def test_skin_families_are_apart_and_skins_repeat(ict):
     assert (lips[:, 0] / lips[:, 1]).mean() > (skin[:, 0] / skin[:, 1]).mean()  # lips are redder
 
 
+def test_detailed_skins_have_darker_brows_and_lashes(ict):
+    painter = SkinPainter(ict)
+    brow = painter.front & (painter.brow < 0.2) & painter.brow_span
+    cheek = painter.front & (painter.cheek < 1.0)
+    lid = painter.front & (painter.upper_lid < 0.05)
+    contrast = {False: [], True: []}
+    for detail in (False, True):
+        for seed in range(0, 40, 2):
+            albedo = painter.paint(seed, detail=detail).albedo.mean(1)
+            contrast[detail].append((albedo[brow].mean() / albedo[cheek].mean(), albedo[lid].mean() / albedo[cheek].mean()))
+    plain, detailed = np.median(contrast[False], 0), np.median(contrast[True], 0)
+    assert detailed[0] < plain[0] - 0.1 and detailed[1] < plain[1] - 0.1
+    assert np.array_equal(painter.paint(3, "heldout").albedo, painter.paint(3, "heldout", detail=False).albedo)
+
+
+def test_creases_darken_only_where_the_expression_folds_the_skin(ict):
+    painter = SkinPainter(ict)
+    skin = painter.paint(2, detail=True)
+    names = ict.expression_names
+    frown = np.zeros(len(names))
+    frown[[names.index("browDown_L"), names.index("browDown_R")]] = 1.0
+    rest, posed = ict.vertices(), ict.vertices(expression=frown)
+    creased = painter.crease(skin, rest, posed, 0.6, np.random.default_rng(0))
+    darker = creased.albedo.sum(1) < 0.95 * skin.albedo.sum(1)  # noticeably darker
+    assert darker.any() and np.all(creased.albedo <= skin.albedo + 1e-7)
+    assert np.all(painter.v[darker, 1] > painter.lm[33, 1])  # a frown folds nothing below the nose …
+    assert painter.brow[darker].mean() < 2.0  # … and a frown folds the skin near the brows
+    unchanged = painter.crease(skin, rest, rest, 0.6, np.random.default_rng(0))
+    assert np.array_equal(unchanged.albedo, skin.albedo)
+    assert painter.crease(skin, rest, posed, 0.0, np.random.default_rng(0)) is skin
+
+
 def test_expressions_keep_the_rig_rules(ict):
     from likeness.learned.scenes import EXCLUSIVE, KINDS, draw_expression
 
@@ -295,3 +327,125 @@ def test_the_pose_prior_pulls_the_rotation_toward_it(ict):
     prior = head_rotation(10, -8, 4)
     fit = fit_landmarks(basis, [Observation(px, depth - depth.mean(), camera, rotation_prior=prior)], settings)
     assert np.degrees(np.arccos(np.clip((np.trace(fit.photos[0].rotation @ prior.T) - 1) / 2, -1, 1))) < 0.5
+
+
+def _symmetric_template(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A (478,3) landmark set symmetric about a tilted plane, and its true mirror permutation: 28 points on the
+    plane, 220 pairs (33 ↔ 263 among them), two irises whose outline points are listed in mirrored order."""
+    perm = np.arange(478)
+    others = np.setdiff1d(np.arange(468), [33, 263])
+    rng.shuffle(others)
+    pairs = [(33, 263)] + list(zip(others[28:247], others[247:466]))
+    points = np.zeros((478, 3))
+    points[others[:28]] = rng.normal(0, 1, (28, 3)) * [0, 1, 1]
+    for a, b in pairs:
+        points[a] = rng.normal(0, 1, 3)
+        points[a, 0] = abs(points[a, 0]) + (2.2 if a == 33 else 0.2)
+        points[b] = points[a] * [-1, 1, 1]
+        perm[a], perm[b] = b, a
+    ring = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0], [-0.1, 0, 0], [0, -0.1, 0]])
+    points[468:473] = [0.9, 0.2, 0.5] + ring
+    points[473:478] = [-0.9, 0.2, 0.5] + ring  # listed in the same turning order, so mirrored it runs back
+    perm[468:473] = 473 + np.array([0, 3, 2, 1, 4])
+    perm[473:478] = 468 + np.array([0, 3, 2, 1, 4])
+    turn = head_rotation(20, -10, 15)
+    return points @ turn.T + [0.3, -0.2, 0.1], perm
+
+
+def test_the_mirror_finds_the_templates_symmetry_and_undoes_itself():
+    from likeness.learned.mirror import Mirror, twin
+
+    rng = np.random.default_rng(4)
+    template, perm = _symmetric_template(rng)
+    mirror = Mirror(template, ("eyeBlink_L", "eyeBlink_R", "jawOpen", "jawLeft", "jawRight", "mouthLeft",
+                               "mouthRight", "browInnerUp_L", "browInnerUp_R"))
+    assert np.array_equal(mirror.perm, perm)
+    assert np.linalg.det(mirror.reflect) == pytest.approx(-1.0)
+    assert mirror.expression.tolist() == [1, 0, 2, 4, 3, 6, 5, 8, 7]
+    assert twin("eyeBlinkLeft") == "eyeBlinkRight" and twin("cheekPuff") == "cheekPuff"
+    # a face (the template's shape, smiling on one side) turned in a photo, and the same photo mirrored
+    shape = template + rng.normal(0, 0.02, template.shape)
+    seen = shape @ head_rotation(25, 5, 10).T * 40  # x right, y up, z toward the camera (pixels)
+    photos = (seen, seen[perm] * [-1, 1, 1])
+    scores = (feats.score_vector({"eyeBlinkLeft": 0.8}), feats.score_vector({"eyeBlinkRight": 0.8}))
+    x = np.stack([feats.encoder_features(p[:, :2] * [1, -1], -p[:, 2], sc, template)
+                  for p, sc in zip(photos, scores)]).astype(np.float64)
+    assert np.abs(x[0] - x[1]).max() > 0.1
+    assert np.allclose(mirror.features(x[:1]), x[1:], atol=1e-5)
+    assert np.allclose(mirror.features(mirror.features(x[:1])), x[:1], atol=1e-5)
+
+
+def test_a_mirrored_photo_gives_the_mirrored_features(ict):
+    """Mirroring the features of a render agrees with the features MediaPipe finds in the mirrored render."""
+    from likeness.camera import Camera
+    from likeness.landmarks import LandmarkDetector
+    from likeness.learned.mirror import Mirror
+    from likeness.learned.render import HeadRenderer, Lighting
+    from likeness.learned.runtime import SHIPPED
+
+    from safetensors.numpy import load_file
+
+    if not SHIPPED.is_file():
+        pytest.skip("no shipped checkpoint")
+    template = load_file(str(SHIPPED))["template"].astype(np.float64)
+    rot, centre = head_rotation(20, 5, 8), ict.neutral[ict.landmarks_68].mean(0)
+    trans = np.array([0.0, 0.0, -0.6]) - rot @ centre
+    expression = np.zeros(len(ict.expression_names))
+    for name in ("mouthSmile_L", "eyeBlink_L", "browOuterUp_L", "jawLeft"):
+        expression[ict.expression_names.index(name)] = 0.9
+    rgb = HeadRenderer(ict).render(ict.vertices(expression=expression), SkinPainter(ict).paint(1, "heldout"), rot,
+                                   trans, Camera(700.0, (256.0, 256.0), (512, 512)),
+                                   Lighting(np.array([0.0, 0.3, 0.95]), np.ones(3), np.full(3, 0.3), 0.2, 0.2),
+                                   np.random.default_rng(2))
+    detector, mirror = LandmarkDetector(max_faces=1), Mirror(template, ict.expression_names)
+    x = [feats.encoder_features(f.points_px, f.depth_px, feats.score_vector(None), template)
+         for f in (detector.detect(rgb), detector.detect(np.ascontiguousarray(rgb[:, ::-1])))]
+    mirrored = mirror.features(x[0][None])[0]
+    gap = np.abs(mirrored[:478 * 3] - x[1][:478 * 3]).mean()
+    assert gap < 0.4 * np.abs(x[0][:478 * 3] - x[1][:478 * 3]).mean()  # far closer than the unmirrored face
+    assert gap < 0.01  # inter-ocular units
+    assert np.abs(mirrored[478 * 3:478 * 3 + 9] - x[1][478 * 3:478 * 3 + 9]).max() < 0.05
+
+
+@needs_torch
+def test_training_mirrors_the_faces_it_picks_as_the_mirror_does():
+    from likeness.learned.mirror import Mirror
+    from likeness.learned.train import _TorchMirror
+
+    rng = np.random.default_rng(5)
+    template, _ = _symmetric_template(rng)
+    names = ("eyeBlink_L", "eyeBlink_R", "jawOpen")
+    mirror = Mirror(template, names)
+    x = rng.normal(0, 0.05, (6, feats.FEATURES)).astype(np.float32)
+    x[:, 478 * 3:478 * 3 + 9] = np.stack([head_rotation(*rng.uniform(-30, 30, 3)).ravel() for _ in range(6)])
+    crops = rng.integers(0, 255, (6, 3, 8, 8)).astype(np.float32)
+    y, a = rng.random((6, 3)).astype(np.float32), rng.normal(0, 1, (6, 3)).astype(np.float32)
+    mask = torch.tensor([True, False, True, True, False, False])
+    xo, co, yo, ao = _TorchMirror(mirror, "cpu")(mask, *(torch.from_numpy(v) for v in (x, crops, y, a)))
+    m = mask.numpy()
+    assert np.allclose(xo.numpy()[m], mirror.features(x[m]), atol=1e-5) and np.array_equal(xo.numpy()[~m], x[~m])
+    assert np.array_equal(co.numpy()[m], crops[m][..., ::-1]) and np.array_equal(co.numpy()[~m], crops[~m])
+    assert np.array_equal(yo.numpy()[m], y[m][:, [1, 0, 2]]) and np.array_equal(ao.numpy()[m], mirror.angles(a[m]))
+
+
+def test_a_pack_holds_the_training_set(tmp_path):
+    from likeness.learned.pack import pack, unpack
+
+    rng = np.random.default_rng(6)
+    n = 40
+    shape = rng.normal(0, 0.03, (6, 478 * 3))  # landmark features of low rank, as faces are
+    x = np.concatenate([rng.normal(0, 1, (n, 6)) @ shape, rng.normal(0, 0.3, (n, 9)),
+                        rng.random((n, 53))], 1).astype(np.float32)
+    yy, xx = np.mgrid[:feats.CROP, :feats.CROP]
+    crops = np.stack([np.stack([128 + 90 * np.sin(xx / 11 + k), yy * 1.5, np.full_like(xx, 5 * k)], -1)
+                      for k in range(n)]).astype(np.uint8)
+    y = np.where(rng.random((n, 53)) < 0.2, rng.random((n, 53)), 0).astype(np.float32)
+    angles = rng.uniform(-40, 40, (n, 3)).astype(np.float32)
+    path = pack(x, crops, y, angles, rng.normal(0, 1, (478, 3)), rng.normal(0, 1, (468, 2)), ("a", "b"),
+                tmp_path / "p" / "train.npz", {"renders": n}, components=16)
+    assert not list(path.parent.glob("*.part"))
+    d = unpack(path)
+    assert d["names"] == ("a", "b") and d["meta"] == {"renders": n}
+    assert np.abs(d["features"] - x).max() < 2e-3 and np.abs(d["expression"] - y).max() < 1e-3
+    assert np.array_equal(d["angles"], angles) and d["crops"].shape == crops.shape
+    assert 10 * np.log10(255 ** 2 / ((d["crops"].astype(float) - crops) ** 2).mean()) > 25

@@ -4,8 +4,11 @@
    :data:`DATA_SEED`, rendered with the NumPy renderer and read by MediaPipe, cached in ``--data`` and reused.
 2. Features (:mod:`likeness.learned.features`) against a landmark template, the Procrustes mean of the
    training faces.
-3. The network (:mod:`likeness.learned.network`) is trained with AdamW from :data:`TRAIN_SEED`; the last shard
-   is kept aside to report a validation error while training (it never chooses anything).
+   Or, with ``--packed``, all of that read from one file made by :mod:`likeness.learned.pack` (to train on
+   another machine, e.g. a GPU, without the render cache; the shipped weights were trained so).
+3. The network (:mod:`likeness.learned.network`) is trained with AdamW from :data:`TRAIN_SEED` on ``--device``,
+   half of the faces shown mirrored (:mod:`likeness.learned.mirror`); the last shard is kept aside to report a
+   validation error while training (it never chooses anything).
 4. The checkpoint (safetensors, float16 tensors) goes to ``--out`` with its recipe in the metadata, and its
    sha256 is printed.
 
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import SHARD, fill, load
+from .dataset import SHARD, VERSION, fill, load
 from .features import CROP_INNER, FEATURES, encoder_features, landmarks_3d, mean_template
 
 DATA_SEED = 7100
@@ -32,6 +35,7 @@ SKINS = 400
 SCORE_DROP = 0.2  # fraction of training faces shown without MediaPipe's blendshape scores
 LANDMARK_NOISE = 0.004  # extra jitter (inter-ocular units) on the landmark features while training
 ON_WEIGHT = 2.0  # errors on shapes that are on count this much more than weight read into absent shapes
+MIRROR = 0.5  # fraction of training faces shown mirrored (likeness.learned.mirror)
 
 
 def features_of(data: dict[str, np.ndarray], template: np.ndarray) -> np.ndarray:
@@ -49,49 +53,95 @@ def _augment(crops, rng: np.random.Generator):
     offsets = rng.integers(0, span + 1, (n, 2))
     out = torch.stack([crops[i, y:y + CROP_INNER, x:x + CROP_INNER] for i, (y, x) in enumerate(offsets)])
     out = out.permute(0, 3, 1, 2).float() / 255.0
-    gain = torch.from_numpy(rng.uniform(0.7, 1.3, (n, 1, 1, 1)) * rng.uniform(0.9, 1.1, (n, 3, 1, 1))).float()
+    dev = out.device
+    gain = torch.from_numpy(rng.uniform(0.7, 1.3, (n, 1, 1, 1)) * rng.uniform(0.9, 1.1, (n, 3, 1, 1))).float().to(dev)
     mean = out.mean((1, 2, 3), keepdim=True)
-    contrast = torch.from_numpy(rng.uniform(0.7, 1.3, (n, 1, 1, 1))).float()
+    contrast = torch.from_numpy(rng.uniform(0.7, 1.3, (n, 1, 1, 1))).float().to(dev)
     out = ((out - mean) * contrast + mean) * gain
-    grey = torch.from_numpy(rng.random(n) < 0.1)
+    grey = torch.from_numpy(rng.random(n) < 0.1).to(dev)
     out[grey] = out[grey].mean(1, keepdim=True).expand(-1, 3, -1, -1)
     return out.clamp(0.0, 1.0)
 
 
+class _TorchMirror:
+    """:class:`likeness.learned.mirror.Mirror`'s constants on the training device, applied to the rows of a batch
+    that ``mask`` picks."""
+
+    def __init__(self, mirror, device: str) -> None:
+        import torch
+
+        from .mirror import IMAGE_FLIP
+
+        def t(a, dtype=torch.float32):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+        self.template, self.perm = t(mirror.template), t(mirror.perm, torch.long)
+        self.reflect_t, self.shift = t(mirror.reflect.T), t(mirror.shift)
+        self.flip, self.unreflect = t(IMAGE_FLIP), t(np.linalg.inv(mirror.reflect))
+        self.scores, self.expression = t(mirror.scores, torch.long), t(mirror.expression, torch.long)
+        self.angles = t([-1.0, 1.0, -1.0])
+
+    def __call__(self, mask, x, images, y, a):
+        import torch
+
+        n = 478 * 3
+        xm = x[mask]
+        aligned = xm[:, :n].reshape(-1, 478, 3) + self.template
+        points = aligned[:, self.perm] @ self.reflect_t + self.shift - self.template
+        rot = self.flip @ xm[:, n:n + 9].reshape(-1, 3, 3) @ self.unreflect
+        x, images, y, a = x.clone(), images.clone(), y.clone(), a.clone()
+        x[mask] = torch.cat([points.reshape(len(xm), -1), rot.reshape(len(xm), 9), xm[:, n + 9:][:, self.scores]], 1)
+        images[mask] = images[mask].flip(3)
+        y[mask] = y[mask][:, self.expression]
+        a[mask] = a[mask] * self.angles
+        return x, images, y, a
+
+
 def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, epochs: int, seed: int,
-          width: int, blocks: int, val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, log=print):
+          width: int, blocks: int, channels: float = 1.0,
+          val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, log=print, device: str = "cpu",
+          mirror=None, mirror_fraction: float = MIRROR):
     """The trained :class:`~likeness.learned.network.ExpressionNet` (CPU, eval mode). ``crops``: (N, S, S, 3)
-    uint8 face crops; ``val``: features, crops and weights to report on while training."""
+    uint8 face crops; ``val``: features, crops and weights to report on while training; ``device``: where it
+    trains (the random streams are drawn on the CPU, so the batches are the same on any device); ``mirror``: a
+    :class:`likeness.learned.mirror.Mirror`, to show ``mirror_fraction`` of the faces mirrored."""
     import torch
 
     from .network import ANGLE_UNIT_DEG, ExpressionNet, centre, weight_loss
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = ExpressionNet(x.shape[1], y.shape[1], width, blocks)
+    net = ExpressionNet(x.shape[1], y.shape[1], width, blocks, channels=channels)
     net.mean.copy_(torch.from_numpy(x.mean(0)))
     net.scale.copy_(torch.from_numpy(np.maximum(x.std(0), 1e-3)))
-    xt, yt, ct = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(crops)
-    at = torch.from_numpy(angles / ANGLE_UNIT_DEG).float()
+    net.to(device)
+    xt, yt, ct = (torch.from_numpy(a).to(device) for a in (x, y, crops))
+    at = torch.from_numpy(angles / ANGLE_UNIT_DEG).float().to(device)
     batch = 128
     steps = max(epochs * int(np.ceil(len(x) / batch)), 1)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
-    score_cols = torch.zeros(x.shape[1], dtype=torch.bool)
+    score_cols = torch.zeros(x.shape[1], dtype=torch.bool, device=device)
     score_cols[478 * 3 + 9:] = True
-    noise_scale = torch.zeros(x.shape[1])
+    noise_scale = torch.zeros(x.shape[1], device=device)
     noise_scale[:478 * 3] = LANDMARK_NOISE
+    flip = _TorchMirror(mirror, device) if mirror is not None and mirror_fraction > 0 else None
+    began = time.perf_counter()
     for epoch in range(epochs):
         net.train()
         order = torch.from_numpy(rng.permutation(len(x)))
         total = 0.0
         for start in range(0, len(x), batch):
-            idx = order[start:start + batch]
-            xb = xt[idx] + torch.randn(len(idx), x.shape[1]) * noise_scale
-            drop = torch.from_numpy(rng.random(len(idx)) < SCORE_DROP)
+            idx = order[start:start + batch].to(device)
+            xb, images, yb, ab = xt[idx], _augment(ct[idx], rng), yt[idx], at[idx]
+            if flip is not None:
+                xb, images, yb, ab = flip(torch.from_numpy(rng.random(len(idx)) < mirror_fraction).to(device),
+                                          xb, images, yb, ab)
+            xb = xb + torch.randn(len(idx), x.shape[1]).to(device) * noise_scale
+            drop = torch.from_numpy(rng.random(len(idx)) < SCORE_DROP).to(device)
             xb[drop[:, None] & score_cols[None]] = 0.0
-            raw, ang = net(xb, _augment(ct[idx], rng))
-            loss = weight_loss(raw, yt[idx], ON_WEIGHT) + 0.05 * (ang - at[idx]).abs().mean()
+            raw, ang = net(xb, images)
+            loss = weight_loss(raw, yb, ON_WEIGHT) + 0.05 * (ang - ab).abs().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -100,11 +150,13 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
         if val is not None and (epoch % 5 == 4 or epoch == epochs - 1):
             net.eval()
             with torch.no_grad():
-                pred = net(torch.from_numpy(val[0]), centre(torch.from_numpy(val[1])))[0].clamp(0, 1).numpy()
+                pred = net(torch.from_numpy(val[0]).to(device),
+                           centre(torch.from_numpy(val[1]).to(device)))[0].clamp(0, 1).cpu().numpy()
             on = val[2] > 0
             log(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}, validation on-shape error "
-                f"{np.abs(pred - val[2])[on].mean():.3f}, leak {np.where(on, 0, pred).sum(1).mean():.2f}", flush=True)
-    return net.eval()
+                f"{np.abs(pred - val[2])[on].mean():.3f}, leak {np.where(on, 0, pred).sum(1).mean():.2f} "
+                f"({time.perf_counter() - began:.0f} s)", flush=True)
+    return net.cpu().eval()
 
 
 def save(net, template: np.ndarray, crop_template: np.ndarray, names: tuple[str, ...], path: Path,
@@ -118,7 +170,8 @@ def save(net, template: np.ndarray, crop_template: np.ndarray, names: tuple[str,
                for k, v in net.state_dict().items()}
     tensors["template"] = torch.from_numpy(template.astype(np.float32))
     tensors["crop_template"] = torch.from_numpy(crop_template.astype(np.float32))
-    metadata = {"config": json.dumps({"features": FEATURES, "width": meta["width"], "blocks": meta["blocks"]}),
+    metadata = {"config": json.dumps({"features": FEATURES, "width": meta["width"], "blocks": meta["blocks"],
+                                      "channels": meta.get("channels", 1.0)}),
                 "expression_names": json.dumps(list(names)), "recipe": json.dumps(meta)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".part")
@@ -127,53 +180,78 @@ def save(net, template: np.ndarray, crop_template: np.ndarray, names: tuple[str,
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def main(argv: list[str] | None = None) -> None:
+def prepare(folder: Path, shards: int, workers: int, model: str | None) -> dict:
+    """The training set from the render cache in ``folder`` (shards made first where missing): features, crops,
+    truth, the landmark template (the Procrustes mean of the first 2000 faces), the crop template, the
+    expression names and how the data was made."""
     from ..blendshapes import find_task
     from ..correspondence import load_table
     from ..headmodel import load_ict, resolve_model_path
     from .features import crop_template
-    from .runtime import SHIPPED
-
-    parser = argparse.ArgumentParser(description="Train the expression encoder (see docs/encoder.md).")
-    parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
-    parser.add_argument("--shards", type=int, default=60, help=f"training shards of {SHARD} renders")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--width", type=int, default=384)
-    parser.add_argument("--blocks", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="processes rendering the training data")
-    parser.add_argument("--model", help="ICT model (.npz or folder); default as for `likeness reconstruct`")
-    parser.add_argument("--out", type=Path, default=SHIPPED, help="where the checkpoint goes")
-    args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    model_path = resolve_model_path(args.model)
+    model_path = resolve_model_path(model)
     task = find_task()
     if task is None:
         raise SystemExit("MediaPipe's Face Landmarker model is needed for the training data: "
                          "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
-    model = load_ict(model_path)
-    names = model.expression_names
-    paths = fill(args.data, str(model_path), str(task), "train", args.shards, DATA_SEED, SKINS, args.workers)
-    made = time.perf_counter()
+    head = load_ict(model_path)
+    paths = fill(folder, str(model_path), str(task), "train", shards, DATA_SEED, SKINS, workers)
     data = load(paths)
     keep = data["found"] > 0
     print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
     data = {k: v[keep] for k, v in data.items()}
     faces = np.stack([landmarks_3d(p, d) for p, d in zip(data["points_px"], data["depth_px"])]).astype(np.float64)
     template = mean_template(faces[:2000])
-    x = features_of(data, template)
-    y, angles, crops = data["expression"].astype(np.float32), data["angles"].astype(np.float32), data["crop"]
+    return {"features": features_of(data, template), "crops": data["crop"],
+            "expression": data["expression"].astype(np.float32), "angles": data["angles"].astype(np.float32),
+            "template": template, "crop_template": crop_template(load_table().points(head.neutral.astype(np.float64))),
+            "names": head.expression_names,
+            "meta": {"data_seed": DATA_SEED, "renders": int(len(keep)), "faces": int(keep.sum()), "shards": shards,
+                     "skin_family": "train", "data_version": VERSION,
+                     "data_minutes": round((time.perf_counter() - start) / 60, 1)}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .mirror import Mirror
+    from .runtime import SHIPPED, pick_device
+
+    parser = argparse.ArgumentParser(description="Train the expression encoder (see docs/encoder.md).")
+    parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
+    parser.add_argument("--shards", type=int, default=64, help=f"training shards of {SHARD} renders")
+    parser.add_argument("--packed", type=Path, help="train from a pack (python -m likeness.learned.pack) "
+                        "instead of the render cache")
+    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--width", type=int, default=384)
+    parser.add_argument("--blocks", type=int, default=3)
+    parser.add_argument("--channels", type=float, default=1.5, help="width factor of the image branch's layers")
+    parser.add_argument("--workers", type=int, default=2, help="processes rendering the training data")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
+    parser.add_argument("--mirror", type=float, default=MIRROR, help="fraction of faces shown mirrored")
+    parser.add_argument("--model", help="ICT model (.npz or folder); default as for `likeness reconstruct`")
+    parser.add_argument("--out", type=Path, default=SHIPPED, help="where the checkpoint goes")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    if args.packed:
+        from .pack import unpack
+
+        data = unpack(args.packed)
+        data["meta"]["packed"] = args.packed.name
+    else:
+        data = prepare(args.data, args.shards, args.workers, args.model)
+    made = time.perf_counter()
+    x, crops, y, angles = data["features"], data["crops"], data["expression"], data["angles"]
     held = len(x) - min(SHARD, len(x) // 10)
+    device = pick_device(args.device)
     net = train(x[:held], crops[:held], y[:held], angles[:held], args.epochs, TRAIN_SEED, args.width, args.blocks,
-                val=(x[held:], crops[held:], y[held:]))
-    meta = {"command": "python -m likeness.learned.train", "data_seed": DATA_SEED, "train_seed": TRAIN_SEED,
-            "renders": int(len(keep)), "faces": int(len(x)), "shards": args.shards, "epochs": args.epochs,
-            "width": args.width, "blocks": args.blocks, "skins": SKINS, "skin_family": "train",
-            "on_weight": ON_WEIGHT, "score_drop": SCORE_DROP, "landmark_noise": LANDMARK_NOISE,
-            "data_minutes": round((made - start) / 60, 1),
-            "train_minutes": round((time.perf_counter() - made) / 60, 1)}
-    digest = save(net, template, crop_template(load_table().points(model.neutral.astype(np.float64))), names,
-                  args.out, meta)
+                args.channels, val=(x[held:], crops[held:], y[held:]), device=device,
+                mirror=Mirror(data["template"], data["names"]), mirror_fraction=args.mirror)
+    meta = dict(data["meta"], command="python -m likeness.learned.train", train_seed=TRAIN_SEED,
+                epochs=args.epochs, width=args.width, blocks=args.blocks, channels=args.channels, skins=SKINS,
+                on_weight=ON_WEIGHT, mirror=args.mirror, score_drop=SCORE_DROP, landmark_noise=LANDMARK_NOISE, device=device,
+                train_minutes=round((time.perf_counter() - made) / 60, 1))
+    digest = save(net, data["template"], data["crop_template"], data["names"], args.out, meta)
     print(f"wrote {args.out} (sha256 {digest}) in {(time.perf_counter() - start) / 60:.1f} min")
 
 
