@@ -107,8 +107,9 @@ class LIKENESS_OT_reconstruct(bpy.types.Operator):
         folder = paths.output_folder(self.output_dir or settings.output_dir)
         size = self.texture_size or int(settings.texture_size)
         try:
-            jobs.start_reconstruct(context.scene, photos, folder, size, bpy.path.abspath(self.model),
-                                   settings.refine, settings.encoder)
+            model = bpy.path.abspath(self.model) if self.model else ("flame" if settings.smirk_flame else "")
+            jobs.start_reconstruct(context.scene, photos, folder, size, model, settings.refine,
+                                   "smirk" if settings.smirk_flame else settings.encoder)
         except LikenessError as exc:
             return report_error(self, exc)
         self.report({"INFO"}, f"Reconstructing from {len(photos)} photo{'s' * (len(photos) != 1)}...")

@@ -36,6 +36,12 @@ class LikenessSettings(bpy.types.PropertyGroup):
         description="Read the expression with the learned expression encoder (needs torch in the backend, which "
                     "Set up backend installs). Better on synthetic faces, not yet on every real photo",
     )
+    smirk_flame: BoolProperty(
+        name="SMIRK + FLAME (your files, non-commercial)", default=False,
+        description="Make a FLAME head from SMIRK's reading, with the FLAME model and SMIRK weights you installed in "
+                    "the backend (likeness models install flame|smirk --from PATH; docs/flame_smirk.md). "
+                    "FLAME's licence is non-commercial",
+    )
     progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0, default=0.0,
                             description="Progress of the running reconstruction")
     status: StringProperty(name="Status", default="", description="What the backend is doing, or the last error")

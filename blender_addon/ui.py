@@ -41,6 +41,7 @@ class LIKENESS_PT_main(bpy.types.Panel):
         layout.prop(settings, "texture_size")
         layout.prop(settings, "refine")
         layout.prop(settings, "encoder")
+        layout.prop(settings, "smirk_flame")
 
         row = layout.row(align=True)
         row.scale_y = 1.4

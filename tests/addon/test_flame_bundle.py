@@ -97,3 +97,16 @@ def test_flame_head_from_the_warm_backend(addon, scene, flame_setup, backend_pyt
         addon.session.SESSION.stop()
     assert head["likeness_head_model"] == "flame" and head["likeness_non_commercial"]
     assert "jaw_open" in head.data.shape_keys.key_blocks and camera.type == "CAMERA"
+
+
+def test_panel_option_asks_for_a_flame_head_from_smirk(addon, scene, monkeypatch, tmp_path):
+    """The sidebar's "SMIRK + FLAME" option sends model "flame" and encoder "smirk" with the reconstruct job."""
+    import bpy
+
+    sent = {}
+    monkeypatch.setattr(addon.jobs, "start_reconstruct", lambda *args: sent.setdefault("args", args))
+    scene.likeness.smirk_flame = True
+    photo = scene.likeness.photos.add()
+    photo.filepath = str(DEV_PHOTO)
+    assert bpy.ops.likeness.reconstruct(output_dir=str(tmp_path)) == {"FINISHED"}
+    assert sent["args"][4] == "flame" and sent["args"][6] == "smirk"
