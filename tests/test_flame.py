@@ -327,3 +327,18 @@ def test_flame_and_smirk_are_never_downloaded(data_dir, capsys, name, hint):
     assert cli.main(["models", "install", name]) == 2
     err = capsys.readouterr().err
     assert "cannot download" in err and hint in err and not (data_dir / "models").exists()
+
+
+def test_icts_arkit_shapes_are_carried_onto_flame(ict_flame, ict):
+    """The FLAME head also gets ICT's 53 ARKit-named shapes (so Live Link Face and tracks can drive it): on the
+    ICT-derived FLAME, the carried eyeBlink_L is FLAME's own left-lid offset (both are ICT's eyeBlink_L)."""
+    model, bridge, arrays, _ = ict_flame
+    carried = bridge.transfer(ict.expression_basis.astype(np.float64))
+    assert carried.shape == (53, model.vertex_count, 3)
+    blink = carried[bridge.names.index("eyeBlink_L")]
+    lid = model.eyelids[0]
+    moving = np.linalg.norm(lid, axis=1) > 1e-4
+    assert np.linalg.norm(blink[moving] - lid[moving]) < 0.2 * np.linalg.norm(lid[moving])  # 12 % here
+    head = head_model(model, bridge.landmarks_68, (bridge.names, carried))
+    assert head.expression_names[-53:] == tuple(bridge.names)
+    assert head.expression_names[:len(key_names(model))] == key_names(model)

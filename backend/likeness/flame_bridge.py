@@ -28,7 +28,7 @@ from .correspondence import Correspondence
 from .flame import Flame
 from .headmodel import HeadModel
 
-MAX_GAP = 0.01  # m: FLAME vertices farther than this from ICT's face surface (two different mean heads) do not carry the fit
+MAX_GAP = 0.01  # m: FLAME vertices farther from ICT's face (two different mean heads) do not carry the fit
 RIDGE = 1e-3  # relative ridge on the weights
 
 
@@ -107,10 +107,19 @@ class Bridge:
     mediapipe_tris: np.ndarray  # (N,3) FLAME vertex ids of the triangle holding each MediaPipe landmark
     mediapipe_bary: np.ndarray  # (N,3)
     gap: np.ndarray  # (V_flame,) distance to ICT's skin after alignment, m
+    ict_corners: np.ndarray  # (V_flame,3) ICT vertex ids of the triangle closest to each FLAME vertex
+    ict_bary: np.ndarray  # (V_flame,3) barycentric coordinates there
+    reach: np.ndarray  # (V_flame,) in [0, 1]: how much of ICT's motion a FLAME vertex takes (transfer)
 
     def mediapipe_points(self, verts: np.ndarray) -> np.ndarray:
         """MediaPipe's landmarks (N,3) on FLAME vertices ``verts``."""
         return np.einsum("nk,nkd->nd", self.mediapipe_bary, verts[self.mediapipe_tris])
+
+    def transfer(self, ict_deltas: np.ndarray) -> np.ndarray:
+        """ICT shapes (E,V_ict,3) carried onto FLAME's vertices (E,V_flame,3) in FLAME's frame: each FLAME vertex
+        moves as its closest ICT point does, fading out beyond :data:`MAX_GAP` (and on the eyeballs)."""
+        sampled = np.einsum("vk,evkd->evd", self.ict_bary, ict_deltas[:, self.ict_corners])
+        return (sampled @ self.rotation / self.scale) * self.reach[None, :, None]
 
     def arkit(self, displacement: np.ndarray) -> np.ndarray:
         """ICT's expression weights (E,) in [0, 1] that best explain a FLAME displacement (V,3) from neutral."""
@@ -187,4 +196,5 @@ def build(flame: Flame, ict: HeadModel, table: Correspondence) -> Bridge:
     return Bridge(scale=s, rotation=rot, translation=t, carriers=carriers,
                   system=system.reshape(-1, system.shape[-1]), names=tuple(ict.expression_names),
                   landmarks_68=landmarks.astype(np.int32), mediapipe_tris=flame_tris[mp_tri].astype(np.int32),
-                  mediapipe_bary=mp_bary, gap=gap)
+                  mediapipe_bary=mp_bary, gap=gap, ict_corners=tris[tri].astype(np.int32), ict_bary=bary,
+                  reach=np.clip(2.0 - gap / MAX_GAP, 0.0, 1.0) * head)

@@ -55,7 +55,8 @@ def key_deltas(flame: Flame) -> np.ndarray:
 
 
 def key_weights(flame: Flame, expression: np.ndarray, eyelids: np.ndarray | None, jaw: np.ndarray) -> np.ndarray:
-    """Shape-key weights in [0, 1] for SMIRK's expression (50,), eyelids (2,) and jaw (3,)."""
+    """Weights in [0, 1] of FLAME's own keys (:func:`key_names`) for SMIRK's expression (50,), eyelids (2,) and jaw
+    (3,); keys after them (the ARKit ones) stay 0."""
     n = min(N_EXP, flame.exprdirs.shape[2])
     e = np.zeros(n)
     e[:min(n, len(expression))] = expression[:n]
@@ -94,8 +95,11 @@ def eyeball_ranges(flame: Flame) -> dict[str, tuple[int, int]]:
     return out
 
 
-def head_model(flame: Flame, landmarks_68: np.ndarray) -> HeadModel:
-    """The FLAME mesh as a head model: identity modes, the keys above, one projected skin material, the eyes."""
+def head_model(flame: Flame, landmarks_68: np.ndarray, arkit: tuple[tuple[str, ...], np.ndarray] | None = None
+               ) -> HeadModel:
+    """The FLAME mesh as a head model: identity modes, the keys above, one projected skin material, the eyes.
+    ``arkit``: (names, deltas (E,V,3)) of ICT's ARKit-named shapes carried onto FLAME (:meth:`Bridge.transfer`),
+    appended after FLAME's own keys, so ARKit tools (Live Link Face, tracks) can drive a FLAME head."""
     faces = np.full((len(flame.faces), 4), -1, np.int32)
     faces[:, :3] = flame.faces
     if flame.uv is not None:
@@ -109,7 +113,8 @@ def head_model(flame: Flame, landmarks_68: np.ndarray) -> HeadModel:
     return HeadModel(
         name="flame", neutral=flame.template.astype(np.float32),
         identity_basis=np.moveaxis(flame.shapedirs, 2, 0).astype(np.float32),
-        expression_basis=key_deltas(flame), expression_names=key_names(flame), faces=faces, faces_uv=faces_uv,
+        expression_basis=np.concatenate([key_deltas(flame), *([arkit[1].astype(np.float32)] if arkit else [])]),
+        expression_names=key_names(flame) + (tuple(arkit[0]) if arkit else ()), faces=faces, faces_uv=faces_uv,
         uv=np.clip(uv, 0.0, 1.0), face_material=face_material, materials=(SKIN, EYES),
         landmarks_68=np.asarray(landmarks_68, np.int32), face_vertex_count=flame.vertex_count,
         eyeball_vertices=eyeball_ranges(flame), license_name=LICENSE_NAME, license_text=flame.license_text,

@@ -44,7 +44,8 @@ def flame_models(ict) -> tuple[Flame, Bridge, object]:
         flame = load_flame(flame_path)
         bridge = build(flame, ict, load_table())
         _CACHE.clear()
-        _CACHE[key] = (flame, bridge, head_model(flame, bridge.landmarks_68))
+        arkit = (bridge.names, bridge.transfer(ict.expression_basis))
+        _CACHE[key] = (flame, bridge, head_model(flame, bridge.landmarks_68, arkit))
     return _CACHE[key]
 
 
@@ -214,7 +215,8 @@ def _record(model, bridge: Bridge, photo, view: PhotoView, lm, read: dict, fit: 
                    "focal_source": photo.focal_source},
         "pose": {"yaw_deg": round(yaw, 4), "pitch_deg": round(pitch, 4), "roll_deg": round(roll, 4),
                  "model_to_camera": np.round(model_to_camera(rot, trans), 7).tolist()},
-        "expression": {n: round(float(w), 5) for n, w in zip(model.expression_names, weights)},
+        "expression": {n: round(float(w), 5) for n, w in zip(model.expression_names, np.r_[
+            weights, np.zeros(len(model.expression_names) - len(weights))])},
         "identity": [round(float(v), 6) for v in shape],
         "landmarks_68_px": np.round(lm68, 3).tolist(),
         "fit": {"landmark_rmse_px": round(rmse, 4), "landmark_rmse_iod": round(rmse / iod, 5),

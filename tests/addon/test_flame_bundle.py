@@ -66,6 +66,7 @@ def test_flame_bundle_imports_with_its_keys_and_licence(addon, scene, flame_bund
     names = [b.name for b in blocks[1:]]
     assert names == manifest["expressions"]
     assert {"flame_exp_00_pos", "flame_exp_49_neg", "eyelid_L", "eyelid_R", "jaw_open", "jaw_left"} <= set(names)
+    assert {"jawOpen", "eyeBlink_L", "mouthSmile_R"} <= set(names)  # ICT's ARKit shapes, carried onto FLAME
     assert {b.name: b.value for b in blocks[1:]} == pytest.approx(manifest["photos"][0]["expression"], abs=1e-6)
     blocks["jaw_open"].value = 1.0  # the linearised jaw key opens the mouth: the chin goes down
     evaluated = head.evaluated_get(bpy.context.evaluated_depsgraph_get()).to_mesh()
