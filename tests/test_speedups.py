@@ -66,3 +66,16 @@ def test_png_in_parallel_parts_decodes_to_the_same_pixels(monkeypatch, deflate):
     decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
     assert (decoded == image).all()
     assert (np.asarray(Image.open(io.BytesIO(data))) == image).all()  # a second decoder (checks Adler-32 too)
+
+
+def test_malloc_tuning_is_once_and_can_be_turned_off(monkeypatch):
+    import sys
+
+    import likeness.malloc as malloc
+
+    monkeypatch.setattr(malloc, "_done", None)
+    monkeypatch.setenv("LIKENESS_MALLOC", "default")
+    assert malloc.keep_freed_memory() is False
+    monkeypatch.setattr(malloc, "_done", None)
+    monkeypatch.delenv("LIKENESS_MALLOC")
+    assert malloc.keep_freed_memory() is sys.platform.startswith("linux")  # glibc here

@@ -29,6 +29,7 @@ from .geometry import head_angles, head_rotation
 from .headmodel import HeadModel, load_ict, resolve_model_path
 from .images import Photo, load_photo
 from .landmarks import FaceLandmarks, LandmarkDetector
+from .malloc import keep_freed_memory
 from .maps import has_face_detail, normal_map, roughness_png
 from .preview import preview_image
 from .refine import RefineSettings
@@ -67,6 +68,9 @@ class Engine:
     _detector: LandmarkDetector | None = None
     _scorer: BlendshapeScorer | None | bool = None  # False: looked, not installed
     _encoder: tuple | None = None  # (key, likeness.learned.runtime.ExpressionEncoder or None): the last one loaded
+
+    def __post_init__(self) -> None:
+        keep_freed_memory()  # a warm process reuses the large buffers of its last job (likeness.malloc)
 
     def model(self, path: str | None) -> tuple[HeadModel, LandmarkBasis]:
         resolved = resolve_model_path(path)
@@ -177,7 +181,8 @@ class Engine:
         only = np.isin(model.expression_names, self.settings.evidence_only)
         for obs, fit in zip(observations, result.photos):
             fit.gaze = gaze_angles(obs.points_px, obs.camera, fit.rotation, fit.translation, balls)
-            evidence = _combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names))
+            share = settings.encoder_gaze_share if "expression_encoder" in obs.sources else 0.5
+            evidence = _combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names), share)
             fit.expression[only] = np.clip(np.nan_to_num(evidence[only]), 0.0, 1.0)
             edges = ("photo_edges",) if "photo_edges" in fit.evidence else ()  # set by the refinement
             fit.evidence = ("landmarks", "iris_gaze") + obs.sources + edges
@@ -333,13 +338,13 @@ def encoder_wanted() -> bool:
     return value not in ("", "off", "0", "none", "false")
 
 
-def _combine(first: np.ndarray | None, second: np.ndarray) -> np.ndarray:
-    """Average two evidence arrays where both have a value, else take whichever has one (NaN = none)."""
+def _combine(first: np.ndarray | None, second: np.ndarray, share: float = 0.5) -> np.ndarray:
+    """``share`` × first + (1 − share) × second where both have a value, else whichever has one (NaN = none)."""
     if first is None:
         return second
-    stacked = np.stack([first, second])
-    counts = (~np.isnan(stacked)).sum(0)
-    return np.where(counts > 0, np.nansum(stacked, 0) / np.maximum(counts, 1), np.nan)
+    both = ~np.isnan(first) & ~np.isnan(second)
+    mixed = share * np.nan_to_num(first) + (1.0 - share) * np.nan_to_num(second)
+    return np.where(both, mixed, np.where(np.isnan(first), second, first))
 
 
 def _validate(request: ReconstructRequest) -> None:
