@@ -3,8 +3,9 @@
 A 2048² job allocates and frees about half a gigabyte of large NumPy/OpenCV buffers. glibc hands blocks above
 its mmap threshold back to the kernel on ``free``, so the next job page-faults all of them in again: measured
 0.2–0.27 s of system time per 2048² job on 2 cores (a quarter of its wall time). Raising the mmap threshold
-to its maximum (32 MiB) and the trim threshold keeps those blocks in the heap for reuse (0.12–0.16 s left). The cost: a warm
-process keeps up to :data:`TRIM_BYTES` of freed memory. ``LIKENESS_MALLOC=default`` leaves glibc as it is.
+to its maximum (32 MiB) and the trim threshold keeps those blocks in the heap for reuse (0.12–0.16 s left). The
+cost: a warm process keeps up to :data:`TRIM_BYTES` of freed memory. ``LIKENESS_MALLOC=default`` leaves glibc as
+it is.
 """
 
 from __future__ import annotations
