@@ -34,6 +34,7 @@ def test_uv_cache_round_trip_and_damaged_file(ict, tmp_path, monkeypatch):
     monkeypatch.setenv("LIKENESS_CACHE_DIR", str(tmp_path))
     uv_map.cache_clear()
     computed = uv_map(ict, 0, 128)
+    uvcache.flush()  # written in the background
     files = list((tmp_path / "uv").glob("uv_128_0_*.npz"))
     assert len(files) == 1
     uv_map.cache_clear()
@@ -45,6 +46,7 @@ def test_uv_cache_round_trip_and_damaged_file(ict, tmp_path, monkeypatch):
     assert uvcache.load(files[0]) is None
     uv_map.cache_clear()
     again = uv_map(ict, 0, 128)
+    uvcache.flush()
     assert np.array_equal(again.texels, computed.texels)
     assert uvcache.load(files[0]) is not None  # rewritten whole
     assert not list((tmp_path / "uv").glob(".*.tmp"))

@@ -277,10 +277,10 @@ def prepare_textures(model: HeadModel, size: int) -> None:
     vertices and the face regions."""
     mirror_vertices(model)
     vertex_regions(model)
-    for material, spec in enumerate(model.materials):
-        if spec.projected:
-            uv_map(model, material, size)
-            roughness_png(model, material, size)
+    projected = [i for i, spec in enumerate(model.materials) if spec.projected]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the first run ever rasterises: both materials at once
+        list(pool.map(lambda material: (uv_map(model, material, size), roughness_png(model, material, size)),
+                      projected))
 
 
 def _photo_record(model: HeadModel, photo: Photo, view: PhotoView, fit: PhotoFit, lm: FaceLandmarks,

@@ -85,7 +85,7 @@ def uv_map(model: HeadModel, material: int, size: int) -> UVMap:
     arrays = uvcache.load(path)
     if arrays is None:
         arrays = _rasterise_uv(model.uv, triangles_uv, size)
-        uvcache.save(path, arrays)
+        uvcache.save_later(path, arrays)
     texels, local, bary = arrays["texels"].astype(np.int64), arrays["local"], arrays["bary"]
     vertex_ids = model.triangles[keep][local]
     data, indices, n = bary.ravel(), vertex_ids.ravel(), len(texels)

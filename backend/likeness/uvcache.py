@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from .paths import data_dir
 VERSION = 1
 FIELDS = ("texels", "local", "bary", "nearest", "far")
 log = logging.getLogger(__name__)
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeness-uvcache")
 
 
 def cache_dir() -> Path:
@@ -62,6 +64,16 @@ def load(path: Path) -> dict[str, np.ndarray] | None:
         log.warning("ignoring the inconsistent UV cache file %s", path)
         return None
     return arrays
+
+
+def save_later(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """:func:`save` in a background thread (the job need not wait for the disk; the process waits at exit)."""
+    _WRITER.submit(save, path, arrays)
+
+
+def flush() -> None:
+    """Wait for the files :func:`save_later` queued."""
+    _WRITER.submit(lambda: None).result()
 
 
 def save(path: Path, arrays: dict[str, np.ndarray]) -> None:
