@@ -449,3 +449,14 @@ def test_a_pack_holds_the_training_set(tmp_path):
     assert np.abs(d["features"] - x).max() < 2e-3 and np.abs(d["expression"] - y).max() < 1e-3
     assert np.array_equal(d["angles"], angles) and d["crops"].shape == crops.shape
     assert 10 * np.log10(255 ** 2 / ((d["crops"].astype(float) - crops) ** 2).mean()) > 25
+
+
+def test_the_encoders_gaze_is_mixed_with_the_irises_by_its_share():
+    from likeness.pipeline import _combine
+
+    nan = np.nan
+    first, second = np.array([0.8, nan, 0.2, nan]), np.array([0.4, 0.6, nan, nan])
+    mixed = _combine(first, second, 0.75)
+    assert mixed[0] == pytest.approx(0.7) and mixed[1] == 0.6 and mixed[2] == 0.2 and np.isnan(mixed[3])
+    assert _combine(first, second)[0] == pytest.approx(0.6) and np.array_equal(_combine(None, second), second,
+                                                                                equal_nan=True)

@@ -36,6 +36,7 @@ class FitSettings:
     encoder_weight: float = 1600.0  # the same weight when the evidence comes from the expression encoder (tune_fit.py)
     identity_encoder_weight: float = 100.0  # the encoder's weight while the identity is fitted (then held)
     pose_prior: float = 3000.0  # weight of |log(R_prior Rᵀ)|² (radians) where an observation has a rotation prior (the encoder's)
+    encoder_gaze_share: float = 0.75  # the encoder's share of the eyeLook* weights beside the irises' gaze (tune_fit.py)
     symmetry: float = 1.0  # weight of Σ (w_L − w_R)² over left/right pairs: symmetric unless the photo says so
     antagonism: float = 4.0  # weight of Σ (w_a + w_b)² over opposing pairs (jawLeft/jawRight, ...)
     antagonists: tuple[tuple[str, str], ...] = (("jawLeft", "jawRight"), ("mouthLeft", "mouthRight"),

@@ -126,7 +126,8 @@ class FrameTracker:
         start = [self.previous] if self.previous is not None else None
         fit = fit_landmarks(self.basis, [obs], self.warm if start else self.cold, start).photos[0]
         fit.gaze = gaze_angles(obs.points_px, obs.camera, fit.rotation, fit.translation, self.balls)
-        evidence = _combine(obs.evidence, gaze_weights(fit.gaze, self.names))
+        share = self.cold.encoder_gaze_share if "expression_encoder" in obs.sources else 0.5
+        evidence = _combine(obs.evidence, gaze_weights(fit.gaze, self.names), share)
         fit.expression[self.only] = np.clip(np.nan_to_num(evidence[self.only]), 0.0, 1.0)
         self.previous = fit
         self.fits.append(fit)
