@@ -100,11 +100,12 @@ def main(argv: list[str] | None = None) -> None:
                                      "(docs/encoder.md, 'Training on a GPU').")
     parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
     parser.add_argument("--shards", type=int, default=64, help="training shards (made first where missing)")
+    parser.add_argument("--data-version", type=int, choices=(1, 2), default=2, help="which training renders")
     parser.add_argument("--workers", type=int, default=2, help="processes rendering missing shards")
     parser.add_argument("--model", help="ICT model (.npz or folder); default as for `likeness reconstruct`")
     parser.add_argument("--out", type=Path, default=Path("out/pack/train.npz"))
     args = parser.parse_args(argv)
-    data = prepare(args.data, args.shards, args.workers, args.model)
+    data = prepare(args.data, args.shards, args.workers, args.model, args.data_version)
     meta = dict(data["meta"], skins=SKINS, packed_components=COMPONENTS, packed_webp_quality=WEBP_QUALITY)
     pack(data["features"], data["crops"], data["expression"], data["angles"], data["template"],
          data["crop_template"], data["names"], args.out, meta)

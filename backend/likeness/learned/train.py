@@ -5,10 +5,13 @@
 2. Features (:mod:`likeness.learned.features`) against a landmark template, the Procrustes mean of the
    training faces.
    Or, with ``--packed``, all of that read from one file made by :mod:`likeness.learned.pack` (to train on
-   another machine, e.g. a GPU, without the render cache; the shipped weights were trained so).
+   another machine, e.g. a GPU, without the render cache).
 3. The network (:mod:`likeness.learned.network`) is trained with AdamW from :data:`TRAIN_SEED` on ``--device``,
-   half of the faces shown mirrored (:mod:`likeness.learned.mirror`); the last shard is kept aside to report a
-   validation error while training (it never chooses anything).
+   optionally with ``--mirror`` of the faces shown mirrored (:mod:`likeness.learned.mirror`); the last shard is
+   kept aside to report a validation error while training (it never chooses anything).
+
+The defaults are the shipped weights' recipe (data version 1, 60 shards, 15 epochs, channels 1, no mirror, CPU);
+docs/encoder.md, "Training", says what the other settings gave.
 4. The checkpoint (safetensors, float16 tensors) goes to ``--out`` with its recipe in the metadata, and its
    sha256 is printed.
 
@@ -35,7 +38,7 @@ SKINS = 400
 SCORE_DROP = 0.2  # fraction of training faces shown without MediaPipe's blendshape scores
 LANDMARK_NOISE = 0.004  # extra jitter (inter-ocular units) on the landmark features while training
 ON_WEIGHT = 2.0  # errors on shapes that are on count this much more than weight read into absent shapes
-MIRROR = 0.5  # fraction of training faces shown mirrored (likeness.learned.mirror)
+MIRROR = 0.0  # fraction of training faces shown mirrored (likeness.learned.mirror; docs/encoder.md: 0.5 was tried)
 
 
 def features_of(data: dict[str, np.ndarray], template: np.ndarray) -> np.ndarray:
@@ -133,13 +136,14 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
         total = 0.0
         for start in range(0, len(x), batch):
             idx = order[start:start + batch].to(device)
-            xb, images, yb, ab = xt[idx], _augment(ct[idx], rng), yt[idx], at[idx]
+            # random draws in the first recipe's order (noise, score drop, crop jitter), the mirror's last
+            xb = xt[idx] + torch.randn(len(idx), x.shape[1]).to(device) * noise_scale
+            drop = torch.from_numpy(rng.random(len(idx)) < SCORE_DROP).to(device)
+            xb[drop[:, None] & score_cols[None]] = 0.0
+            images, yb, ab = _augment(ct[idx], rng), yt[idx], at[idx]
             if flip is not None:
                 xb, images, yb, ab = flip(torch.from_numpy(rng.random(len(idx)) < mirror_fraction).to(device),
                                           xb, images, yb, ab)
-            xb = xb + torch.randn(len(idx), x.shape[1]).to(device) * noise_scale
-            drop = torch.from_numpy(rng.random(len(idx)) < SCORE_DROP).to(device)
-            xb[drop[:, None] & score_cols[None]] = 0.0
             raw, ang = net(xb, images)
             loss = weight_loss(raw, yb, ON_WEIGHT) + 0.05 * (ang - ab).abs().mean()
             opt.zero_grad()
@@ -180,7 +184,7 @@ def save(net, template: np.ndarray, crop_template: np.ndarray, names: tuple[str,
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def prepare(folder: Path, shards: int, workers: int, model: str | None) -> dict:
+def prepare(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION) -> dict:
     """The training set from the render cache in ``folder`` (shards made first where missing): features, crops,
     truth, the landmark template (the Procrustes mean of the first 2000 faces), the crop template, the
     expression names and how the data was made."""
@@ -196,7 +200,7 @@ def prepare(folder: Path, shards: int, workers: int, model: str | None) -> dict:
         raise SystemExit("MediaPipe's Face Landmarker model is needed for the training data: "
                          "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
     head = load_ict(model_path)
-    paths = fill(folder, str(model_path), str(task), "train", shards, DATA_SEED, SKINS, workers)
+    paths = fill(folder, str(model_path), str(task), "train", shards, DATA_SEED, SKINS, workers, version=version)
     data = load(paths)
     keep = data["found"] > 0
     print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
@@ -208,7 +212,7 @@ def prepare(folder: Path, shards: int, workers: int, model: str | None) -> dict:
             "template": template, "crop_template": crop_template(load_table().points(head.neutral.astype(np.float64))),
             "names": head.expression_names,
             "meta": {"data_seed": DATA_SEED, "renders": int(len(keep)), "faces": int(keep.sum()), "shards": shards,
-                     "skin_family": "train", "data_version": VERSION,
+                     "skin_family": "train", "data_version": version,
                      "data_minutes": round((time.perf_counter() - start) / 60, 1)}}
 
 
@@ -218,13 +222,15 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description="Train the expression encoder (see docs/encoder.md).")
     parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
-    parser.add_argument("--shards", type=int, default=64, help=f"training shards of {SHARD} renders")
+    parser.add_argument("--shards", type=int, default=60, help=f"training shards of {SHARD} renders")
+    parser.add_argument("--data-version", type=int, choices=(1, 2), default=1,
+                        help="which training renders (likeness.learned.dataset.VERSION; the shipped weights: 1)")
     parser.add_argument("--packed", type=Path, help="train from a pack (python -m likeness.learned.pack) "
                         "instead of the render cache")
-    parser.add_argument("--epochs", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--width", type=int, default=384)
     parser.add_argument("--blocks", type=int, default=3)
-    parser.add_argument("--channels", type=float, default=1.5, help="width factor of the image branch's layers")
+    parser.add_argument("--channels", type=float, default=1.0, help="width factor of the image branch's layers")
     parser.add_argument("--workers", type=int, default=2, help="processes rendering the training data")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     parser.add_argument("--mirror", type=float, default=MIRROR, help="fraction of faces shown mirrored")
@@ -239,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         data = unpack(args.packed)
         data["meta"]["packed"] = args.packed.name
     else:
-        data = prepare(args.data, args.shards, args.workers, args.model)
+        data = prepare(args.data, args.shards, args.workers, args.model, args.data_version)
     made = time.perf_counter()
     x, crops, y, angles = data["features"], data["crops"], data["expression"], data["angles"]
     held = len(x) - min(SHARD, len(x) // 10)
