@@ -211,10 +211,12 @@ class Engine:
         def step(stage: str, within: float, message: str) -> None:
             if cancelled():
                 raise Cancelled()
-            faults.check(stage)
             stages = list(STAGES)
             nxt = STAGES[stages[stages.index(stage) + 1]] if stage != stages[-1] else 1.0
             report(stage, STAGES[stage] + within * (nxt - STAGES[stage]), message)
+            faults.check(stage)  # a slow stage (tests) pauses after saying it started, so Cancel can land in it
+            if cancelled():
+                raise Cancelled()
 
         output = check_output(request.output)
         n = len(request.photos)
