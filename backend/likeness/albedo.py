@@ -46,6 +46,8 @@ def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray) -> Delit:
     normals, px, weight = view.normals, view.px, view.visibility
     skin = (vertex_regions(model) == SKIN) & (np.arange(model.vertex_count) < model.face_vertex_count)
     use = skin & (weight > 0.4)  # away from the silhouette (stray hair and background)
+    if view.skin is not None:  # and where the photo's pixel is skin (likeness.segment): no fringe, no hand
+        use[use] = view.skin_at_vertices()[use] > 0.5
     colors = _sample_linear(view.rgb, px[use])
     if use.sum() < MIN_SKIN_SAMPLES:  # too little skin seen to tell the light: leave the photo as it is
         light_camera = sh.directional([0.0, 0.0, 1.0], strength=0.0, ambient=1.0)
@@ -109,6 +111,15 @@ def _divide(rgb: np.ndarray, shade_box: tuple, skin_albedo: np.ndarray) -> np.nd
     albedo = np.minimum(albedo, ceiling) + over * _HIGHLIGHT_SOFTNESS
     out[y0:y1, x0:x1] = sh.linear_to_srgb8(albedo)
     return out
+
+
+def hair_color(albedo_rgb: np.ndarray, hair: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Median linear RGB (3,) of an albedo photo (sRGB uint8) where ``hair`` (H,W uint8 weight) is over one half,
+    and how many pixels that was; None when fewer than 30."""
+    pixels = albedo_rgb[hair > 127]
+    if len(pixels) < 30:
+        return None
+    return np.median(sh.SRGB8_TO_LINEAR[pixels[::max(len(pixels) // 20000, 1)]], axis=0), len(pixels)
 
 
 def iris_color(rgb: np.ndarray, points_px: np.ndarray, light_camera: np.ndarray) -> np.ndarray | None:

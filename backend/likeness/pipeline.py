@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from . import faults
-from .albedo import Delit, delight, iris_color
+from .albedo import Delit, delight, hair_color, iris_color
 from .bundle import BundleWriter, check_output
 from .camera import Camera, model_to_camera
 from .correspondence import load_table
@@ -35,12 +35,17 @@ from .preview import preview_image
 from .refine import RefineSettings
 from .refine import refine as refine_fit
 from .regions import vertex_regions
-from .texture import PhotoView, bake_textures, mirror_vertices, uv_map
+from .segment import PersonSegmenter, Segmentation, segment_photo
+from .texture import PhotoView, bake_masks, bake_textures, mirror_vertices, uv_map
 
 Report = Callable[[str, float, str], None]
 #: Fraction of the job at the start of each stage.
 STAGES = {"load": 0.0, "landmarks": 0.1, "fit": 0.3, "texture": 0.45, "write": 0.85}
 MAX_PHOTOS = 64
+#: The hair mask textures are this many times smaller than the colour textures (a soft mask needs no more).
+HAIR_MASK_DOWNSCALE = 4
+#: A material gets a hair mask when at least this share of its texels is more hair than not.
+MIN_HAIR_SHARE = 0.005
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class Engine:
     _detector: LandmarkDetector | None = None
     _scorer: BlendshapeScorer | None | bool = None  # False: looked, not installed
     _encoder: tuple | None = None  # (key, likeness.learned.runtime.ExpressionEncoder or None): the last one loaded
+    use_segmentation: bool = True  # only skin pixels reach the skin albedo; hair becomes a mask and a colour
+    _segmenter: PersonSegmenter | None = None
 
     def __post_init__(self) -> None:
         keep_freed_memory()  # a warm process reuses the large buffers of its last job (likeness.malloc)
@@ -91,6 +98,14 @@ class Engine:
             task = find_task()
             self._scorer = BlendshapeScorer(task) if task else False
         return self._scorer or None
+
+    def segment(self, photo: Photo, landmarks: FaceLandmarks) -> Segmentation | None:
+        """The photo's skin/hair/clothing/background labels (:mod:`likeness.segment`), None when turned off."""
+        if not self.use_segmentation:
+            return None
+        if self._segmenter is None:
+            self._segmenter = PersonSegmenter()
+        return segment_photo(photo.rgb, landmarks.points_px, self._segmenter)
 
     def encoder(self, model: HeadModel):
         """The learned expression encoder (:mod:`likeness.learned`) for ``model`` when enabled (``use_encoder``),
@@ -235,19 +250,22 @@ class Engine:
         identity = result.identity
         neutral = model.vertices(identity)
 
-        step("texture", 0.0, "Estimating the light and projecting the photos onto the head")
+        step("texture", 0.0, "Finding skin and hair, estimating the light and projecting the photos onto the head")
+        segments = [self.segment(photo, lm) for photo, lm in zip(photos, found)]
         prepared.result()
         views: list[PhotoView] = []
         delit: list[Delit] = []
-        for photo, cam, fit in zip(photos, cameras, result.photos):
+        for photo, cam, fit, seg in zip(photos, cameras, result.photos, segments):
             verts = neutral + np.tensordot(fit.expression, model.expression_basis, axes=1)
             view = PhotoView.build(model, photo.rgb, cam, verts @ fit.rotation.T + fit.translation)
+            view = replace(view, skin=None if seg is None else seg.skin)
             delit.append(delight(model, view, fit.rotation))
             views.append(replace(view, rgb=delit[-1].albedo_rgb))
         with BundleWriter(output) as writer:
             texture_files: dict[int, dict[str, str]] = {}
             textures = bake_textures(model, views, request.texture_size,  # each material's files encode at once
                                      lambda i, texture: texture_files.update({i: _add_maps(writer, model, i, texture)}))
+            hair = _hair(writer, model, views, segments, request.texture_size, texture_files)
             step("write", 0.0, "Writing the bundle")
             records, extra = [], job_warnings(basis, self.settings, photos, found, cameras)
             for k, (photo, view, fit, lm, lit) in enumerate(zip(photos, views, result.photos, found, delit)):
@@ -266,7 +284,8 @@ class Engine:
             warnings = [w for record in records for w in record["warnings"]]
             path = writer.finish(model=model, job_name=request.name or photos[0].path.stem, vertices=neutral,
                                  identity=identity, photos=records, texture_files=texture_files,
-                                 warnings=warnings, base_colors=_iris_colors(model, photos, found, delit))
+                                 warnings=warnings, base_colors=_iris_colors(model, photos, found, delit),
+                                 extra={"hair": hair} if hair else None)
         report("write", 1.0, "Done")
         return {"bundle": str(path), "warnings": warnings}
 
@@ -320,6 +339,28 @@ def _add_maps(writer: BundleWriter, model: HeadModel, material: int, albedo_rgb:
     if has_face_detail(model, material):
         files["normal"] = writer.add_image(f"textures/{name}_normal.png", lambda: normal_map(albedo_rgb))
     return files
+
+
+def _hair(writer: BundleWriter, model: HeadModel, views: list[PhotoView], segments: list[Segmentation | None],
+          size: int, texture_files: dict[int, dict[str, str]]) -> dict | None:
+    """Where the photos saw hair, as a grey mask per projected material (added to ``texture_files`` as channel
+    ``hair_mask``), and the hair's colour: the manifest's ``hair`` record (docs/bundle.md), None without hair."""
+    seen = [(view, seg) for view, seg in zip(views, segments) if seg is not None and seg.hair_rgb is not None]
+    colors = [c for view, seg in seen if (c := hair_color(view.rgb, seg.hair)) is not None]
+    if not colors:
+        return None
+    masks = bake_masks(model, [v for v, _ in seen], [s.hair for _, s in seen], max(size // HAIR_MASK_DOWNSCALE, 16))
+    named = []
+    for i, mask in masks.items():
+        if (mask.ravel()[uv_map(model, i, mask.shape[0]).texels] > 127).mean() >= MIN_HAIR_SHARE:
+            name = model.materials[i].name
+            texture_files.setdefault(i, {})["hair_mask"] = writer.add_image(f"textures/{name}_hair_mask.png", mask)
+            named.append(name)
+    if not named:
+        return None
+    weights = np.array([n for _, n in colors], np.float64)
+    color = (np.array([c for c, _ in colors]) * weights[:, None]).sum(0) / weights.sum()
+    return {"color": np.round(np.clip(color, 0.0, 1.0), 5).tolist(), "materials": named}
 
 
 def _iris_colors(model: HeadModel, photos: list[Photo], found: list[FaceLandmarks],

@@ -3,7 +3,9 @@
 For each texel of a projected material we know the surface point (from a UV-space rasterisation, computed once
 per model and texture size), project it into every photo, and keep it where the photo sees it: in front of the
 camera, not hidden by other parts of the head (a depth buffer per photo) and facing the camera. Photos are
-blended with weight cos²(view angle) × (the photo's resolution on the face relative to the sharpest photo)².
+blended with weight cos²(view angle) × (the photo's resolution on the face relative to the sharpest photo)²
+× (how surely the photo's pixel there is skin, where the photo has a skin mask: :mod:`likeness.segment`), so hair,
+clothing and background never reach the skin albedo.
 Texels no photo saw borrow the mirror image of their surface point (the head is nearly symmetric) where that was
 seen, then fade into a skin tone estimated from the well-seen face; the colour is spread a few texels beyond the
 UV islands so filtering shows no seams.
@@ -65,6 +67,14 @@ class PhotoView:
     normals: np.ndarray  # (V,3) unit vertex normals, camera frame
     px: np.ndarray  # (V,2) float32 pixel positions
     visibility: np.ndarray  # (V,) float32 in [0, 1], see :func:`vertex_projection`
+    skin: np.ndarray | None = None  # (H,W) uint8: 255 where the pixel is surely skin, 0 where not; None: all skin
+
+    def skin_at_vertices(self) -> np.ndarray:
+        """(V,) float32 in [0, 1]: the skin mask at each vertex's pixel (bilinear), 1 without a mask."""
+        if self.skin is None:
+            return np.ones(len(self.px), np.float32)
+        sample = _remap(self.skin, _as_strip(self.px[:, 0] - 0.5), _as_strip(self.px[:, 1] - 0.5))
+        return sample.ravel()[:len(self.px)].astype(np.float32) / 255.0
 
     @classmethod
     def build(cls, model: HeadModel, rgb: np.ndarray, camera: Camera, vertices_cam: np.ndarray) -> "PhotoView":
@@ -138,21 +148,24 @@ def mirror_vertices(model: HeadModel) -> np.ndarray:
 
 
 def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
-                  on_texture: Callable[[int, np.ndarray], None] | None = None) -> dict[int, np.ndarray]:
+                  on_texture: Callable[[int, np.ndarray], None] | None = None,
+                  fill_color: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """Colour textures (S,S,3) uint8 of every projected material, by material index.
 
-    Photos are weighted by view angle and resolution; poorly seen vertices borrow their mirror image, then the
-    skin tone of the well-seen face. Materials bake in parallel threads (the heavy NumPy/OpenCV work releases
+    Photos are weighted by view angle, resolution and their skin mask (``PhotoView.skin``); poorly seen vertices
+    borrow their mirror image, then ``fill_color`` (RGB 0–255; default: the skin tone of the well-seen face). Materials bake in parallel threads (the heavy NumPy/OpenCV work releases
     the GIL); ``on_texture(material, texture)`` is called (in this thread) as each one is done, so its files can
     start encoding while the others bake.
     """
     rgba = [cv2.cvtColor(view.rgb, cv2.COLOR_RGB2RGBA) for view in views]  # once per photo, not per material
-    direct = _resolution_weighted(views, [(image, view.px, view.visibility) for image, view in zip(rgba, views)])
-    gap = np.clip(1.0 - sum(w for _, _, w in direct) / MIRROR_BELOW, 0.0, 1.0)
+    direct = _resolution_weighted(views, [(image, view.px, view.visibility * view.skin_at_vertices())
+                                          for image, view in zip(rgba, views)])
+    direct = [(*d, view.skin) for d, view in zip(direct, views)]
+    gap = np.clip(1.0 - sum(d[2] for d in direct) / MIRROR_BELOW, 0.0, 1.0)
     mirror = mirror_vertices(model)
-    mirrored = [(rgb, px[mirror], (w[mirror] * gap).astype(np.float32)) for rgb, px, w in direct]
+    mirrored = [(rgb, px[mirror], (w[mirror] * gap).astype(np.float32), skin) for rgb, px, w, skin in direct]
     mirrored = [m for m in mirrored if m[2].any()]
-    fill = skin_tone(model, direct)
+    fill = skin_tone(model, [d[:3] for d in direct]) if fill_color is None else np.asarray(fill_color, np.float32)
     materials = [i for i, m in enumerate(model.materials) if m.projected]
     textures = {}
     with ThreadPoolExecutor(max_workers=min(2, len(materials) or 1)) as pool:
@@ -180,17 +193,19 @@ def _resolution_weighted(views: list[PhotoView], projections: list) -> list:
     return [(rgb, px, (w * f * keep).astype(np.float32)) for (rgb, px, w), f in zip(projections, factor)]
 
 
-def _bake_material(uvm: UVMap, direct: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                   mirrored: list[tuple[np.ndarray, np.ndarray, np.ndarray]], fill_color: np.ndarray) -> np.ndarray:
+def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_color: np.ndarray) -> np.ndarray:
     """Colour texture (S,S,3) uint8 of one material.
 
-    Each texel blends the photos (``direct``, then their ``mirrored`` samples) by their weights, plus the fill
+    ``direct`` and ``mirrored`` hold (RGBA photo, (V,2) pixel positions, (V,) weights, skin mask or None) per photo.
+    Each texel blends the photos (``direct``, then their ``mirrored`` samples) by their weights, each times the
+    photo's skin mask at the texel's own pixel (crisper than the vertices' masks), plus the fill
     colour with weight ``max(0.15 − Σw, 0)`` so poorly seen texels fade into the skin tone. Pixel positions and
     weights are interpolated linearly from the vertices across each (small) triangle. Pixels travel as RGBA
     packed in uint32 for fast scatter/gather. Mirrored samples touch only the texels that need them.
     """
     n = len(uvm.texels)
-    values, borrowed = ([_per_texel(uvm, px, weight) for _, px, weight in group] for group in (direct, mirrored))
+    values, borrowed = ([_per_texel(uvm, px, weight, skin) for _, px, weight, skin in group]
+                        for group in (direct, mirrored))
     acc = values[0][2].copy() if values else np.zeros_like(borrowed[0][2])  # Σ weights, in place: less memory
     for v in values[1:] + borrowed:
         acc += v[2]
@@ -198,11 +213,11 @@ def _bake_material(uvm: UVMap, direct: list[tuple[np.ndarray, np.ndarray, np.nda
     fill = np.append(np.round(fill_color), 255).astype(np.uint8)
     colors = np.empty((*acc.shape, 4), np.uint8)  # the strip layout of _as_strip, filled directly
     colors[...] = fill
-    for (rgba, _, _), (x, y, w) in zip(direct, values):
+    for (rgba, *_), (x, y, w) in zip(direct, values):
         colors = cv2.blendLinear(colors, _remap(rgba, x, y), acc, w)
         acc += w
     flat, acc = colors.reshape(-1, 4), acc.ravel()
-    for (rgba, _, _), (x, y, w) in zip(mirrored, borrowed):
+    for (rgba, *_), (x, y, w) in zip(mirrored, borrowed):
         w = w.ravel()
         rows = np.flatnonzero(w > 1e-4)
         if rows.size == 0:  # this photo's mirror image helps other materials only
@@ -220,12 +235,17 @@ def _bake_material(uvm: UVMap, direct: list[tuple[np.ndarray, np.ndarray, np.nda
     return cv2.cvtColor(packed.view(np.uint8).reshape(uvm.size, uvm.size, 4), cv2.COLOR_RGBA2RGB)  # contiguous
 
 
-def _per_texel(uvm: UVMap, px: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _per_texel(uvm: UVMap, px: np.ndarray, weight: np.ndarray,
+               skin: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-vertex pixel positions (V,2) and weights (V,) interpolated at the texels, as three strip images
-    (rows, 4096) float32 (zero-padded): x and y (pixel centres at integers) and the weight. One column at a
-    time: SciPy's sparse product is several times slower per column on a multi-column right-hand side."""
+    (rows, 4096) float32 (zero-padded): x and y (pixel centres at integers) and the weight, times the skin mask
+    (H,W uint8) at the texel's pixel where there is one. One column at a time: SciPy's sparse product is several
+    times slower per column on a multi-column right-hand side."""
     columns = np.concatenate([px - 0.5, weight[:, None]], axis=1).astype(np.float32)
-    return tuple((uvm.strip_blend @ columns[:, j]).reshape(-1, _STRIP) for j in range(3))
+    x, y, w = ((uvm.strip_blend @ columns[:, j]).reshape(-1, _STRIP) for j in range(3))
+    if skin is not None:
+        w *= _remap(skin, x, y).astype(np.float32) * np.float32(1 / 255)
+    return x, y, w
 
 
 _STRIP = 4096  # OpenCV images must be narrower and shorter than 32767 pixels
@@ -260,3 +280,12 @@ def skin_tone(model: HeadModel, projections: list[tuple[np.ndarray, np.ndarray, 
     if len(colors) < 50:
         return np.array([200.0, 160.0, 140.0], np.float32)
     return np.median(colors, axis=0).astype(np.float32)
+
+
+def bake_masks(model: HeadModel, views: list[PhotoView], masks: list[np.ndarray], size: int) -> dict[int, np.ndarray]:
+    """Grey textures (S,S) uint8 of every projected material from per-photo masks (H,W uint8, e.g. where each
+    photo saw hair), blended like the colour (view angle, resolution, mirror image) without the skin masks; 0 where
+    no photo saw the surface."""
+    probes = [PhotoView(cv2.cvtColor(np.ascontiguousarray(mask), cv2.COLOR_GRAY2RGB), view.camera, view.vertices_cam,
+                        view.raster, view.normals, view.px, view.visibility) for view, mask in zip(views, masks)]
+    return {i: texture[..., 0] for i, texture in bake_textures(model, probes, size, fill_color=np.zeros(3)).items()}
