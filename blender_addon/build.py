@@ -96,9 +96,15 @@ SKIN_SUBSURFACE = {"Subsurface Weight": 0.15, "Subsurface Radius": (1.0, 0.35, 0
 CORNEA = {"Transmission Weight": 1.0, "IOR": 1.376, "Roughness": 0.02}
 
 
-def _node_material(spec: bundle_io.Material, created: _Created) -> bpy.types.Material:
+#: Names of the hair-cap nodes (:func:`_hair_cap`), for scripts: the Value node's 1 shows the hair, 0 hides it.
+HAIR_CAP_NODE, HAIR_MASK_NODE, HAIR_MIX_NODE = "Likeness Hair Cap", "Likeness Hair Mask", "Likeness Hair Mix"
+
+
+def _node_material(spec: bundle_io.Material, created: _Created,
+                   hair: tuple[tuple[float, float, float], bool] | None = None) -> bpy.types.Material:
     """Principled BSDF material: albedo (sRGB), normal and roughness maps (Non-Color) where the bundle has them,
-    subsurface scattering for skin, a glass-like cornea, alpha for hidden helper shells."""
+    subsurface scattering for skin, a glass-like cornea, alpha for hidden helper shells. ``hair`` (the hair's
+    linear RGB, whether the cap shows) adds the hair cap where the material has a hair mask."""
     mat = created.add(bpy.data.materials, bpy.data.materials.new(spec.name))
     if mat.node_tree is None:  # Blender < 5.0 creates materials without nodes
         mat.use_nodes = True
@@ -117,11 +123,10 @@ def _node_material(spec: bundle_io.Material, created: _Created) -> bpy.types.Mat
         texture = spec.textures.get(channel)
         if texture is None:
             continue
-        image = created.add(bpy.data.images, bpy.data.images.load(str(texture), check_existing=False))
-        image.colorspace_settings.name = "sRGB" if channel == "base_color" else "Non-Color"
-        tex = nodes.new("ShaderNodeTexImage")
-        tex.location = (-600, y)
-        tex.image = image
+        tex = _image_node(nodes, texture, channel == "base_color", (-600, y), created)
+        if socket == "Base Color" and hair is not None and "hair_mask" in spec.textures:
+            _hair_cap(mat.node_tree, tex, bsdf, spec.textures["hair_mask"], *hair, created)
+            continue
         if socket is not None:
             links.new(tex.outputs["Color"], bsdf.inputs[socket])
             continue
@@ -148,6 +153,40 @@ def _node_material(spec: bundle_io.Material, created: _Created) -> bpy.types.Mat
             mat.surface_render_method = "BLENDED"
         mat.use_backface_culling = False
     return mat
+
+
+def _image_node(nodes: Any, path: Path, srgb: bool, location: tuple[int, int], created: _Created) -> Any:
+    """An Image Texture node showing the file at ``path`` (sRGB colour or Non-Color data)."""
+    image = created.add(bpy.data.images, bpy.data.images.load(str(path), check_existing=False))
+    image.colorspace_settings.name = "sRGB" if srgb else "Non-Color"
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.location = location
+    tex.image = image
+    return tex
+
+
+def _hair_cap(tree: Any, albedo: Any, bsdf: Any, mask_path: Path, color: tuple[float, float, float], show: bool,
+              created: _Created) -> None:
+    """Base Color = the skin albedo mixed with the hair colour by the hair mask × the 'Hair Cap' value (1 = on)."""
+    nodes, links = tree.nodes, tree.links
+    mask = _image_node(nodes, mask_path, False, (-900, 600), created)
+    mask.name = mask.label = HAIR_MASK_NODE
+    cap = nodes.new("ShaderNodeValue")
+    cap.name, cap.label, cap.location = HAIR_CAP_NODE, "Hair Cap (1 on, 0 off)", (-900, 800)
+    cap.outputs[0].default_value = 1.0 if show else 0.0
+    strength = nodes.new("ShaderNodeMath")
+    strength.operation, strength.use_clamp, strength.location = "MULTIPLY", True, (-600, 700)
+    links.new(mask.outputs["Color"], strength.inputs[0])
+    links.new(cap.outputs[0], strength.inputs[1])
+    mix = nodes.new("ShaderNodeMix")
+    mix.name, mix.label, mix.location = HAIR_MIX_NODE, "Hair over Skin", (-300, 400)
+    mix.data_type, mix.blend_type = "RGBA", "MIX"
+    socket = {s.identifier: s for s in mix.inputs}
+    links.new(strength.outputs[0], socket["Factor_Float"])
+    links.new(albedo.outputs["Color"], socket["A_Color"])
+    socket["B_Color"].default_value = (*color, 1.0)
+    result = next(s for s in mix.outputs if s.identifier == "Result_Color")
+    links.new(result, bsdf.inputs["Base Color"])
 
 
 def _camera(photo: bundle_io.Photo, index: int, name: str, created: _Created) -> bpy.types.Object:
@@ -212,12 +251,14 @@ def _weights(bundle: bundle_io.Bundle, photo: bundle_io.Photo) -> dict[str, floa
     return {name: float(w) for name, w in zip(bundle.expression_names, photo.expression, strict=True)}
 
 
-def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created) -> list[bpy.types.Object]:
+def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created,
+           hair_cap: bool = True) -> list[bpy.types.Object]:
     collection = created.add(bpy.data.collections, bpy.data.collections.new(bundle.name))
     scene.collection.children.link(collection)
     mesh = created.add(bpy.data.meshes, _head_mesh(bundle, f"{bundle.name} head"))
+    hair = (bundle.hair_color, hair_cap) if bundle.hair_color is not None else None
     for spec in bundle.materials:
-        mesh.materials.append(_node_material(spec, created))
+        mesh.materials.append(_node_material(spec, created, hair))
     head = created.add(bpy.data.objects, bpy.data.objects.new(f"{bundle.name} head", mesh))
     collection.objects.link(head)
     _add_shape_keys(head, bundle)
@@ -229,6 +270,8 @@ def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created) 
     head["likeness_expression_names"] = list(bundle.expression_names)
     shape_names.apply_naming(head, shape_names.preferred_style())
     head["likeness_warnings"] = list(bundle.warnings)
+    if bundle.hair_color is not None:
+        head["likeness_hair_color"] = list(bundle.hair_color)
     model = bundle.manifest.get("head_model") if isinstance(bundle.manifest.get("head_model"), dict) else {}
     head["likeness_head_model"] = str(model.get("name", ""))  # e.g. flame: the sidebar flags non-commercial models
     head["likeness_license"] = str(model.get("license", ""))
@@ -262,9 +305,12 @@ def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created) 
     return objects
 
 
-def import_bundle(path: str | Path, scene: bpy.types.Scene,
-                  view_layer: bpy.types.ViewLayer | None = None) -> list[bpy.types.Object]:
+def import_bundle(path: str | Path, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer | None = None,
+                  hair_cap: bool = True) -> list[bpy.types.Object]:
     """Validate the bundle at ``path`` and build it into ``scene``; returns ``[head, camera 1, ...]``.
+
+    A bundle with hair gets the hair cap in its skin materials (the hair colour over the skin by the hair mask);
+    ``hair_cap`` False builds it switched off (its 'Hair Cap' value at 0).
 
     Raises :class:`BundleError` if the bundle is invalid or building fails; in both cases nothing is left in
     the file. The head becomes the active, selected object of ``view_layer`` when given.
@@ -272,7 +318,7 @@ def import_bundle(path: str | Path, scene: bpy.types.Scene,
     bundle = bundle_io.read_bundle(path)
     created = _Created()
     try:
-        objects = _build(bundle, scene, created)
+        objects = _build(bundle, scene, created, hair_cap)
     except Exception as exc:
         traceback.print_exc()
         created.remove_all()

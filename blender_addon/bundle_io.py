@@ -78,6 +78,8 @@ class Bundle:
     materials: list[Material]
     photos: list[Photo]
     warnings: list[str]
+    #: Linear RGB of the hair the photos showed (manifest ``hair.color``), None when the bundle has no hair.
+    hair_color: tuple[float, float, float] | None = None
 
 
 def resolve_inside(root: Path, relative: Any, what: str) -> Path:
@@ -327,10 +329,17 @@ def read_bundle(path: str | Path) -> Bundle:
     job = manifest.get("job") if isinstance(manifest.get("job"), dict) else {}
     name = job.get("name") if isinstance(job.get("name"), str) and job.get("name").strip() else root.name
     warnings = manifest.get("warnings") if isinstance(manifest.get("warnings"), list) else []
+    hair = manifest.get("hair")
+    hair_color = None
+    if hair is not None:
+        values = _number_list(_field(hair, "color", list, "hair.color"), 3, "hair.color")
+        if not all(0.0 <= v <= 1.0 for v in values):
+            raise BundleError(f"The bundle's hair.color {values} is not a linear RGB colour in [0, 1].", REINSTALL_HINT)
+        hair_color = tuple(values)
     return Bundle(
         root=root, manifest=manifest, name=name.strip(),
         vertices=vertices, faces=faces, faces_uv=faces_uv, uv=uv, face_material=face_material,
         expression_deltas=deltas, landmarks_68=landmarks, expression_names=list(names),
         identity=_number_list(manifest.get("identity", []), None, "identity"),
-        materials=materials, photos=photos, warnings=[str(w) for w in warnings],
+        materials=materials, photos=photos, warnings=[str(w) for w in warnings], hair_color=hair_color,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
-from bpy.props import CollectionProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from . import build, jobs, paths
@@ -147,10 +147,14 @@ class LIKENESS_OT_import_bundle(bpy.types.Operator, ImportHelper):
 
     filename_ext = ".json"
     filter_glob: StringProperty(default="manifest.json", options={"HIDDEN"})
+    hair_cap: BoolProperty(name="Hair Cap", default=True,
+                           description="Paint the hair colour the photos showed over the skin where they saw hair "
+                                       "(scalp, temples). Off: bare skin; the material's 'Hair Cap' value turns it "
+                                       "on later")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            objects = build.import_bundle(self.filepath, context.scene, context.view_layer)
+            objects = build.import_bundle(self.filepath, context.scene, context.view_layer, hair_cap=self.hair_cap)
         except LikenessError as exc:
             return report_error(self, exc)
         warnings = objects[0].get("likeness_warnings", [])
