@@ -1,0 +1,204 @@
+"""Likeness bench (docs/quality.md, "Likeness"): does a face-recognition network take the head for the person?
+
+Usage: .venv/bin/python bench/quality/likeness_bench.py [--samples 16] [--texture 1024] [--reuse]
+About 25 min on 2 CPU cores (most of it Cycles). Writes bench/results/likeness.json; bundles and renders stay in
+bench/results/likeness/ (``--reuse`` keeps the bundles already there and only renders and scores again).
+
+For every dev photo (../shared/data/faces_dev) of a person with two or more photos, the product reconstructs a
+head from that one photo (``Engine.reconstruct``, as ``likeness reconstruct photo.jpg`` does); the bundle is
+imported into Blender with the add-on and rendered with a neutral expression under even light, frontal and turned
+30° (:mod:`likeness_render`). dlib's face-recognition ResNet (:mod:`face_id`) compares each render with every
+real dev photo except its source photo: the person's other photos are same-person pairs, everyone else's are
+different-person pairs. Rows:
+
+- ``fitted``: the fitted head (the product's output);
+- ``mean_head``: the ICT mean head wearing the same textures (what the fitted geometry adds over the texture);
+- ``photo``: each real photo against the others (the ceiling);
+- ``multi``: people with three or more photos, reconstructed from up to three photos in one job, compared with
+  the photos that job did not use.
+
+Per row and view: mean same-person distance, verification AUC, TAR at dlib's 0.6 threshold, rank-1
+identification among all dev photos; and for ``fitted`` the paired gain over ``mean_head`` (mean over the
+same-person pairs of the mean head's distance minus the fitted head's). Nothing here is tuned on: the bench only
+scores; the fit's settings were chosen on synthetic renders and the landmark benches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import sys
+
+import numpy as np
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(__file__).resolve().parent)]
+import face_id  # noqa: E402
+from photo_fits import RESULTS, SHARED, model_path, write_results  # noqa: E402
+
+DEV = SHARED / "data" / "faces_dev"
+WORK = RESULTS / "likeness"
+VIEWS = (0.0, 30.0)  # degrees of yaw
+TARGETS = {"same_mean_30": 0.42, "tar_30": 0.95, "rank1_30": 0.97, "gain_over_mean_head": 0.08}
+
+
+def people(items: list[dict]) -> dict[str, list[int]]:
+    """Person → indices of their photos in the manifest."""
+    out = defaultdict(list)
+    for i, it in enumerate(items):
+        out[it["identity"]].append(i)
+    return dict(out)
+
+
+def jobs(items: list[dict]) -> list[dict]:
+    """The reconstructions: one per photo of a person with ≥ 2 photos, and the multi-photo jobs."""
+    out = []
+    for person, idx in people(items).items():
+        if len(idx) < 2:
+            continue
+        out += [{"name": f"single_{i:03d}", "kind": "single", "person": person, "sources": [i]} for i in idx]
+        if len(idx) >= 3:  # two jobs: even and odd photos, up to three each; each leaves the other half to compare
+            for half in (0, 1):
+                src = idx[half::2][:3]
+                out.append({"name": f"multi_{person}_{half}", "kind": "multi", "person": person, "sources": src})
+    return out
+
+
+def reconstruct(items: list[dict], todo: list[dict], texture: int, reuse: bool) -> None:
+    """Write each job's bundle to WORK/bundles/NAME."""
+    from likeness.pipeline import Engine, ReconstructRequest
+
+    engine = Engine()
+    engine.use_encoder = False  # the default product path
+    (WORK / "bundles").mkdir(parents=True, exist_ok=True)
+    for job in todo:
+        out = WORK / "bundles" / job["name"]
+        if reuse and (out / "manifest.json").exists():
+            continue
+        shutil.rmtree(out, ignore_errors=True)
+        photos = [str(DEV / items[i]["file"]) for i in job["sources"]]
+        engine.reconstruct(ReconstructRequest(photos=photos, output=str(out), texture_size=texture,
+                                              model=model_path(), name=job["name"]))
+
+
+def render(todo: list[dict], samples: int) -> dict[str, dict]:
+    """Render every bundle (fitted, and for single jobs the mean head) at every view; returns, per render name,
+    its path and the fallback face box (the projected 68 landmark vertices' bounds)."""
+    from likeness_render import BundleRenderer  # imports bpy: only now
+    from likeness.headmodel import load_ict
+
+    mean = load_ict(model_path()).neutral.astype(np.float64)
+    renderer = BundleRenderer(samples)
+    out = {}
+    for job in todo:
+        bundle = WORK / "bundles" / job["name"]
+        with np.load(bundle / "head.npz", allow_pickle=False) as npz:
+            landmarks = npz["landmarks_68"]
+        heads = [("fitted", None)] + ([("mean_head", mean)] if job["kind"] == "single" else [])
+        for head, geometry in heads:
+            centre = renderer.load(bundle, geometry)
+            verts = geometry if geometry is not None else np.load(bundle / "head.npz")["vertices"]
+            for yaw in VIEWS:
+                name = f"{job['name']}_{head}_{int(yaw)}"
+                path = WORK / "renders" / f"{name}.png"
+                renderer.render(centre, yaw, path)
+                px = renderer.project(verts[landmarks])
+                out[name] = {"path": str(path), "box": [*px.min(0), *px.max(0)]}
+    return out
+
+
+def describe_photos(judge: face_id.FaceJudge, items: list[dict]) -> tuple[np.ndarray, list[bool]]:
+    """Descriptors (N,128) of the dev photos; the manual landmarks' bounds when dlib finds no face."""
+    from likeness.images import load_photo
+
+    rows, found = [], []
+    for it in items:
+        pts = np.asarray(it["landmarks"], float)
+        d, ok = judge.describe(load_photo(DEV / it["file"]).rgb, (*pts.min(0), *pts.max(0)))
+        rows.append(d)
+        found.append(ok)
+    return np.stack(rows), found
+
+
+def score(items: list[dict], todo: list[dict], renders: dict, judge: face_id.FaceJudge) -> dict:
+    """All rows' figures."""
+    from PIL import Image
+
+    gallery, photo_found = describe_photos(judge, items)
+    person = np.array([it["identity"] for it in items])
+    result = {"photos_detected": float(np.mean(photo_found))}
+    # the ceiling: each photo of a person with ≥ 2 photos against all others
+    probes = np.array([i for idx in people(items).values() if len(idx) >= 2 for i in idx])
+    d = face_id.distance_matrix(gallery[probes], gallery)
+    result["photo"] = face_id.verification(d, person[probes], person, probes[:, None] == np.arange(len(items))).as_dict()
+    descriptors, detected = {}, {}
+    for name, r in renders.items():
+        descriptors[name], detected[name] = judge.describe(np.asarray(Image.open(r["path"]).convert("RGB")),
+                                                           tuple(r["box"]))
+    for kind, heads in (("single", ("fitted", "mean_head")), ("multi", ("fitted",))):
+        group = [j for j in todo if j["kind"] == kind]
+        exclude = np.zeros((len(group), len(items)), bool)
+        for row, job in enumerate(group):
+            exclude[row, job["sources"]] = True
+        owners = np.array([j["person"] for j in group])
+        for head in heads:
+            for yaw in VIEWS:
+                names = [f"{j['name']}_{head}_{int(yaw)}" for j in group]
+                d = face_id.distance_matrix(np.stack([descriptors[n] for n in names]), gallery)
+                row = "multi" if kind == "multi" else head
+                fig = face_id.verification(d, owners, person, exclude).as_dict()
+                fig["render_detected"] = float(np.mean([detected[n] for n in names]))
+                fig["same_pairs_distances"] = d[(owners[:, None] == person[None]) & ~exclude].tolist()
+                result.setdefault(row, {})[f"{int(yaw)}"] = fig
+    for yaw in VIEWS:
+        fit = np.array(result["fitted"][f"{int(yaw)}"]["same_pairs_distances"])
+        base = np.array(result["mean_head"][f"{int(yaw)}"]["same_pairs_distances"])
+        result["fitted"][f"{int(yaw)}"]["gain_over_mean_head"] = float((base - fit).mean())
+    return result
+
+
+def table(result: dict) -> str:
+    lines = ["| row | view | same-person distance | AUC | TAR@0.6 | rank-1 | probes | face found in render |",
+             "|---|---|---|---|---|---|---|---|"]
+    p = result["photo"]
+    lines.append(f"| photo to photo (ceiling) | – | {p['same_mean']:.3f} | {p['auc']:.3f} | {p['tar']:.0%} | "
+                 f"{p['rank1']:.0%} | {p['probes']} | – |")
+    for row, label in (("fitted", "fitted head, one photo"), ("mean_head", "ICT mean head, same texture"),
+                       ("multi", "fitted head, up to 3 photos")):
+        for view, f in result[row].items():
+            gain = f" (gain over mean head {f['gain_over_mean_head']:+.3f})" if "gain_over_mean_head" in f else ""
+            lines.append(f"| {label} | {view}° | {f['same_mean']:.3f}{gain} | {f['auc']:.3f} | {f['tar']:.0%} | "
+                         f"{f['rank1']:.0%} | {f['probes']} | {f['render_detected']:.0%} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
+    ap.add_argument("--texture", type=int, default=1024, help="texture size of the bundles")
+    ap.add_argument("--reuse", action="store_true", help="keep bundles already in bench/results/likeness")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N jobs (a quick look; figures partial)")
+    args = ap.parse_args()
+    items = json.loads((DEV / "manifest.json").read_text())["items"]
+    todo = jobs(items)[: args.limit or None]
+    t0 = time.perf_counter()
+    reconstruct(items, todo, args.texture, args.reuse)
+    t_fit = time.perf_counter() - t0
+    renders = render(todo, args.samples)
+    t_render = time.perf_counter() - t0 - t_fit
+    judge = face_id.FaceJudge()
+    result = score(items, todo, renders, judge) if not args.limit else {"partial": True}
+    result.update({"seconds": {"reconstruct": t_fit, "render": t_render, "total": time.perf_counter() - t0},
+                   "targets": TARGETS})
+    write_results("likeness", result, vars(args))
+    if not args.limit:
+        print(table(result))
+    print(f"bench/results/likeness.json ({result['seconds']['total']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
