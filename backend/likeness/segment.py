@@ -130,13 +130,16 @@ class PersonSegmenter:
             self._segmenter = None
 
 
+_LOG = np.log(np.arange(256, dtype=np.float32) + 8.0)
+
+
 def colour_features(rgb: np.ndarray) -> np.ndarray:
-    """(…,3) float32 features of sRGB uint8 pixels (…,3): log(R/G), log(B/G), log luminance (offset 8/255 so
-    that black stays finite)."""
-    x = rgb.astype(np.float32) + 8.0
-    logs = np.log(x)
-    luminance = np.log(0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2])
-    return np.stack([logs[..., 0] - logs[..., 1], logs[..., 2] - logs[..., 1], luminance], axis=-1)
+    """(…,3) float32 features of sRGB uint8 pixels (…,3): log(R/G), log(B/G), log luminance (Rec. 601 grey,
+    rounded to 8 bits), with an offset of 8/255 so black stays finite. Lookup tables: no per-pixel logarithm."""
+    rgb = np.ascontiguousarray(rgb, np.uint8)
+    grey = cv2.cvtColor(rgb.reshape(-1, 1, 3), cv2.COLOR_RGB2GRAY).reshape(rgb.shape[:-1])
+    logs = _LOG[rgb]
+    return np.stack([logs[..., 0] - logs[..., 1], logs[..., 2] - logs[..., 1], _LOG[grey]], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -162,10 +165,11 @@ class ColourModel:
 
     def distance(self, features: np.ndarray) -> np.ndarray:
         """Mahalanobis distance (…,) of features (…,3) from the model."""
-        whiten = np.linalg.cholesky(self.inverse).astype(np.float32)  # inverse = W Wᵀ: |d W|² is the distance²
-        d = features.reshape(-1, 3).astype(np.float32) - self.mean.astype(np.float32)
-        y = d @ whiten
-        return np.sqrt(np.einsum("ij,ij->i", y, y)).reshape(features.shape[:-1])
+        whiten = np.linalg.cholesky(self.inverse).T  # inverse = Wᵀ W: |W d|² is the distance²
+        affine = np.hstack([whiten, -(whiten @ self.mean)[:, None]]).astype(np.float32)
+        y = cv2.transform(np.ascontiguousarray(features, np.float32).reshape(-1, 1, 3), affine)  # OpenCV: fast
+        squared = cv2.transform(cv2.multiply(y, y), np.ones((1, 3), np.float32))
+        return cv2.sqrt(squared).reshape(features.shape[:-1])
 
 
 def _disc_samples(image: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
@@ -268,7 +272,9 @@ def label_pixels(rgb: np.ndarray, points_px: np.ndarray, person: np.ndarray | No
     skin = np.where(labels == SKIN, skin, 0.0).astype(np.float32)
     hair = (labels == HAIR).astype(np.float32)
     soft = max(0.6, 0.01 * iod)
-    skin, hair = cv2.GaussianBlur(skin, (0, 0), soft), cv2.GaussianBlur(hair, (0, 0), soft)
+    # soft edges that fade inside the skin: a pixel labelled otherwise never counts as skin at all
+    skin = cv2.GaussianBlur(skin, (0, 0), soft) * cv2.erode((labels == SKIN).astype(np.uint8), np.ones((3, 3)))
+    hair = cv2.GaussianBlur(hair, (0, 0), soft)
     hairs = rgb[labels == HAIR]
     hair_rgb = np.median(hairs[::max(len(hairs) // 4000, 1)], axis=0) if len(hairs) >= 30 else None
     return labels, skin, hair, hair_rgb

@@ -1,0 +1,188 @@
+"""Per-photo segmentation (likeness.segment), the skin-only bake (likeness.texture) and its measure
+(likeness.cleanskin), and the hair in the bundle."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from likeness.segment import (BACKGROUND, CLOTHING, FACE_OVAL, FEATURES, HAIR, SKIN, SKIN_SAMPLES, PersonSegmenter,
+                              label_pixels, segment_photo)
+
+SIZE = 256
+CENTRE, AXES = (128.0, 130.0), (48.0, 62.0)  # the face's ellipse (x, y) and half-axes, px
+SKIN_RGB, HAIR_RGB, SHIRT_RGB, WALL_RGB = (205, 150, 125), (45, 30, 22), (40, 120, 70), (95, 140, 205)
+
+
+def _ellipse(scale: float = 1.0, dy: float = 0.0) -> np.ndarray:
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE] + 0.5
+    return ((xs - CENTRE[0]) / (AXES[0] * scale)) ** 2 + ((ys - CENTRE[1] - dy) / (AXES[1] * scale)) ** 2 <= 1.0
+
+
+def synthetic_portrait(seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """A skin-coloured face ellipse under a dark hair cap, a neck and a green shirt on a blue wall, with
+    MediaPipe-numbered landmarks where a face detector would put them; also the true regions."""
+    ys = np.mgrid[0:SIZE, 0:SIZE][0] + 0.5
+    face = _ellipse()
+    cap = _ellipse(1.3, -12.0) & ~face & (ys < CENTRE[1] - 10)
+    neck = (np.abs(np.mgrid[0:SIZE, 0:SIZE][1] + 0.5 - CENTRE[0]) < 28) & (ys > CENTRE[1]) & ~face & (ys < 215)
+    shirt = (ys >= 215) & (np.abs(np.mgrid[0:SIZE, 0:SIZE][1] + 0.5 - CENTRE[0]) < 110)
+    image = np.empty((SIZE, SIZE, 3), np.float64)
+    image[:] = WALL_RGB
+    for region, colour in ((face, SKIN_RGB), (neck, SKIN_RGB), (cap, HAIR_RGB), (shirt, SHIRT_RGB)):
+        image[region] = colour
+    image += np.random.default_rng(seed).normal(0, 4, image.shape)
+    rgb = np.clip(image, 0, 255).astype(np.uint8)
+
+    cx, cy = CENTRE
+    a, b = AXES
+    points = np.tile([cx, cy], (478, 1)).astype(np.float64)
+    angles = -np.pi / 2 + np.arange(len(FACE_OVAL)) * 2 * np.pi / len(FACE_OVAL)  # from the top, clockwise
+    points[FACE_OVAL] = np.stack([cx + a * np.cos(angles), cy + b * np.sin(angles)], 1)
+    points[FEATURES] = [cx, cy] + np.random.default_rng(1).uniform([-0.5 * a, -0.45 * b], [0.5 * a, 0.5 * b],
+                                                                   (len(FEATURES), 2))
+    marks = {33: (-0.45, -0.25), 263: (0.45, -0.25), 105: (-0.4, -0.4), 334: (0.4, -0.4), 61: (-0.3, 0.5),
+             291: (0.3, 0.5)}
+    for i, (u, v) in marks.items():
+        points[i] = [cx + u * a, cy + v * b]
+    points[SKIN_SAMPLES] = [cx, cy] + np.array([[-0.5, 0.15], [0.5, 0.15]] * 6) * [a, b]
+    person = (face | cap | neck | shirt).astype(np.float32)
+    return rgb, points, {"face": face, "cap": cap, "neck": neck, "shirt": shirt, "wall": person == 0,
+                         "person": person}
+
+
+def share(labels: np.ndarray, region: np.ndarray, label: int) -> float:
+    return float((labels[region] == label).mean())
+
+
+def test_synthetic_portrait_is_labelled():
+    rgb, points, truth = synthetic_portrait()
+    labels, skin, hair, hair_rgb = label_pixels(rgb, points, truth["person"])
+    assert share(labels, truth["face"], SKIN) > 0.98
+    assert share(labels, truth["neck"], SKIN) > 0.95
+    assert share(labels, truth["cap"], HAIR) > 0.95
+    assert share(labels, truth["shirt"], CLOTHING) > 0.95
+    assert share(labels, truth["wall"], BACKGROUND) > 0.99
+    assert skin[truth["cap"]].mean() < 0.05 and skin[truth["shirt"]].mean() < 0.05
+    assert skin[cv2.erode(truth["face"].astype(np.uint8), np.ones((5, 5))) > 0].min() > 0.9
+    assert hair[truth["cap"]].mean() > 0.9
+    assert np.abs(hair_rgb - HAIR_RGB).max() < 10
+
+
+def test_without_the_person_model_the_landmarks_and_colours_still_label():
+    rgb, points, truth = synthetic_portrait(seed=3)
+    labels, skin, *_ = label_pixels(rgb, points, None)
+    assert share(labels, truth["face"], SKIN) > 0.98
+    assert share(labels, truth["cap"], HAIR) > 0.8
+    assert skin[truth["cap"]].mean() < 0.1
+    corners = np.zeros_like(truth["wall"])
+    corners[:30, :30] = corners[:30, -30:] = True
+    assert share(labels, corners, BACKGROUND) == 1.0
+
+
+def test_segment_photo_scales_to_the_photo_and_falls_back_without_a_model(tmp_path):
+    rgb, points, truth = synthetic_portrait()
+    big = cv2.resize(rgb, (3 * SIZE, 3 * SIZE), interpolation=cv2.INTER_NEAREST)
+    missing = PersonSegmenter(tmp_path / "no_such_model.tflite")
+    seg = segment_photo(big, points * 3, missing)
+    assert seg.person_source == "landmarks" and missing.person(big) is None
+    assert seg.labels.shape == seg.skin.shape == seg.hair.shape == big.shape[:2]
+    assert seg.skin.dtype == np.uint8 and seg.hair.dtype == np.uint8
+    face = cv2.resize(truth["face"].astype(np.uint8), big.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+    assert share(seg.labels, face, SKIN) > 0.97
+    assert abs(sum(seg.fractions().values()) - 1.0) < 1e-9
+
+
+def test_bad_input_gives_clear_errors():
+    rgb, points, _ = synthetic_portrait()
+    with pytest.raises(ValueError, match="uint8 photo"):
+        segment_photo(rgb.astype(np.float32), points)
+    with pytest.raises(ValueError, match="uint8 photo"):
+        label_pixels(rgb[..., 0], points, None)
+    with pytest.raises(ValueError, match="landmarks"):
+        label_pixels(rgb, points[:68], None)
+    broken = points.copy()
+    broken[5] = np.nan
+    with pytest.raises(ValueError, match="landmarks"):
+        label_pixels(rgb, broken, None)
+
+
+def test_selfie_model_tells_person_from_background():
+    if PersonSegmenter.default_model() is None:
+        pytest.skip("MediaPipe's selfie segmentation model is not installed")
+    from likeness.cli import astronaut_photo
+    from likeness.images import load_photo
+
+    rgb = load_photo(astronaut_photo()).rgb
+    person = PersonSegmenter().person(cv2.resize(rgb, (256, 256)))
+    assert person is not None and person.shape == (256, 256)
+    assert person[:40, :40].mean() < 0.2  # the flag in the top-left corner is background
+    assert person[36:60, 100:130].mean() > 0.8  # her face
+
+
+@pytest.fixture(scope="module")
+def astronaut_views(engine, ict_path):
+    """The astronaut fitted, labelled and viewed (as the pipeline does it)."""
+    from likeness.camera import Camera
+    from likeness.cli import astronaut_photo
+    from likeness.images import load_photo
+    from likeness.texture import PhotoView
+
+    photo = load_photo(astronaut_photo())
+    result, found = engine.analyse([photo], str(ict_path))
+    model, _ = engine.model(str(ict_path))
+    fit = result.photos[0]
+    verts = model.vertices(result.identity) + np.tensordot(fit.expression, model.expression_basis, axes=1)
+    view = PhotoView.build(model, photo.rgb, Camera(photo.focal_px, photo.principal_point, photo.size),
+                           verts @ fit.rotation.T + fit.translation)
+    return model, view, segment_photo(photo.rgb, found[0].points_px, PersonSegmenter())
+
+
+def test_astronaut_skin_albedo_carries_no_hair(astronaut_views):
+    from likeness.cleanskin import nonskin_share
+
+    model, view, seg = astronaut_views
+    assert seg.fractions()["hair"] > 0.01  # she has hair, and it is found
+    before = nonskin_share(model, [view], [seg], 256, masked=False)
+    after = nonskin_share(model, [view], [seg], 256, masked=True)
+    assert before["hair"] > 0.05, before  # without the mask her hair is painted on the scalp
+    assert after["hair"] < 0.002 and after["nonskin"] < 0.005, after
+    assert before["texels"] == after["texels"] > 1000
+
+
+def test_skin_mask_sends_non_skin_to_the_fill(astronaut_views):
+    from dataclasses import replace
+
+    from likeness.texture import bake_textures, uv_map
+
+    model, view, seg = astronaut_views
+    red = np.zeros_like(view.rgb)
+    red[..., 0] = 255
+    nothing = replace(view, rgb=red, skin=np.zeros_like(seg.skin))  # no pixel is skin: all texels are fill
+    baked = bake_textures(model, [nothing], 64, fill_color=np.array([0.0, 0.0, 255.0]))
+    texels = uv_map(model, 0, 64).texels
+    assert (baked[0].reshape(-1, 3)[texels] == [0, 0, 255]).all()
+    plain = bake_textures(model, [replace(view, rgb=red)], 64, fill_color=np.array([0.0, 0.0, 255.0]))
+    assert (plain[0].reshape(-1, 3)[texels, 0] > 200).mean() > 0.3  # without the mask the photo shows
+
+
+def test_bundle_carries_hair(engine, ict_path, tmp_path):
+    from likeness.bundle import read_bundle
+    from likeness.cli import astronaut_photo
+    from likeness.pipeline import ReconstructRequest
+
+    out = tmp_path / "b"
+    engine.reconstruct(ReconstructRequest([str(astronaut_photo())], str(out), 256, str(ict_path)))
+    manifest, _ = read_bundle(out)
+    assert manifest["version"] == 1
+    color = manifest["hair"]["color"]
+    assert len(color) == 3 and all(0.0 <= c <= 1.0 for c in color)
+    assert color[0] >= color[2]  # her hair is brown: more red than blue
+    masks = {m["name"]: m["textures"]["hair_mask"] for m in manifest["materials"] if "hair_mask" in m["textures"]}
+    assert "skin_head" in masks and set(manifest["hair"]["materials"]) == set(masks)
+    mask = cv2.imread(str(out / masks["skin_head"]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (64, 64) and mask.max() > 200  # grey, a quarter of the colour texture, hair seen
+    assert json.loads((out / "manifest.json").read_text())["hair"] == manifest["hair"]
