@@ -89,9 +89,10 @@ def test_segment_photo_scales_to_the_photo_and_falls_back_without_a_model(tmp_pa
     missing = PersonSegmenter(tmp_path / "no_such_model.tflite")
     seg = segment_photo(big, points * 3, missing)
     assert seg.person_source == "landmarks" and missing.person(big) is None
-    assert seg.labels.shape == seg.skin.shape == seg.hair.shape == big.shape[:2]
+    # labelled at the working size (long side 512), covering the whole photo
+    assert seg.labels.shape == seg.skin.shape == seg.hair.shape == (512, 512) and seg.photo_size == (768, 768)
     assert seg.skin.dtype == np.uint8 and seg.hair.dtype == np.uint8
-    face = cv2.resize(truth["face"].astype(np.uint8), big.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+    face = cv2.resize(truth["face"].astype(np.uint8), (512, 512), interpolation=cv2.INTER_NEAREST) > 0
     assert share(seg.labels, face, SKIN) > 0.97
     assert abs(sum(seg.fractions().values()) - 1.0) < 1e-9
 
@@ -186,3 +187,15 @@ def test_bundle_carries_hair(engine, ict_path, tmp_path):
     mask = cv2.imread(str(out / masks["skin_head"]), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (64, 64) and mask.max() > 200  # grey, a quarter of the colour texture, hair seen
     assert json.loads((out / "manifest.json").read_text())["hair"] == manifest["hair"]
+
+
+def test_a_mask_smaller_than_the_photo_is_sampled_at_the_same_place():
+    from likeness.texture import PhotoView
+
+    w, h = 800, 600
+    ramp = np.tile(np.linspace(0, 255, w, dtype=np.float32), (h, 1))  # skin weight = x / width
+    small = cv2.resize(ramp, (200, 150), interpolation=cv2.INTER_AREA).round().astype(np.uint8)
+    px = np.random.default_rng(0).uniform([20, 20], [w - 20, h - 20], (500, 2)).astype(np.float32)
+    view = PhotoView(np.zeros((h, w, 3), np.uint8), None, None, None, None, px, np.ones(500, np.float32), small)
+    assert view.skin_mask()[1:] == (0.25, 0.25)
+    assert np.abs(view.skin_at_vertices() - px[:, 0] / w).max() < 0.01

@@ -114,8 +114,10 @@ def _divide(rgb: np.ndarray, shade_box: tuple, skin_albedo: np.ndarray) -> np.nd
 
 
 def hair_color(albedo_rgb: np.ndarray, hair: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """Median linear RGB (3,) of an albedo photo (sRGB uint8) where ``hair`` (H,W uint8 weight) is over one half,
-    and how many pixels that was; None when fewer than 30."""
+    """Median linear RGB (3,) of an albedo photo (sRGB uint8) where ``hair`` (h,w uint8 weight over the whole photo,
+    at any size) is over one half, and how many mask pixels that was; None when fewer than 30."""
+    if albedo_rgb.shape[:2] != hair.shape:
+        albedo_rgb = cv2.resize(albedo_rgb, hair.shape[::-1], interpolation=cv2.INTER_AREA)
     pixels = albedo_rgb[hair > 127]
     if len(pixels) < 30:
         return None

@@ -41,6 +41,9 @@ def nonskin_share(model: HeadModel, views: list[PhotoView], segments: list[Segme
     if len(views) != len(segments) or not views:
         raise ValueError("nonskin_share needs one segmentation per view, and at least one view")
     black = np.zeros(3)
+    # the probes have the labels' size: the pixel positions scale with them
+    views = [replace(v, px=v.px * np.array([s.labels.shape[1] / v.rgb.shape[1], s.labels.shape[0] / v.rgb.shape[0]],
+                                           np.float32)) for v, s in zip(views, segments)]
     probes = [replace(v, rgb=_probe(s), skin=s.skin if masked else None) for v, s in zip(views, segments)]
     seen_probes = [replace(v, rgb=np.full_like(s.labels, 255)[..., None].repeat(3, -1), skin=None)
                    for v, s in zip(views, segments)]

@@ -56,10 +56,12 @@ _CHIN, _TOP = 152, 10
 
 @dataclass(frozen=True)
 class Segmentation:
-    """One photo's labels at its own pixel size.
+    """One photo's labels, at the working size (the photo's, or smaller: long side :data:`WORK_SIDE`).
 
-    ``labels`` (H,W) uint8 holds :data:`SKIN`, :data:`HAIR`, ... ; ``skin`` and ``hair`` (H,W) uint8 are soft
-    weights 0–255 (255 = surely skin / hair; edges are soft). ``hair_rgb`` is the median sRGB colour (0–255) of the
+    ``labels`` (h,w) uint8 holds :data:`SKIN`, :data:`HAIR`, ... ; ``skin`` and ``hair`` (h,w) uint8 are soft
+    weights 0–255 (255 = surely skin / hair; edges are soft). They cover the whole photo of ``photo_size``
+    (width, height): photo pixel coordinates × (w / width, h / height) are theirs (scaled up only on demand: a
+    4096-px photo's masks would cost more to scale than to compute). ``hair_rgb`` is the median sRGB colour (0–255) of the
     hair pixels, or None when the photo shows too little hair. ``person_source`` says what told person from
     background: ``selfie`` (MediaPipe) or ``landmarks`` (the fallback).
     """
@@ -69,6 +71,7 @@ class Segmentation:
     hair: np.ndarray
     hair_rgb: np.ndarray | None
     person_source: str
+    photo_size: tuple[int, int]
 
     def fractions(self) -> dict[str, float]:
         """Share of the photo's pixels per label name."""
@@ -281,8 +284,8 @@ def label_pixels(rgb: np.ndarray, points_px: np.ndarray, person: np.ndarray | No
 
 
 def segment_photo(rgb: np.ndarray, points_px: np.ndarray, segmenter: PersonSegmenter | None = None) -> Segmentation:
-    """Label a photo (H,W,3 uint8 sRGB) from its 478 MediaPipe landmarks (pixels, x right, y down); the result has
-    the photo's size. ``segmenter`` None uses the landmarks fallback for person vs background."""
+    """Label a photo (H,W,3 uint8 sRGB) from its 478 MediaPipe landmarks (pixels, x right, y down), at most
+    :data:`WORK_SIDE` px on the long side. ``segmenter`` None uses the landmarks fallback for person vs background."""
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H,W,3) uint8 photo, got {rgb.shape} {rgb.dtype}")
@@ -294,9 +297,6 @@ def segment_photo(rgb: np.ndarray, points_px: np.ndarray, segmenter: PersonSegme
     points = np.asarray(points_px, np.float64)[:, :2] * np.array([sx, sy])
     person = segmenter.person(small) if segmenter is not None else None
     labels, skin, hair, hair_rgb = label_pixels(small, points, person)
-    if small is not rgb:
-        labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
-        skin = cv2.resize(skin, (w, h), interpolation=cv2.INTER_LINEAR)
-        hair = cv2.resize(hair, (w, h), interpolation=cv2.INTER_LINEAR)
     to8 = lambda a: np.round(np.clip(a, 0.0, 1.0) * 255).astype(np.uint8)  # noqa: E731
-    return Segmentation(labels, to8(skin), to8(hair), hair_rgb, "selfie" if person is not None else "landmarks")
+    return Segmentation(labels, to8(skin), to8(hair), hair_rgb, "selfie" if person is not None else "landmarks",
+                        (w, h))

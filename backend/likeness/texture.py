@@ -67,14 +67,22 @@ class PhotoView:
     normals: np.ndarray  # (V,3) unit vertex normals, camera frame
     px: np.ndarray  # (V,2) float32 pixel positions
     visibility: np.ndarray  # (V,) float32 in [0, 1], see :func:`vertex_projection`
-    skin: np.ndarray | None = None  # (H,W) uint8: 255 where the pixel is surely skin, 0 where not; None: all skin
+    #: (h,w) uint8 over the whole photo, at its size or smaller (sampled at the same relative position): 255 where
+    #: the pixel is surely skin, 0 where not (likeness.segment); None: every pixel is skin
+    skin: np.ndarray | None = None
+
+    def skin_mask(self) -> tuple[np.ndarray, float, float] | None:
+        """The skin mask and its scale (mask pixels per photo pixel, x and y), None without one."""
+        if self.skin is None:
+            return None
+        return self.skin, self.skin.shape[1] / self.rgb.shape[1], self.skin.shape[0] / self.rgb.shape[0]
 
     def skin_at_vertices(self) -> np.ndarray:
         """(V,) float32 in [0, 1]: the skin mask at each vertex's pixel (bilinear), 1 without a mask."""
         if self.skin is None:
             return np.ones(len(self.px), np.float32)
-        sample = _remap(self.skin, _as_strip(self.px[:, 0] - 0.5), _as_strip(self.px[:, 1] - 0.5))
-        return sample.ravel()[:len(self.px)].astype(np.float32) / 255.0
+        sample = _sample_mask(self.skin_mask(), _as_strip(self.px[:, 0] - 0.5), _as_strip(self.px[:, 1] - 0.5))
+        return sample.ravel()[:len(self.px)]
 
     @classmethod
     def build(cls, model: HeadModel, rgb: np.ndarray, camera: Camera, vertices_cam: np.ndarray) -> "PhotoView":
@@ -160,7 +168,7 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     rgba = [cv2.cvtColor(view.rgb, cv2.COLOR_RGB2RGBA) for view in views]  # once per photo, not per material
     direct = _resolution_weighted(views, [(image, view.px, view.visibility * view.skin_at_vertices())
                                           for image, view in zip(rgba, views)])
-    direct = [(*d, view.skin) for d, view in zip(direct, views)]
+    direct = [(*d, view.skin_mask()) for d, view in zip(direct, views)]
     gap = np.clip(1.0 - sum(d[2] for d in direct) / MIRROR_BELOW, 0.0, 1.0)
     mirror = mirror_vertices(model)
     mirrored = [(rgb, px[mirror], (w[mirror] * gap).astype(np.float32), skin) for rgb, px, w, skin in direct]
@@ -196,7 +204,8 @@ def _resolution_weighted(views: list[PhotoView], projections: list) -> list:
 def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_color: np.ndarray) -> np.ndarray:
     """Colour texture (S,S,3) uint8 of one material.
 
-    ``direct`` and ``mirrored`` hold (RGBA photo, (V,2) pixel positions, (V,) weights, skin mask or None) per photo.
+    ``direct`` and ``mirrored`` hold (RGBA photo, (V,2) pixel positions, (V,) weights, skin mask and its scale or
+    None) per photo.
     Each texel blends the photos (``direct``, then their ``mirrored`` samples) by their weights, each times the
     photo's skin mask at the texel's own pixel (crisper than the vertices' masks), plus the fill
     colour with weight ``max(0.15 − Σw, 0)`` so poorly seen texels fade into the skin tone. Pixel positions and
@@ -244,8 +253,18 @@ def _per_texel(uvm: UVMap, px: np.ndarray, weight: np.ndarray,
     columns = np.concatenate([px - 0.5, weight[:, None]], axis=1).astype(np.float32)
     x, y, w = ((uvm.strip_blend @ columns[:, j]).reshape(-1, _STRIP) for j in range(3))
     if skin is not None:
-        w *= _remap(skin, x, y).astype(np.float32) * np.float32(1 / 255)
+        w *= _sample_mask(skin, x, y)
     return x, y, w
+
+
+def _sample_mask(mask: tuple[np.ndarray, float, float], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A mask (uint8, with its scale: :meth:`PhotoView.skin_mask`) at photo pixel positions given as strip images
+    (centres at integers), bilinear, as float32 in [0, 1]."""
+    image, sx, sy = mask
+    if (sx, sy) != (1.0, 1.0):  # continuous coordinates scale; pixel centres sit half a pixel in
+        x = x * np.float32(sx) + np.float32(0.5 * sx - 0.5)
+        y = y * np.float32(sy) + np.float32(0.5 * sy - 0.5)
+    return _remap(image, x, y).astype(np.float32) * np.float32(1 / 255)
 
 
 _STRIP = 4096  # OpenCV images must be narrower and shorter than 32767 pixels
@@ -283,9 +302,11 @@ def skin_tone(model: HeadModel, projections: list[tuple[np.ndarray, np.ndarray, 
 
 
 def bake_masks(model: HeadModel, views: list[PhotoView], masks: list[np.ndarray], size: int) -> dict[int, np.ndarray]:
-    """Grey textures (S,S) uint8 of every projected material from per-photo masks (H,W uint8, e.g. where each
-    photo saw hair), blended like the colour (view angle, resolution, mirror image) without the skin masks; 0 where
-    no photo saw the surface."""
+    """Grey textures (S,S) uint8 of every projected material from per-photo masks (h,w uint8 over the whole photo,
+    at any size; e.g. where each photo saw hair), blended like the colour (view angle, resolution, mirror image)
+    without the skin masks; 0 where no photo saw the surface."""
     probes = [PhotoView(cv2.cvtColor(np.ascontiguousarray(mask), cv2.COLOR_GRAY2RGB), view.camera, view.vertices_cam,
-                        view.raster, view.normals, view.px, view.visibility) for view, mask in zip(views, masks)]
+                        view.raster, view.normals, view.px * np.array([mask.shape[1] / view.rgb.shape[1],
+                                                                       mask.shape[0] / view.rgb.shape[0]], np.float32),
+                        view.visibility) for view, mask in zip(views, masks)]
     return {i: texture[..., 0] for i, texture in bake_textures(model, probes, size, fill_color=np.zeros(3)).items()}
