@@ -118,10 +118,27 @@ def test_selfie_model_tells_person_from_background():
     from likeness.images import load_photo
 
     rgb = load_photo(astronaut_photo()).rgb
-    person = PersonSegmenter().person(cv2.resize(rgb, (256, 256)))
-    assert person is not None and person.shape == (256, 256)
+    segmenter = PersonSegmenter()
+    person = segmenter.person(cv2.resize(rgb, (256, 256)))
+    assert person is not None and person.shape == (256, 256), segmenter.error
     assert person[:40, :40].mean() < 0.2  # the flag in the top-left corner is background
     assert person[36:60, 100:130].mean() > 0.8  # her face
+
+
+def test_selfie_model_runs_after_smirk_flushed_denormals():
+    """SMIRK turns on torch's process-wide flush-denormal mode, in which XNNPACK cannot prepare the selfie model:
+    the segmenter prepares it with the mode off, and leaves it on again."""
+    torch = pytest.importorskip("torch")
+    if PersonSegmenter.default_model() is None:
+        pytest.skip("MediaPipe's selfie segmentation model is not installed")
+    tiny = np.array([1e-39], np.float32)
+    torch.set_flush_denormal(True)
+    try:
+        segmenter = PersonSegmenter()
+        assert segmenter.person(np.full((128, 128, 3), 120, np.uint8)) is not None, segmenter.error
+        assert (tiny * np.float32(1.0))[0] == 0.0  # still flushed to zero
+    finally:
+        torch.set_flush_denormal(False)
 
 
 @pytest.fixture(scope="module")

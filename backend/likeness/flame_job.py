@@ -152,7 +152,7 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
     shape = np.mean([r["shape_params"] for r in reads], axis=0)  # one identity shared by all photos
     shaped = flame.shaped(shape)
     cameras = [Camera(p.focal_px, p.principal_point, p.size) for p in photos]
-    views, delit, fits = [], [], []
+    views, delit, fits, segments = [], [], [], []
     for photo, cam, lm, read in zip(photos, cameras, found, reads):
         pose = np.zeros(3 * len(flame.parents))
         pose[6:9] = read["jaw_params"]
@@ -166,14 +166,17 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
         arkit = bridge.arkit(local - shaped)
         fits.append((rot, trans, rmse, weights, arkit))
         step("texture", 0.45, "Estimating the light and projecting the photos onto the head")
-        view = PhotoView.build(model, photo.rgb, cam, verts_cam)
+        seg = engine.segment(photo, lm)  # only skin reaches the albedo (likeness.segment)
+        view = replace(PhotoView.build(model, photo.rgb, cam, verts_cam), skin=None if seg is None else seg.skin)
+        segments.append(seg)
         delit.append(delight(model, view, rot))
         views.append(replace(view, rgb=delit[-1].albedo_rgb))
-    from .pipeline import _add_maps, _iris_colors
+    from .pipeline import _add_maps, _hair, _iris_colors
 
     with BundleWriter(output) as writer:
         textures = bake_textures(model, views, request.texture_size)
         texture_files = {i: _add_maps(writer, model, i, t) for i, t in textures.items()}
+        hair = _hair(writer, model, views, segments, request.texture_size, texture_files)
         step("write", 0.85, "Writing the bundle")
         records = []
         for k, (photo, view, lm, read, lit, fit) in enumerate(zip(photos, views, found, reads, delit, fits)):
@@ -196,7 +199,7 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
                              vertices=shaped.astype(np.float32), identity=shape, photos=records,
                              texture_files=texture_files, warnings=warnings,
                              base_colors=_iris_colors(model, photos, found, delit),
-                             extra={"smirk": _provenance(runner.path)})
+                             extra={"smirk": _provenance(runner.path), **({"hair": hair} if hair else {})})
     report("write", 1.0, "Done")
     return {"bundle": str(path), "warnings": warnings}
 

@@ -19,12 +19,12 @@ Pixels: (H,W) arrays, x right, y down, as the photo. Everything here is vectoris
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .selfie import PersonSegmenter
 
 #: Label values of :attr:`Segmentation.labels`.
 BACKGROUND, SKIN, HAIR, CLOTHING, OCCLUDER = 0, 1, 2, 3, 4
@@ -60,9 +60,9 @@ class Segmentation:
 
     ``labels`` (h,w) uint8 holds :data:`SKIN`, :data:`HAIR`, ... ; ``skin`` and ``hair`` (h,w) uint8 are soft
     weights 0–255 (255 = surely skin / hair; edges are soft). They cover the whole photo of ``photo_size``
-    (width, height): photo pixel coordinates × (w / width, h / height) are theirs (scaled up only on demand: a
-    4096-px photo's masks would cost more to scale than to compute). ``hair_rgb`` is the median sRGB colour (0–255) of the
-    hair pixels, or None when the photo shows too little hair. ``person_source`` says what told person from
+    (width, height): photo pixel coordinates × (w / width, h / height) are theirs (never scaled up: a 4096-px
+    photo's masks would cost more to scale than to compute). ``hair_rgb`` is the median sRGB colour (0–255) of
+    the hair pixels, or None when the photo shows too little hair. ``person_source`` says what told person from
     background: ``selfie`` (MediaPipe) or ``landmarks`` (the fallback).
     """
 
@@ -77,60 +77,6 @@ class Segmentation:
         """Share of the photo's pixels per label name."""
         counts = np.bincount(self.labels.ravel(), minlength=len(LABEL_NAMES))
         return {name: float(counts[k] / max(self.labels.size, 1)) for k, name in LABEL_NAMES.items()}
-
-
-class PersonSegmenter:
-    """MediaPipe's selfie segmentation (tasks ImageSegmenter, still-image mode: no state between photos).
-
-    :meth:`person` returns a (h,w) float32 probability of "person" or None when the model cannot run; the model is
-    loaded on first use and a failure to load is remembered (the landmarks fallback is used from then on).
-    """
-
-    def __init__(self, model_path: str | Path | None = None) -> None:
-        self._path = model_path
-        self._segmenter = None
-        self._failed = False
-
-    @staticmethod
-    def default_model() -> Path | None:
-        try:
-            import mediapipe
-        except ImportError:
-            return None
-        path = Path(mediapipe.__file__).parent / "modules" / "selfie_segmentation" / "selfie_segmentation.tflite"
-        return path if path.is_file() else None
-
-    def person(self, rgb: np.ndarray) -> np.ndarray | None:
-        if self._segmenter is None and not self._failed:
-            try:
-                from mediapipe.tasks.python import BaseOptions, vision
-
-                path = self._path or self.default_model()
-                if path is None:
-                    raise FileNotFoundError("selfie_segmentation.tflite")
-                options = vision.ImageSegmenterOptions(base_options=BaseOptions(model_asset_path=str(path)),
-                                                       output_confidence_masks=True, output_category_mask=False)
-                with warnings.catch_warnings():  # a protobuf deprecation notice inside MediaPipe
-                    warnings.simplefilter("ignore", UserWarning)
-                    self._segmenter = vision.ImageSegmenter.create_from_options(options)
-            except Exception:  # no mediapipe, a missing or broken model: fall back to the landmarks
-                self._failed = True
-        if self._segmenter is None:
-            return None
-        try:
-            import mediapipe as mp
-
-            result = self._segmenter.segment(mp.Image(image_format=mp.ImageFormat.SRGB,
-                                                      data=np.ascontiguousarray(rgb)))
-            mask = result.confidence_masks[0].numpy_view()
-            return np.array(mask, np.float32).reshape(rgb.shape[:2])
-        except Exception:
-            return None
-
-    def close(self) -> None:
-        if self._segmenter is not None:
-            self._segmenter.close()
-            self._segmenter = None
 
 
 _LOG = np.log(np.arange(256, dtype=np.float32) + 8.0)

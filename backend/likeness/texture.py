@@ -161,9 +161,10 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     """Colour textures (S,S,3) uint8 of every projected material, by material index.
 
     Photos are weighted by view angle, resolution and their skin mask (``PhotoView.skin``); poorly seen vertices
-    borrow their mirror image, then ``fill_color`` (RGB 0–255; default: the skin tone of the well-seen face). Materials bake in parallel threads (the heavy NumPy/OpenCV work releases
-    the GIL); ``on_texture(material, texture)`` is called (in this thread) as each one is done, so its files can
-    start encoding while the others bake.
+    borrow their mirror image, then ``fill_color`` (RGB 0–255; default: the skin tone of the well-seen face).
+    Materials bake in parallel threads (the heavy NumPy/OpenCV work releases the GIL);
+    ``on_texture(material, texture)`` is called (in this thread) as each one is done, so its files can start
+    encoding while the others bake.
     """
     rgba = [cv2.cvtColor(view.rgb, cv2.COLOR_RGB2RGBA) for view in views]  # once per photo, not per material
     direct = _resolution_weighted(views, [(image, view.px, view.visibility * view.skin_at_vertices())
