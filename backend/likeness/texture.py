@@ -34,6 +34,8 @@ from .views import HeadRaster, rasterize_head
 _MARGIN = 8
 #: A vertex seen with a total weight below this also borrows its mirror image (fully when unseen).
 MIRROR_BELOW = 0.3
+#: Texels seen with a total weight below this fade into the fill colour (weight: this − the total).
+FILL_BELOW = 0.15
 
 
 @dataclass(frozen=True)
@@ -157,11 +159,12 @@ def mirror_vertices(model: HeadModel) -> np.ndarray:
 
 def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
                   on_texture: Callable[[int, np.ndarray], None] | None = None,
-                  fill_color: np.ndarray | None = None) -> dict[int, np.ndarray]:
+                  fill_color: np.ndarray | None = None, fill_below: float = FILL_BELOW) -> dict[int, np.ndarray]:
     """Colour textures (S,S,3) uint8 of every projected material, by material index.
 
     Photos are weighted by view angle, resolution and their skin mask (``PhotoView.skin``); poorly seen vertices
-    borrow their mirror image, then ``fill_color`` (RGB 0–255; default: the skin tone of the well-seen face).
+    borrow their mirror image, then ``fill_color`` (RGB 0–255; default: the skin tone of the well-seen face) below a
+    total weight of ``fill_below``.
     Materials bake in parallel threads (the heavy NumPy/OpenCV work releases the GIL);
     ``on_texture(material, texture)`` is called (in this thread) as each one is done, so its files can start
     encoding while the others bake.
@@ -178,7 +181,8 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     materials = [i for i, m in enumerate(model.materials) if m.projected]
     textures = {}
     with ThreadPoolExecutor(max_workers=min(2, len(materials) or 1)) as pool:
-        futures = {pool.submit(lambda i: _bake_material(uv_map(model, i, size), direct, mirrored, fill), i): i
+        bake = lambda i: _bake_material(uv_map(model, i, size), direct, mirrored, fill, fill_below)  # noqa: E731
+        futures = {pool.submit(bake, i): i
                    for i in materials}
         for future in as_completed(futures):
             textures[futures[future]] = future.result()
@@ -202,14 +206,15 @@ def _resolution_weighted(views: list[PhotoView], projections: list) -> list:
     return [(rgb, px, (w * f * keep).astype(np.float32)) for (rgb, px, w), f in zip(projections, factor)]
 
 
-def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_color: np.ndarray) -> np.ndarray:
+def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_color: np.ndarray,
+                   fill_below: float = FILL_BELOW) -> np.ndarray:
     """Colour texture (S,S,3) uint8 of one material.
 
     ``direct`` and ``mirrored`` hold (RGBA photo, (V,2) pixel positions, (V,) weights, skin mask and its scale or
     None) per photo.
     Each texel blends the photos (``direct``, then their ``mirrored`` samples) by their weights, each times the
     photo's skin mask at the texel's own pixel (crisper than the vertices' masks), plus the fill
-    colour with weight ``max(0.15 − Σw, 0)`` so poorly seen texels fade into the skin tone. Pixel positions and
+    colour with weight ``max(fill_below − Σw, 0)`` so poorly seen texels fade into the skin tone. Pixel positions and
     weights are interpolated linearly from the vertices across each (small) triangle. Pixels travel as RGBA
     packed in uint32 for fast scatter/gather. Mirrored samples touch only the texels that need them.
     """
@@ -219,7 +224,7 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_
     acc = values[0][2].copy() if values else np.zeros_like(borrowed[0][2])  # Σ weights, in place: less memory
     for v in values[1:] + borrowed:
         acc += v[2]
-    np.maximum(np.subtract(np.float32(0.15), acc, out=acc), 0, out=acc)
+    np.maximum(np.subtract(np.float32(fill_below), acc, out=acc), 0, out=acc)
     fill = np.append(np.round(fill_color), 255).astype(np.uint8)
     colors = np.empty((*acc.shape, 4), np.uint8)  # the strip layout of _as_strip, filled directly
     colors[...] = fill
@@ -305,9 +310,11 @@ def skin_tone(model: HeadModel, projections: list[tuple[np.ndarray, np.ndarray, 
 def bake_masks(model: HeadModel, views: list[PhotoView], masks: list[np.ndarray], size: int) -> dict[int, np.ndarray]:
     """Grey textures (S,S) uint8 of every projected material from per-photo masks (h,w uint8 over the whole photo,
     at any size; e.g. where each photo saw hair), blended like the colour (view angle, resolution, mirror image)
-    without the skin masks; 0 where no photo saw the surface."""
+    without the skin masks; 0 where no photo saw the surface. Surface seen only at a grazing angle (the top of the
+    scalp in a frontal photo) keeps what the photos saw there instead of fading to 0."""
     probes = [PhotoView(cv2.cvtColor(np.ascontiguousarray(mask), cv2.COLOR_GRAY2RGB), view.camera, view.vertices_cam,
                         view.raster, view.normals, view.px * np.array([mask.shape[1] / view.rgb.shape[1],
                                                                        mask.shape[0] / view.rgb.shape[0]], np.float32),
                         view.visibility) for view, mask in zip(views, masks)]
-    return {i: texture[..., 0] for i, texture in bake_textures(model, probes, size, fill_color=np.zeros(3)).items()}
+    baked = bake_textures(model, probes, size, fill_color=np.zeros(3), fill_below=0.01)
+    return {i: texture[..., 0] for i, texture in baked.items()}
