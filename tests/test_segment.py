@@ -111,6 +111,23 @@ def test_bad_input_gives_clear_errors():
         label_pixels(rgb, broken, None)
 
 
+def test_a_face_mostly_outside_the_photo_is_refused_and_the_job_goes_on(tmp_path):
+    from likeness.images import Photo
+    from likeness.landmarks import FaceLandmarks
+    from likeness.pipeline import Engine
+
+    rgb, points, _ = synthetic_portrait()
+    outside = points + [400.0, 0.0]  # the face lies beyond the image's right edge
+    with pytest.raises(ValueError, match="too few to learn the skin"):
+        label_pixels(rgb, outside, None)
+    engine = Engine(use_blendshapes=False)
+    engine._segmenter = PersonSegmenter(tmp_path / "none.tflite")
+    found = FaceLandmarks(outside, np.zeros(len(outside)), (0.0, 0.0, 1.0, 1.0))
+    assert engine.segment(Photo(tmp_path / "p.jpg", rgb, 300.0, "default"), found) is None
+    assert engine.segment(Photo(tmp_path / "p.jpg", rgb, 300.0, "default"),
+                          FaceLandmarks(points, np.zeros(len(points)), (0.0, 0.0, 1.0, 1.0))) is not None
+
+
 def test_selfie_model_tells_person_from_background():
     if PersonSegmenter.default_model() is None:
         pytest.skip("MediaPipe's selfie segmentation model is not installed")

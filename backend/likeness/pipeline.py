@@ -100,12 +100,16 @@ class Engine:
         return self._scorer or None
 
     def segment(self, photo: Photo, landmarks: FaceLandmarks) -> Segmentation | None:
-        """The photo's skin/hair/clothing/background labels (:mod:`likeness.segment`), None when turned off."""
+        """The photo's skin/hair/clothing/background labels (:mod:`likeness.segment`); None when turned off or when
+        the photo cannot be labelled (too little of the face inside it): its pixels then all count, as before."""
         if not self.use_segmentation:
             return None
         if self._segmenter is None:
             self._segmenter = PersonSegmenter()
-        return segment_photo(photo.rgb, landmarks.points_px, self._segmenter)
+        try:
+            return segment_photo(photo.rgb, landmarks.points_px, self._segmenter)
+        except ValueError:
+            return None
 
     def encoder(self, model: HeadModel):
         """The learned expression encoder (:mod:`likeness.learned`) for ``model`` when enabled (``use_encoder``),

@@ -171,7 +171,11 @@ def label_pixels(rgb: np.ndarray, points_px: np.ndarray, person: np.ndarray | No
     iod = max(float(np.linalg.norm(points[33] - points[263])), 4.0)
     features = colour_features(rgb)
 
-    skin_model = ColourModel.fit(_disc_samples(features, points[SKIN_SAMPLES], 0.07 * iod), _SKIN_FLOOR)
+    samples = _disc_samples(features, points[SKIN_SAMPLES], 0.07 * iod)
+    if len(samples) < 20:
+        raise ValueError(f"only {len(samples)} pixels of cheeks, forehead and nose lie inside the photo: too few to "
+                         "learn the skin's colour")
+    skin_model = ColourModel.fit(samples, _SKIN_FLOOR)
     skin_d = skin_model.distance(features)
     skin_like = np.clip((SKIN_FAR - skin_d) / (SKIN_FAR - SKIN_NEAR), 0.0, 1.0)
 
