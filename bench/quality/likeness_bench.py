@@ -1,7 +1,7 @@
 """Likeness bench (docs/quality.md, "Likeness"): does a face-recognition network take the head for the person?
 
 Usage: .venv/bin/python bench/quality/likeness_bench.py [--samples 16] [--texture 1024] [--reuse]
-About 25 min on 2 CPU cores (most of it Cycles). Writes bench/results/likeness.json; bundles and renders stay in
+About 25 min on 2 quiet CPU cores (most of it Cycles). Writes bench/results/likeness.json; bundles and renders stay in
 bench/results/likeness/ (``--reuse`` keeps the bundles already there and only renders and scores again).
 
 For every dev photo (../shared/data/faces_dev) of a person with two or more photos, the product reconstructs a
@@ -68,12 +68,13 @@ def jobs(items: list[dict]) -> list[dict]:
     return out
 
 
-def reconstruct(items: list[dict], todo: list[dict], texture: int, reuse: bool) -> None:
+def reconstruct(items: list[dict], todo: list[dict], texture: int, reuse: bool, segmentation: bool) -> None:
     """Write each job's bundle to WORK/bundles/NAME."""
     from likeness.pipeline import Engine, ReconstructRequest
 
     engine = Engine()
     engine.use_encoder = False  # the default product path
+    engine.use_segmentation = segmentation
     (WORK / "bundles").mkdir(parents=True, exist_ok=True)
     for job in todo:
         out = WORK / "bundles" / job["name"]
@@ -85,15 +86,26 @@ def reconstruct(items: list[dict], todo: list[dict], texture: int, reuse: bool) 
                                               model=model_path(), name=job["name"]))
 
 
-def render(todo: list[dict], samples: int) -> dict[str, dict]:
+def render_names(job: dict) -> list[str]:
+    """The renders of one job: its fitted head (and, for one-photo jobs, the mean head) at every view."""
+    heads = ("fitted", "mean_head") if job["kind"] == "single" else ("fitted",)
+    return [f"{job['name']}_{head}_{int(yaw)}" for head in heads for yaw in VIEWS]
+
+
+def render(todo: list[dict], samples: int, reuse: bool) -> dict[str, dict]:
     """Render every bundle (fitted, and for single jobs the mean head) at every view; returns, per render name,
-    its path and the fallback face box (the projected 68 landmark vertices' bounds)."""
-    from likeness_render import BundleRenderer  # imports bpy: only now
+    its path and the fallback face box (the projected 68 landmark vertices' bounds), also kept in
+    WORK/renders/index.json (with ``reuse``, jobs rendered before are not rendered again)."""
+    index_path = WORK / "renders" / "index.json"
+    out = json.loads(index_path.read_text()) if reuse and index_path.exists() else {}
+    todo = [j for j in todo if not all(n in out and Path(out[n]["path"]).exists() for n in render_names(j))]
+    if not todo:
+        return out
+    from likeness_render import BundleRenderer, project  # imports bpy: only now
     from likeness.headmodel import load_ict
 
     mean = load_ict(model_path()).neutral.astype(np.float64)
     renderer = BundleRenderer(samples)
-    out = {}
     for job in todo:
         bundle = WORK / "bundles" / job["name"]
         with np.load(bundle / "head.npz", allow_pickle=False) as npz:
@@ -106,8 +118,9 @@ def render(todo: list[dict], samples: int) -> dict[str, dict]:
                 name = f"{job['name']}_{head}_{int(yaw)}"
                 path = WORK / "renders" / f"{name}.png"
                 renderer.render(centre, yaw, path)
-                px = renderer.project(verts[landmarks])
+                px = project(verts[landmarks], centre, yaw)
                 out[name] = {"path": str(path), "box": [*px.min(0), *px.max(0)]}
+        index_path.write_text(json.dumps(out))
     return out
 
 
@@ -117,8 +130,11 @@ def describe_photos(judge: face_id.FaceJudge, items: list[dict]) -> tuple[np.nda
 
     rows, found = [], []
     for it in items:
-        pts = np.asarray(it["landmarks"], float)
-        d, ok = judge.describe(load_photo(DEV / it["file"]).rgb, (*pts.min(0), *pts.max(0)))
+        pts = np.asarray(it.get("landmarks") or np.zeros((0, 2)), float)
+        box = (*pts.min(0), *pts.max(0)) if len(pts) else None
+        d, ok = judge.describe(load_photo(DEV / it["file"]).rgb, box)
+        if d is None:
+            raise SystemExit(f"dlib finds no face in {it['file']} and it has no manual landmarks")
         rows.append(d)
         found.append(ok)
     return np.stack(rows), found
@@ -180,24 +196,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     ap.add_argument("--texture", type=int, default=1024, help="texture size of the bundles")
-    ap.add_argument("--reuse", action="store_true", help="keep bundles already in bench/results/likeness")
+    ap.add_argument("--reuse", action="store_true", help="keep bundles and renders already in bench/results/likeness")
+    ap.add_argument("--no-segmentation", action="store_true",
+                    help="bake every covered pixel into the skin (no hair mask), as before the clean skin: "
+                         "bench/results/likeness_no_segmentation.json, bundles in bench/results/likeness_no_segmentation/")
     ap.add_argument("--limit", type=int, default=0, help="only the first N jobs (a quick look; figures partial)")
     args = ap.parse_args()
+    global WORK
+    name = "likeness_no_segmentation" if args.no_segmentation else "likeness"
+    WORK = RESULTS / name
     items = json.loads((DEV / "manifest.json").read_text())["items"]
     todo = jobs(items)[: args.limit or None]
     t0 = time.perf_counter()
-    reconstruct(items, todo, args.texture, args.reuse)
+    reconstruct(items, todo, args.texture, args.reuse, not args.no_segmentation)
     t_fit = time.perf_counter() - t0
-    renders = render(todo, args.samples)
+    renders = render(todo, args.samples, args.reuse)
     t_render = time.perf_counter() - t0 - t_fit
     judge = face_id.FaceJudge()
     result = score(items, todo, renders, judge) if not args.limit else {"partial": True}
     result.update({"seconds": {"reconstruct": t_fit, "render": t_render, "total": time.perf_counter() - t0},
                    "targets": TARGETS})
-    write_results("likeness", result, vars(args))
+    write_results(name, result, vars(args))
     if not args.limit:
         print(table(result))
-    print(f"bench/results/likeness.json ({result['seconds']['total']:.0f} s)")
+    print(f"bench/results/{name}.json ({result['seconds']['total']:.0f} s)")
 
 
 if __name__ == "__main__":
