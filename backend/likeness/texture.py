@@ -25,6 +25,7 @@ from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
 from . import uvcache
+from .fill import texel_fill
 from .camera import Camera
 from .headmodel import HeadModel, split_quads
 from .raster import rasterize, vertex_normals
@@ -163,8 +164,9 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     """Colour textures (S,S,3) uint8 of every projected material, by material index.
 
     Photos are weighted by view angle, resolution and their skin mask (``PhotoView.skin``); poorly seen vertices
-    borrow their mirror image, then ``fill_color`` (RGB 0–255; default: the skin tone of the well-seen face) below a
-    total weight of ``fill_below``.
+    borrow their mirror image, then ``fill_color`` (RGB 0–255) below a total weight of ``fill_below``; by default
+    a smooth continuation of the seen skin around them, fading to the skin tone of the well-seen face
+    (:func:`likeness.fill.texel_fill`).
     Materials bake in parallel threads (the heavy NumPy/OpenCV work releases the GIL);
     ``on_texture(material, texture)`` is called (in this thread) as each one is done, so its files can start
     encoding while the others bake.
@@ -177,11 +179,12 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     mirror = mirror_vertices(model)
     mirrored = [(rgb, px[mirror], (w[mirror] * gap).astype(np.float32), skin) for rgb, px, w, skin in direct]
     mirrored = [m for m in mirrored if m[2].any()]
+    smooth = fill_color is None  # the skin tone, continued smoothly from the seen skin; a given colour: flat
     fill = skin_tone(model, [d[:3] for d in direct]) if fill_color is None else np.asarray(fill_color, np.float32)
     materials = [i for i, m in enumerate(model.materials) if m.projected]
     textures = {}
     with ThreadPoolExecutor(max_workers=min(2, len(materials) or 1)) as pool:
-        bake = lambda i: _bake_material(uv_map(model, i, size), direct, mirrored, fill, fill_below)  # noqa: E731
+        bake = lambda i: _bake_material(uv_map(model, i, size), direct, mirrored, fill, fill_below, smooth)  # noqa: E731
         futures = {pool.submit(bake, i): i
                    for i in materials}
         for future in as_completed(futures):
@@ -207,7 +210,7 @@ def _resolution_weighted(views: list[PhotoView], projections: list) -> list:
 
 
 def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_color: np.ndarray,
-                   fill_below: float = FILL_BELOW) -> np.ndarray:
+                   fill_below: float = FILL_BELOW, smooth: bool = False) -> np.ndarray:
     """Colour texture (S,S,3) uint8 of one material.
 
     ``direct`` and ``mirrored`` hold (RGBA photo, (V,2) pixel positions, (V,) weights, skin mask and its scale or
@@ -224,6 +227,7 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_
     acc = values[0][2].copy() if values else np.zeros_like(borrowed[0][2])  # Σ weights, in place: less memory
     for v in values[1:] + borrowed:
         acc += v[2]
+    seen = np.minimum(acc, 1.0).ravel()[:n] if smooth else None  # how well seen: 1 = head-on (for the fill)
     np.maximum(np.subtract(np.float32(fill_below), acc, out=acc), 0, out=acc)
     fill = np.append(np.round(fill_color), 255).astype(np.uint8)
     colors = np.empty((*acc.shape, 4), np.uint8)  # the strip layout of _as_strip, filled directly
@@ -241,6 +245,8 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_
         mixed = cv2.blendLinear(_as_strip(flat[rows]), sample, _as_strip(acc[rows]), _as_strip(w[rows]))
         flat[rows] = mixed.reshape(-1, 4)[:len(rows)]
         acc[rows] += w[rows]
+    if smooth:
+        _smooth_fill(uvm, flat[:n], seen, fill_below, fill_color)
     strip = flat[:n].view(np.uint32).ravel()
     packed = np.empty(uvm.size * uvm.size, np.uint32)
     packed[uvm.texels] = strip
@@ -248,6 +254,23 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_
     border[uvm.far] = fill.view(np.uint32)[0]
     packed[uvm.outside] = border
     return cv2.cvtColor(packed.view(np.uint8).reshape(uvm.size, uvm.size, 4), cv2.COLOR_RGBA2RGB)  # contiguous
+
+
+def _smooth_fill(uvm: UVMap, rgba: np.ndarray, seen: np.ndarray, fill_below: float, fill_color: np.ndarray) -> None:
+    """Replace the flat skin tone in poorly seen texels (``rgba`` (N,4) uint8, in place) by a smooth continuation
+    of the well-seen colour around them (:func:`likeness.fill.texel_fill`): the scalp and neck carry on the face's
+    skin instead of meeting a flat tone at a seam. ``seen`` (N,) is each texel's total photo weight (clipped to 1):
+    the tone's share is ``1 − seen / fill_below``, and the continuation weighs texels by ``seen``, so colour seen
+    at a grazing angle counts little."""
+    share = np.minimum(seen * np.float32(1 / fill_below), 1.0)  # the photos' share of each texel's colour
+    want = share < 0.999
+    if not want.any() or not (seen > 0).any():
+        return
+    flat = np.asarray(fill_color, np.float32)
+    photo = (rgba[:, :3].astype(np.float32) - (1.0 - share)[:, None] * flat) / np.maximum(share, 1e-3)[:, None]
+    smooth = texel_fill(uvm.texels, uvm.size, photo * seen[:, None], seen, flat, want)
+    mixed = (share[want, None] * photo[want]) + (1.0 - share[want])[:, None] * smooth
+    rgba[want, :3] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
 def _per_texel(uvm: UVMap, px: np.ndarray, weight: np.ndarray,
