@@ -40,3 +40,19 @@ def test_single_channel_and_non_square():
     assert np.all(np.abs(filled[:, :15, 0] - 0.3) < 0.03)  # beside the seen strip: its colour
     # far from it the prior (1.0) counts as 2 % of the texture against the 10 % seen: (0.03 + 0.02) / 0.12
     assert np.all(filled[..., 0] > 0.29) and np.all(filled[..., 0] < 0.3 + 0.13)
+
+
+def test_texel_fill_matches_the_image_fill_on_a_texture_given_as_texels():
+    from likeness.fill import fill_grid, texel_fill
+
+    size = 1024
+    texels = np.arange(size * size)[::1]
+    row, col = np.divmod(texels, size)
+    weight = (col < 300).astype(np.float32)
+    colour = np.stack([0.2 + 0.6 * row / size, np.full(len(row), 0.4), np.zeros(len(row))], axis=1).astype(np.float32)
+    want = np.flatnonzero(weight < 1)
+    grid = fill_grid(texels, size)
+    got = texel_fill(grid, (colour * weight[:, None])[grid.sample], weight[grid.sample], np.zeros(3), want)
+    image = smooth_fill((colour * weight[:, None]).reshape(size, size, 3), weight.reshape(size, size), np.zeros(3))
+    assert got.shape == (len(want), 3)
+    assert np.abs(got - image.reshape(-1, 3)[want]).max() < 0.03  # a subset of the texels feeds the grid

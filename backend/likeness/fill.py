@@ -12,6 +12,8 @@ Images are (S,S,C) float32 in any linear unit; weights (S,S) in [0, 1] (1 = full
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -56,26 +58,47 @@ def _reduce(image: np.ndarray) -> np.ndarray:
     return out.reshape(out.shape[0], out.shape[1], *image.shape[2:])
 
 
-def texel_fill(texels: np.ndarray, size: int, premultiplied: np.ndarray, weight: np.ndarray, prior: np.ndarray,
-               want: np.ndarray) -> np.ndarray:
-    """:func:`smooth_fill` for a texture given as its N island texels, at the texels ``want`` (bool, N).
+@dataclass(frozen=True)
+class FillGrid:
+    """Where a texture's N island texels sit, for :func:`texel_fill` (made once per UV map and size)."""
 
-    ``texels`` (N,) are flat indices into the S×S texture (``size`` = S), ``premultiplied`` (N,C) colour × weight,
-    ``weight`` (N,) in [0, 1]; texels outside the islands count as unseen. Returns (want.sum(), C) float32. The
-    colour is averaged into a WORK_SIZE grid (area average), filled there and sampled back bilinearly.
-    """
+    size: int  # S: the texture is S×S
+    rows: np.ndarray  # (N,) uint16
+    cols: np.ndarray  # (N,) uint16
+    sample: np.ndarray  # (M,) int64 indices of the texels that feed the working grid (a regular subset)
+    cells: np.ndarray  # (M,) int64 their cells in the WORK_SIZE² grid
+    per_cell: float  # texels of the S×S texture a cell's sample stands for
+
+
+def fill_grid(texels: np.ndarray, size: int) -> FillGrid:
+    """The :class:`FillGrid` of island texels ``texels`` (flat indices into S×S, ``size`` = S)."""
     ws = min(WORK_SIZE, size)
     row, col = np.divmod(np.asarray(texels, np.int64), size)
-    cell = (row * ws // size) * ws + col * ws // size
-    area = (size / ws) ** 2
-    w_small = (np.bincount(cell, weight, ws * ws) / area).astype(np.float32).reshape(ws, ws)
-    p_small = np.stack([np.bincount(cell, premultiplied[:, k], ws * ws) for k in range(premultiplied.shape[1])],
-                       axis=1).astype(np.float32).reshape(ws, ws, -1) / np.float32(area)
-    filled = smooth_fill(p_small, w_small, prior)
+    step = max(size // (2 * ws), 1)  # about 4 samples per cell are plenty for a smooth fill
+    sample = np.flatnonzero((row % step == 0) & (col % step == 0))
+    cells = (row[sample] * ws // size) * ws + col[sample] * ws // size
+    return FillGrid(size, row.astype(np.uint16), col.astype(np.uint16), sample, cells,
+                    float((size / ws / step) ** 2))
+
+
+def texel_fill(grid: FillGrid, sampled: np.ndarray, sampled_weight: np.ndarray, prior: np.ndarray,
+               want: np.ndarray) -> np.ndarray:
+    """:func:`smooth_fill` for a texture given as its N island texels (``grid``), at the texels ``want``.
+
+    ``sampled`` (M,C) is colour × weight and ``sampled_weight`` (M,) the weight in [0, 1], both at the texels
+    ``grid.sample`` only; texels outside the islands count as unseen. ``want``: (K,) indices of the texels to fill.
+    Returns (K,C) float32. The colour is averaged into a WORK_SIZE grid, filled there and sampled back bilinearly.
+    """
+    size = grid.size
+    ws = min(WORK_SIZE, size)
+    w_small = (np.bincount(grid.cells, sampled_weight, ws * ws) / grid.per_cell).astype(np.float32)
+    p_small = np.stack([np.bincount(grid.cells, sampled[:, k], ws * ws) for k in range(sampled.shape[1])],
+                       axis=1).astype(np.float32) / np.float32(grid.per_cell)
+    filled = smooth_fill(p_small.reshape(ws, ws, -1), w_small.reshape(ws, ws), prior)
     scale = np.float32(ws / size)
-    x = (col[want].astype(np.float32) + 0.5) * scale - 0.5
-    y = (row[want].astype(np.float32) + 0.5) * scale - 0.5
+    x = (grid.cols[want].astype(np.float32) + 0.5) * scale - 0.5
+    y = (grid.rows[want].astype(np.float32) + 0.5) * scale - 0.5
     pad = (-len(x)) % 1024
     x, y = (np.concatenate([v, np.zeros(pad, np.float32)]).reshape(-1, 1024) for v in (x, y))
-    sampled = cv2.remap(filled, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return sampled.reshape(-1, filled.shape[2])[:int(np.count_nonzero(want))]
+    sampled_fill = cv2.remap(filled, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return sampled_fill.reshape(-1, filled.shape[2])[:len(want)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import cv2
 import numpy as np
@@ -25,7 +25,7 @@ from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
 from . import uvcache
-from .fill import texel_fill
+from .fill import FillGrid, fill_grid, texel_fill
 from .camera import Camera
 from .headmodel import HeadModel, split_quads
 from .raster import rasterize, vertex_normals
@@ -56,6 +56,11 @@ class UVMap:
     nearest: np.ndarray  # (M,) int32
     far: np.ndarray  # (M,) bool
     strip_blend: sparse.csr_matrix  # ``blend`` with empty rows appended up to a whole strip (same arrays)
+
+    @cached_property
+    def fill_grid(self) -> FillGrid:
+        """Where the texels sit, for the smooth skin fill (:func:`likeness.fill.texel_fill`); made on first use."""
+        return fill_grid(self.texels, self.size)
 
 
 @dataclass(frozen=True)
@@ -263,14 +268,19 @@ def _smooth_fill(uvm: UVMap, rgba: np.ndarray, seen: np.ndarray, fill_below: flo
     the tone's share is ``1 − seen / fill_below``, and the continuation weighs texels by ``seen``, so colour seen
     at a grazing angle counts little."""
     share = np.minimum(seen * np.float32(1 / fill_below), 1.0)  # the photos' share of each texel's colour
-    want = share < 0.999
-    if not want.any() or not (seen > 0).any():
+    want = np.flatnonzero(share < 0.999)
+    if want.size == 0 or not (seen > 0).any():
         return
     flat = np.asarray(fill_color, np.float32)
-    photo = (rgba[:, :3].astype(np.float32) - (1.0 - share)[:, None] * flat) / np.maximum(share, 1e-3)[:, None]
-    smooth = texel_fill(uvm.texels, uvm.size, photo * seen[:, None], seen, flat, want)
-    mixed = (share[want, None] * photo[want]) + (1.0 - share[want])[:, None] * smooth
-    rgba[want, :3] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+    def photo(rows: np.ndarray) -> np.ndarray:  # the photos' own colour: the bake's minus the tone's share
+        s = share[rows, None]
+        return (rgba[rows, :3].astype(np.float32) - (1.0 - s) * flat) / np.maximum(s, 1e-3)
+
+    sample = uvm.fill_grid.sample
+    smooth = texel_fill(uvm.fill_grid, photo(sample) * seen[sample, None], seen[sample], flat, want)
+    s = share[want, None]
+    rgba[want, :3] = np.clip(np.rint(s * photo(want) + (1.0 - s) * smooth), 0, 255).astype(np.uint8)
 
 
 def _per_texel(uvm: UVMap, px: np.ndarray, weight: np.ndarray,
