@@ -233,3 +233,20 @@ def test_a_mask_smaller_than_the_photo_is_sampled_at_the_same_place():
     view = PhotoView(np.zeros((h, w, 3), np.uint8), None, None, None, None, px, np.ones(500, np.float32), small)
     assert view.skin_mask()[1:] == (0.25, 0.25)
     assert np.abs(view.skin_at_vertices() - px[:, 0] / w).max() < 0.01
+
+
+def test_tidy_hair_mask_fills_pinholes_and_drops_specks_but_keeps_the_hairline():
+    from likeness.segment import tidy_hair_mask
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((256, 256), np.uint8)
+    mask[:100] = 255  # hair above row 100
+    holes = rng.random((100, 256)) < 0.08  # light strands read as skin
+    mask[:100][holes] = 0
+    specks = rng.random((156, 256)) < 0.01  # stray dark pixels below the hairline
+    mask[100:][specks] = 255
+    tidy = tidy_hair_mask(mask)
+    assert (tidy[5:95] == 255).mean() > 0.995 and (mask[5:95] == 255).mean() < 0.95
+    assert (tidy[105:250] == 0).mean() > 0.999
+    edge = np.argmax(tidy[:, 20:236] == 0, axis=0)  # first non-hair row per column
+    assert np.all(np.abs(edge - 100) <= 2)

@@ -35,7 +35,7 @@ from .preview import preview_image
 from .refine import RefineSettings
 from .refine import refine as refine_fit
 from .regions import vertex_regions
-from .segment import PersonSegmenter, Segmentation, segment_photo
+from .segment import PersonSegmenter, Segmentation, segment_photo, tidy_hair_mask
 from .texture import PhotoView, bake_masks, bake_textures, mirror_vertices, uv_map
 
 Report = Callable[[str, float, str], None]
@@ -354,6 +354,7 @@ def _hair(writer: BundleWriter, model: HeadModel, views: list[PhotoView], segmen
     if not colors:
         return None
     masks = bake_masks(model, [v for v, _ in seen], [s.hair for _, s in seen], max(size // HAIR_MASK_DOWNSCALE, 16))
+    masks = {i: tidy_hair_mask(mask) for i, mask in masks.items()}
     named = []
     for i, mask in masks.items():
         if (mask.ravel()[uv_map(model, i, mask.shape[0]).texels] > 127).mean() >= MIN_HAIR_SHARE:
