@@ -60,7 +60,7 @@ def _reduce(image: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FillGrid:
-    """Where a texture's N island texels sit, for :func:`texel_fill` (made once per UV map and size)."""
+    """Where a texture's N island texels sit, for :func:`texture_fill` (made once per UV map and size)."""
 
     size: int  # S: the texture is S×S
     rows: np.ndarray  # (N,) uint16
@@ -81,13 +81,13 @@ def fill_grid(texels: np.ndarray, size: int) -> FillGrid:
                     float((size / ws / step) ** 2))
 
 
-def texel_fill(grid: FillGrid, sampled: np.ndarray, sampled_weight: np.ndarray, prior: np.ndarray,
-               want: np.ndarray) -> np.ndarray:
-    """:func:`smooth_fill` for a texture given as its N island texels (``grid``), at the texels ``want``.
+def texture_fill(grid: FillGrid, sampled: np.ndarray, sampled_weight: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """:func:`smooth_fill` for a texture given as its island texels (``grid``): an (S,S,4) uint8 RGBA image
+    (alpha 255) of fill colours, to be read at the texels.
 
-    ``sampled`` (M,C) is colour × weight and ``sampled_weight`` (M,) the weight in [0, 1], both at the texels
-    ``grid.sample`` only; texels outside the islands count as unseen. ``want``: (K,) indices of the texels to fill.
-    Returns (K,C) float32. The colour is averaged into a WORK_SIZE grid, filled there and sampled back bilinearly.
+    ``sampled`` (M,3) is colour (0–255) × weight and ``sampled_weight`` (M,) the weight in [0, 1], both at the
+    texels ``grid.sample`` only; texels outside the islands count as unseen. The colour is averaged into a
+    WORK_SIZE grid, filled there and scaled up bilinearly.
     """
     size = grid.size
     ws = min(WORK_SIZE, size)
@@ -95,10 +95,6 @@ def texel_fill(grid: FillGrid, sampled: np.ndarray, sampled_weight: np.ndarray, 
     p_small = np.stack([np.bincount(grid.cells, sampled[:, k], ws * ws) for k in range(sampled.shape[1])],
                        axis=1).astype(np.float32) / np.float32(grid.per_cell)
     filled = smooth_fill(p_small.reshape(ws, ws, -1), w_small.reshape(ws, ws), prior)
-    scale = np.float32(ws / size)
-    x = (grid.cols[want].astype(np.float32) + 0.5) * scale - 0.5
-    y = (grid.rows[want].astype(np.float32) + 0.5) * scale - 0.5
-    pad = (-len(x)) % 1024
-    x, y = (np.concatenate([v, np.zeros(pad, np.float32)]).reshape(-1, 1024) for v in (x, y))
-    sampled_fill = cv2.remap(filled, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return sampled_fill.reshape(-1, filled.shape[2])[:len(want)]
+    rgba = np.full((ws, ws, 4), 255, np.uint8)
+    rgba[..., :3] = np.clip(filled + 0.5, 0, 255)
+    return cv2.resize(rgba, (size, size), interpolation=cv2.INTER_LINEAR)

@@ -25,7 +25,7 @@ from scipy import ndimage, sparse
 from scipy.spatial import cKDTree
 
 from . import uvcache
-from .fill import FillGrid, fill_grid, texel_fill
+from .fill import FillGrid, fill_grid, texture_fill
 from .camera import Camera
 from .headmodel import HeadModel, split_quads
 from .raster import rasterize, vertex_normals
@@ -59,7 +59,7 @@ class UVMap:
 
     @cached_property
     def fill_grid(self) -> FillGrid:
-        """Where the texels sit, for the smooth skin fill (:func:`likeness.fill.texel_fill`); made on first use."""
+        """Where the texels sit, for the smooth skin fill (:func:`likeness.fill.texture_fill`); made on first use."""
         return fill_grid(self.texels, self.size)
 
 
@@ -171,7 +171,7 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     Photos are weighted by view angle, resolution and their skin mask (``PhotoView.skin``); poorly seen vertices
     borrow their mirror image, then ``fill_color`` (RGB 0–255) below a total weight of ``fill_below``; by default
     a smooth continuation of the seen skin around them, fading to the skin tone of the well-seen face
-    (:func:`likeness.fill.texel_fill`).
+    (:func:`likeness.fill.texture_fill`).
     Materials bake in parallel threads (the heavy NumPy/OpenCV work releases the GIL);
     ``on_texture(material, texture)`` is called (in this thread) as each one is done, so its files can start
     encoding while the others bake.
@@ -232,11 +232,13 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_
     acc = values[0][2].copy() if values else np.zeros_like(borrowed[0][2])  # Σ weights, in place: less memory
     for v in values[1:] + borrowed:
         acc += v[2]
-    seen = np.minimum(acc, 1.0).ravel()[:n] if smooth else None  # how well seen: 1 = head-on (for the fill)
     np.maximum(np.subtract(np.float32(fill_below), acc, out=acc), 0, out=acc)
     fill = np.append(np.round(fill_color), 255).astype(np.uint8)
     colors = np.empty((*acc.shape, 4), np.uint8)  # the strip layout of _as_strip, filled directly
     colors[...] = fill
+    if smooth:  # the fill: the seen skin continued smoothly, fading to the tone (blended in exactly as it would be)
+        packed_fill = colors.reshape(-1, 4).view(np.uint32).ravel()
+        packed_fill[:n] = _smooth_fill(uvm, direct + mirrored, values + borrowed, fill_color)
     for (rgba, *_), (x, y, w) in zip(direct, values):
         colors = cv2.blendLinear(colors, _remap(rgba, x, y), acc, w)
         acc += w
@@ -250,8 +252,6 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_
         mixed = cv2.blendLinear(_as_strip(flat[rows]), sample, _as_strip(acc[rows]), _as_strip(w[rows]))
         flat[rows] = mixed.reshape(-1, 4)[:len(rows)]
         acc[rows] += w[rows]
-    if smooth:
-        _smooth_fill(uvm, flat[:n], seen, fill_below, fill_color)
     strip = flat[:n].view(np.uint32).ravel()
     packed = np.empty(uvm.size * uvm.size, np.uint32)
     packed[uvm.texels] = strip
@@ -261,26 +261,29 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_
     return cv2.cvtColor(packed.view(np.uint8).reshape(uvm.size, uvm.size, 4), cv2.COLOR_RGBA2RGB)  # contiguous
 
 
-def _smooth_fill(uvm: UVMap, rgba: np.ndarray, seen: np.ndarray, fill_below: float, fill_color: np.ndarray) -> None:
-    """Replace the flat skin tone in poorly seen texels (``rgba`` (N,4) uint8, in place) by a smooth continuation
-    of the well-seen colour around them (:func:`likeness.fill.texel_fill`): the scalp and neck carry on the face's
-    skin instead of meeting a flat tone at a seam. ``seen`` (N,) is each texel's total photo weight (clipped to 1):
-    the tone's share is ``1 − seen / fill_below``, and the continuation weighs texels by ``seen``, so colour seen
-    at a grazing angle counts little."""
-    share = np.minimum(seen * np.float32(1 / fill_below), 1.0)  # the photos' share of each texel's colour
-    want = np.flatnonzero(share < 0.999)
-    if want.size == 0 or not (seen > 0).any():
-        return
-    flat = np.asarray(fill_color, np.float32)
-
-    def photo(rows: np.ndarray) -> np.ndarray:  # the photos' own colour: the bake's minus the tone's share
-        s = share[rows, None]
-        return (rgba[rows, :3].astype(np.float32) - (1.0 - s) * flat) / np.maximum(s, 1e-3)
-
-    sample = uvm.fill_grid.sample
-    smooth = texel_fill(uvm.fill_grid, photo(sample) * seen[sample, None], seen[sample], flat, want)
-    s = share[want, None]
-    rgba[want, :3] = np.clip(np.rint(s * photo(want) + (1.0 - s) * smooth), 0, 255).astype(np.uint8)
+def _smooth_fill(uvm: UVMap, photos: list[tuple], sampled: list[tuple], fill_color: np.ndarray) -> np.ndarray:
+    """The fill colour of every texel, (N,) RGBA packed in uint32 (alpha 255): a smooth continuation of the seen
+    colour around it (:func:`likeness.fill.texture_fill`), so the scalp and neck carry on the face's skin instead
+    of meeting a flat tone at a seam. The seen colour is read at a regular subset of the texels only (``photos``:
+    RGBA photo first in each tuple; ``sampled``: their per-texel x, y, weight strips), each texel weighted by how
+    well the photos see it (clipped to 1), so colour seen at a grazing angle counts little."""
+    grid = uvm.fill_grid
+    sample = grid.sample
+    colour = np.zeros((len(sample), 3), np.float32)
+    weight = np.zeros(len(sample), np.float32)
+    for (rgba, *_), (x, y, w) in zip(photos, sampled):
+        ws = w.ravel()[sample]
+        rows = np.flatnonzero(ws > 1e-4)
+        if rows.size == 0:
+            continue
+        at = sample[rows]
+        pixels = _remap(rgba, _as_strip(x.ravel()[at]), _as_strip(y.ravel()[at])).reshape(-1, 4)[:rows.size, :3]
+        colour[rows] += ws[rows, None] * pixels
+        weight[rows] += ws[rows]
+    seen = np.minimum(weight, 1.0)
+    premultiplied = colour * (seen / np.maximum(weight, 1e-6))[:, None]
+    image = texture_fill(grid, premultiplied, seen, np.asarray(fill_color, np.float32))
+    return image.view(np.uint32).ravel()[uvm.texels]
 
 
 def _per_texel(uvm: UVMap, px: np.ndarray, weight: np.ndarray,
