@@ -250,3 +250,22 @@ def test_tidy_hair_mask_fills_pinholes_and_drops_specks_but_keeps_the_hairline()
     assert (tidy[105:250] == 0).mean() > 0.999
     edge = np.argmax(tidy[:, 20:236] == 0, axis=0)  # first non-hair row per column
     assert np.all(np.abs(edge - 100) <= 2)
+
+
+def test_the_hair_cap_covers_the_unseen_crown_only_when_the_seen_scalp_is_hair(astronaut_views):
+    from likeness.hair import hair_masks
+    from likeness.texture import uv_map
+
+    model, view, seg = astronaut_views
+    head = next(i for i, m in enumerate(model.materials) if m.name == "skin_head")
+    uvm = uv_map(model, head, 128)
+    position = uvm.blend @ model.neutral.astype(np.float64)  # each texel's surface point, head frame
+    brows = model.neutral[model.landmarks_68[17:27], 1].mean()
+    back_top = (position[:, 2] < np.percentile(position[:, 2], 30)) & (position[:, 1] > brows + 0.05)
+    below = position[:, 1] < brows - 0.03  # the nape and neck, below the cap
+    masks = hair_masks(model, [view], [seg.hair], 128)
+    values = masks[head].ravel()[uvm.texels] / 255.0
+    assert back_top.sum() > 50 and values[back_top].mean() > 0.9  # no photo saw it: it is hair now
+    assert values[below].mean() < 0.05
+    bald = hair_masks(model, [view], [np.zeros_like(seg.hair)], 128)  # no hair seen anywhere: a bare crown
+    assert bald[head].max() == 0

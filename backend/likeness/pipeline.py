@@ -35,8 +35,9 @@ from .preview import preview_image
 from .refine import RefineSettings
 from .refine import refine as refine_fit
 from .regions import vertex_regions
-from .segment import PersonSegmenter, Segmentation, segment_photo, tidy_hair_mask
-from .texture import PhotoView, bake_masks, bake_textures, mirror_vertices, uv_map
+from .segment import PersonSegmenter, Segmentation, segment_photo
+from .hair import hair_masks
+from .texture import PhotoView, bake_textures, mirror_vertices, uv_map
 
 Report = Callable[[str, float, str], None]
 #: Fraction of the job at the start of each stage.
@@ -353,8 +354,7 @@ def _hair(writer: BundleWriter, model: HeadModel, views: list[PhotoView], segmen
     colors = [c for view, seg in seen if (c := hair_color(view.rgb, seg.hair)) is not None]
     if not colors:
         return None
-    masks = bake_masks(model, [v for v, _ in seen], [s.hair for _, s in seen], max(size // HAIR_MASK_DOWNSCALE, 16))
-    masks = {i: tidy_hair_mask(mask) for i, mask in masks.items()}
+    masks = hair_masks(model, [v for v, _ in seen], [s.hair for _, s in seen], max(size // HAIR_MASK_DOWNSCALE, 16))
     named = []
     for i, mask in masks.items():
         if (mask.ravel()[uv_map(model, i, mask.shape[0]).texels] > 127).mean() >= MIN_HAIR_SHARE:
