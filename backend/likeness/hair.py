@@ -26,8 +26,10 @@ def hair_masks(model: HeadModel, views: list[PhotoView], hair: list[np.ndarray],
     """Grey hair masks (S,S uint8, ``size`` = S) of every projected material from the photos' hair masks
     (``hair``: h,w uint8 per view), tidied (:func:`likeness.segment.tidy_hair_mask`) and with the unseen crown
     filled where the seen scalp is mostly hair."""
-    masks = {i: tidy_hair_mask(m) for i, m in bake_masks(model, views, hair, size).items()}
-    seen = bake_masks(model, views, [np.full(m.shape[:2], 255, np.uint8) for m in hair], size)
+    probes = [np.dstack([m, np.full_like(m, 255), np.zeros_like(m)]) for m in hair]  # hair; seen at all
+    baked = bake_masks(model, views, probes, size)
+    masks = {i: tidy_hair_mask(b[..., 0]) for i, b in baked.items()}
+    seen = {i: b[..., 1] for i, b in baked.items()}
     brow_height = float(model.neutral[model.landmarks_68[17:27], 1].mean())
     share = _scalp_hair_share(model, masks, seen, brow_height)
     if share < CROWN_HAIR_SHARE:

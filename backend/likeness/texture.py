@@ -347,10 +347,13 @@ def bake_masks(model: HeadModel, views: list[PhotoView], masks: list[np.ndarray]
     """Grey textures (S,S) uint8 of every projected material from per-photo masks (h,w uint8 over the whole photo,
     at any size; e.g. where each photo saw hair), blended like the colour (view angle, resolution, mirror image)
     without the skin masks; 0 where no photo saw the surface. Surface seen only at a grazing angle (the top of the
-    scalp in a frontal photo) keeps what the photos saw there instead of fading to 0."""
-    probes = [PhotoView(cv2.cvtColor(np.ascontiguousarray(mask), cv2.COLOR_GRAY2RGB), view.camera, view.vertices_cam,
-                        view.raster, view.normals, view.px * np.array([mask.shape[1] / view.rgb.shape[1],
-                                                                       mask.shape[0] / view.rgb.shape[0]], np.float32),
-                        view.visibility) for view, mask in zip(views, masks)]
+    scalp in a frontal photo) keeps what the photos saw there instead of fading to 0. Masks of three channels
+    (h,w,3) bake as three masks at once, (S,S,3)."""
+    probes = [PhotoView(np.ascontiguousarray(mask) if mask.ndim == 3 else cv2.cvtColor(np.ascontiguousarray(mask),
+                                                                                       cv2.COLOR_GRAY2RGB),
+                        view.camera, view.vertices_cam, view.raster, view.normals,
+                        view.px * np.array([mask.shape[1] / view.rgb.shape[1], mask.shape[0] / view.rgb.shape[0]],
+                                           np.float32), view.visibility) for view, mask in zip(views, masks)]
     baked = bake_textures(model, probes, size, fill_color=np.zeros(3), fill_below=0.01)
-    return {i: texture[..., 0] for i, texture in baked.items()}
+    grey = all(mask.ndim == 2 for mask in masks)
+    return {i: texture[..., 0] if grey else texture for i, texture in baked.items()}
