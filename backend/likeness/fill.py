@@ -60,11 +60,9 @@ def _reduce(image: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FillGrid:
-    """Where a texture's N island texels sit, for :func:`texture_fill` (made once per UV map and size)."""
+    """Which of a texture's island texels feed :func:`texture_fill`, and where (made once per UV map and size)."""
 
     size: int  # S: the texture is S×S
-    rows: np.ndarray  # (N,) uint16
-    cols: np.ndarray  # (N,) uint16
     sample: np.ndarray  # (M,) int64 indices of the texels that feed the working grid (a regular subset)
     cells: np.ndarray  # (M,) int64 their cells in the WORK_SIZE² grid
     per_cell: float  # texels of the S×S texture a cell's sample stands for
@@ -77,8 +75,7 @@ def fill_grid(texels: np.ndarray, size: int) -> FillGrid:
     step = max(size // (2 * ws), 1)  # about 4 samples per cell are plenty for a smooth fill
     sample = np.flatnonzero((row % step == 0) & (col % step == 0))
     cells = (row[sample] * ws // size) * ws + col[sample] * ws // size
-    return FillGrid(size, row.astype(np.uint16), col.astype(np.uint16), sample, cells,
-                    float((size / ws / step) ** 2))
+    return FillGrid(size, sample, cells, float((size / ws / step) ** 2))
 
 
 def texture_fill(grid: FillGrid, sampled: np.ndarray, sampled_weight: np.ndarray, prior: np.ndarray) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 A photo shows the front and top of the hair; the back of the head is unseen, and a cap that stops where the photo
 stopped leaves a bald patch behind. Where most of the seen scalp (above the forehead) is hair, the unseen surface
-above the brows' height (head frame, +Y up, metres) is taken as hair too, fading in over :data:`CROWN_RAMP` metres so the cap's
-lower edge at the back is soft. A bald head (little hair seen on the scalp) keeps a bare crown.
+above the brows' height (head frame, +Y up, metres) is taken as hair too, fading in over :data:`CROWN_RAMP`
+metres so the cap's lower edge at the back is soft. A bald head (little hair seen on the scalp) keeps a bare crown.
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ def hair_masks(model: HeadModel, views: list[PhotoView], hair: list[np.ndarray],
     masks = {i: tidy_hair_mask(b[..., 0]) for i, b in baked.items()}
     seen = {i: b[..., 1] for i, b in baked.items()}
     brow_height = float(model.neutral[model.landmarks_68[17:27], 1].mean())
-    share = _scalp_hair_share(model, masks, seen, brow_height)
-    if share < CROWN_HAIR_SHARE:
+    heights = {i: uv_map(model, i, size).blend @ model.neutral[:, 1].astype(np.float64) for i in masks}  # per texel
+    if _scalp_hair_share(model, masks, seen, heights, brow_height) < CROWN_HAIR_SHARE:
         return masks
     for i, mask in masks.items():
-        uvm = uv_map(model, i, size)
-        height = uvm.blend @ model.neutral[:, 1].astype(np.float64)  # each texel's height, head frame
+        uvm, height = uv_map(model, i, size), heights[i]
         crown = np.clip((height - brow_height) / CROWN_RAMP, 0.0, 1.0)
         unseen = 1.0 - seen[i].ravel()[uvm.texels] / 255.0
         flat = mask.ravel()  # a view: filled in place
@@ -46,12 +45,13 @@ def hair_masks(model: HeadModel, views: list[PhotoView], hair: list[np.ndarray],
 
 
 def _scalp_hair_share(model: HeadModel, masks: dict[int, np.ndarray], seen: dict[int, np.ndarray],
-                      brow_height: float) -> float:
-    """The share of the seen surface above the brows' height that the photos saw as hair (0 when none is seen)."""
+                      heights: dict[int, np.ndarray], brow_height: float) -> float:
+    """The share of the seen surface well above the brows' height (``heights``: each material's texel heights, m)
+    that the photos saw as hair (0 when none is seen)."""
     hair_sum = seen_sum = 0.0
     for i, mask in masks.items():
         uvm = uv_map(model, i, mask.shape[0])
-        above = (uvm.blend @ model.neutral[:, 1].astype(np.float64)) > brow_height + SCALP_ABOVE_BROWS
+        above = heights[i] > brow_height + SCALP_ABOVE_BROWS
         w = seen[i].ravel()[uvm.texels][above] / 255.0
         hair_sum += float((w * mask.ravel()[uvm.texels][above] / 255.0).sum())
         seen_sum += float(w.sum())

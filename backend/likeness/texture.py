@@ -7,7 +7,8 @@ blended with weight cos²(view angle) × (the photo's resolution on the face rel
 × (how surely the photo's pixel there is skin, where the photo has a skin mask: :mod:`likeness.segment`), so hair,
 clothing and background never reach the skin albedo.
 Texels no photo saw borrow the mirror image of their surface point (the head is nearly symmetric) where that was
-seen, then fade into a skin tone estimated from the well-seen face; the colour is spread a few texels beyond the
+seen, then fade into a smooth continuation of the seen skin around them (:mod:`likeness.fill`), itself fading
+to a skin tone estimated from the well-seen face; the colour is spread a few texels beyond the
 UV islands so filtering shows no seams.
 Per-texel arrays are laid out as "strip" images so OpenCV's fast remap and blend can work on them.
 """
@@ -189,9 +190,10 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     materials = [i for i, m in enumerate(model.materials) if m.projected]
     textures = {}
     with ThreadPoolExecutor(max_workers=min(2, len(materials) or 1)) as pool:
-        bake = lambda i: _bake_material(uv_map(model, i, size), direct, mirrored, fill, fill_below, smooth)  # noqa: E731
-        futures = {pool.submit(bake, i): i
-                   for i in materials}
+        def bake(i: int) -> np.ndarray:
+            return _bake_material(uv_map(model, i, size), direct, mirrored, fill, fill_below, smooth)
+
+        futures = {pool.submit(bake, i): i for i in materials}
         for future in as_completed(futures):
             textures[futures[future]] = future.result()
             if on_texture is not None:
