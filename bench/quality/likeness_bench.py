@@ -41,7 +41,6 @@ import face_id  # noqa: E402
 from photo_fits import RESULTS, SHARED, model_path, write_results  # noqa: E402
 
 DEV = SHARED / "data" / "faces_dev"
-WORK = RESULTS / "likeness"
 VIEWS = (0.0, 30.0)  # degrees of yaw
 TARGETS = {"same_mean_30": 0.42, "tar_30": 0.95, "rank1_30": 0.97, "gain_over_mean_head": 0.08}
 
@@ -68,16 +67,16 @@ def jobs(items: list[dict]) -> list[dict]:
     return out
 
 
-def reconstruct(items: list[dict], todo: list[dict], texture: int, reuse: bool, segmentation: bool) -> None:
-    """Write each job's bundle to WORK/bundles/NAME."""
+def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, reuse: bool, segmentation: bool) -> None:
+    """Write each job's bundle to ``work``/bundles/NAME."""
     from likeness.pipeline import Engine, ReconstructRequest
 
     engine = Engine()
     engine.use_encoder = False  # the default product path
     engine.use_segmentation = segmentation
-    (WORK / "bundles").mkdir(parents=True, exist_ok=True)
+    (work / "bundles").mkdir(parents=True, exist_ok=True)
     for job in todo:
-        out = WORK / "bundles" / job["name"]
+        out = work / "bundles" / job["name"]
         if reuse and (out / "manifest.json").exists():
             continue
         shutil.rmtree(out, ignore_errors=True)
@@ -86,17 +85,22 @@ def reconstruct(items: list[dict], todo: list[dict], texture: int, reuse: bool, 
                                               model=model_path(), name=job["name"]))
 
 
+def render_name(job: dict, head: str, yaw: float) -> str:
+    """The name of one render: the job, which head (``fitted`` or ``mean_head``), the view's yaw."""
+    return f"{job['name']}_{head}_{int(yaw)}"
+
+
 def render_names(job: dict) -> list[str]:
     """The renders of one job: its fitted head (and, for one-photo jobs, the mean head) at every view."""
     heads = ("fitted", "mean_head") if job["kind"] == "single" else ("fitted",)
-    return [f"{job['name']}_{head}_{int(yaw)}" for head in heads for yaw in VIEWS]
+    return [render_name(job, head, yaw) for head in heads for yaw in VIEWS]
 
 
-def render(todo: list[dict], samples: int, reuse: bool) -> dict[str, dict]:
+def render(work: Path, todo: list[dict], samples: int, reuse: bool) -> dict[str, dict]:
     """Render every bundle (fitted, and for single jobs the mean head) at every view; returns, per render name,
     its path and the fallback face box (the projected 68 landmark vertices' bounds), also kept in
-    WORK/renders/index.json (with ``reuse``, jobs rendered before are not rendered again)."""
-    index_path = WORK / "renders" / "index.json"
+    ``work``/renders/index.json (with ``reuse``, jobs rendered before are not rendered again)."""
+    index_path = work / "renders" / "index.json"
     out = json.loads(index_path.read_text()) if reuse and index_path.exists() else {}
     todo = [j for j in todo if not all(n in out and Path(out[n]["path"]).exists() for n in render_names(j))]
     if not todo:
@@ -107,16 +111,16 @@ def render(todo: list[dict], samples: int, reuse: bool) -> dict[str, dict]:
     mean = load_ict(model_path()).neutral.astype(np.float64)
     renderer = BundleRenderer(samples)
     for job in todo:
-        bundle = WORK / "bundles" / job["name"]
+        bundle = work / "bundles" / job["name"]
         with np.load(bundle / "head.npz", allow_pickle=False) as npz:
-            landmarks = npz["landmarks_68"]
+            fitted, landmarks = npz["vertices"], npz["landmarks_68"]
         heads = [("fitted", None)] + ([("mean_head", mean)] if job["kind"] == "single" else [])
         for head, geometry in heads:
             centre = renderer.load(bundle, geometry)
-            verts = geometry if geometry is not None else np.load(bundle / "head.npz")["vertices"]
+            verts = fitted if geometry is None else geometry
             for yaw in VIEWS:
-                name = f"{job['name']}_{head}_{int(yaw)}"
-                path = WORK / "renders" / f"{name}.png"
+                name = render_name(job, head, yaw)
+                path = work / "renders" / f"{name}.png"
                 renderer.render(centre, yaw, path)
                 px = project(verts[landmarks], centre, yaw)
                 out[name] = {"path": str(path), "box": [*px.min(0), *px.max(0)]}
@@ -150,7 +154,8 @@ def score(items: list[dict], todo: list[dict], renders: dict, judge: face_id.Fac
     # the ceiling: each photo of a person with ≥ 2 photos against all others
     probes = np.array([i for idx in people(items).values() if len(idx) >= 2 for i in idx])
     d = face_id.distance_matrix(gallery[probes], gallery)
-    result["photo"] = face_id.verification(d, person[probes], person, probes[:, None] == np.arange(len(items))).as_dict()
+    own = probes[:, None] == np.arange(len(items))
+    result["photo"] = face_id.verification(d, person[probes], person, own).as_dict()
     descriptors, detected = {}, {}
     for name, r in renders.items():
         descriptors[name], detected[name] = judge.describe(np.asarray(Image.open(r["path"]).convert("RGB")),
@@ -163,7 +168,7 @@ def score(items: list[dict], todo: list[dict], renders: dict, judge: face_id.Fac
         owners = np.array([j["person"] for j in group])
         for head in heads:
             for yaw in VIEWS:
-                names = [f"{j['name']}_{head}_{int(yaw)}" for j in group]
+                names = [render_name(j, head, yaw) for j in group]
                 d = face_id.distance_matrix(np.stack([descriptors[n] for n in names]), gallery)
                 row = "multi" if kind == "multi" else head
                 fig = face_id.verification(d, owners, person, exclude).as_dict()
@@ -199,23 +204,24 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="keep bundles and renders already in bench/results/likeness")
     ap.add_argument("--no-segmentation", action="store_true",
                     help="bake every covered pixel into the skin (no hair mask), as before the clean skin: "
-                         "bench/results/likeness_no_segmentation.json, bundles in bench/results/likeness_no_segmentation/")
+                         "bench/results/likeness_no_segmentation.json, bundles and renders in the folder of that name")
     ap.add_argument("--limit", type=int, default=0, help="only the first N jobs (a quick look; figures partial)")
     args = ap.parse_args()
-    global WORK
     name = "likeness_no_segmentation" if args.no_segmentation else "likeness"
-    WORK = RESULTS / name
+    work = RESULTS / name
     items = json.loads((DEV / "manifest.json").read_text())["items"]
     todo = jobs(items)[: args.limit or None]
     t0 = time.perf_counter()
-    reconstruct(items, todo, args.texture, args.reuse, not args.no_segmentation)
+    reconstruct(work, items, todo, args.texture, args.reuse, not args.no_segmentation)
     t_fit = time.perf_counter() - t0
-    renders = render(todo, args.samples, args.reuse)
+    renders = render(work, todo, args.samples, args.reuse)
     t_render = time.perf_counter() - t0 - t_fit
     judge = face_id.FaceJudge()
     result = score(items, todo, renders, judge) if not args.limit else {"partial": True}
     result.update({"seconds": {"reconstruct": t_fit, "render": t_render, "total": time.perf_counter() - t0},
                    "targets": TARGETS})
+    if args.limit:  # a quick look never replaces the full figures
+        name += "_partial"
     write_results(name, result, vars(args))
     if not args.limit:
         print(table(result))
