@@ -12,9 +12,11 @@ import io
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -103,6 +105,7 @@ class BundleWriter:
             raise cannot_write(self.output, exc) from exc
         self._pool = ThreadPoolExecutor(max_workers=2)
         self._pending: list[Future] = []
+        self._mesh_added = False
 
     def __enter__(self) -> "BundleWriter":
         return self
@@ -125,6 +128,12 @@ class BundleWriter:
         self._pending.append(self._pool.submit(_save_image, self.tmp / rel, rgb, options))
         return rel
 
+    def add_mesh(self, model: HeadModel, vertices: np.ndarray) -> None:
+        """Queue the mesh file (neutral ``vertices`` (V,3) in metres, head frame) as soon as they are known, so its
+        writing overlaps the bake; :meth:`finish` then does not write it again."""
+        self._pending.append(self._pool.submit(_write_mesh, self.tmp / MESH_FILE, model, vertices))
+        self._mesh_added = True
+
     def finish(self, *, model: HeadModel, job_name: str, vertices: np.ndarray, identity: np.ndarray,
                photos: list[dict], texture_files: dict[int, dict[str, str]], warnings: list[str],
                base_colors: dict[int, tuple[float, float, float, float]] | None = None,
@@ -136,7 +145,8 @@ class BundleWriter:
         ``extra`` adds top-level manifest fields (a text edit's ``edit`` record).
         """
         (self.tmp / LICENSE_FILE).write_text(model.license_text)
-        self._pending.append(self._pool.submit(_write_mesh, self.tmp / MESH_FILE, model, vertices))
+        if not self._mesh_added:
+            self.add_mesh(model, vertices)
         for future in self._pending:
             future.result()
         colors = base_colors or {}
@@ -185,16 +195,31 @@ def _save_image(path: Path, rgb: np.ndarray | bytes | Callable[[], np.ndarray | 
 
 
 def _write_mesh(path: Path, model: HeadModel, vertices: np.ndarray) -> None:
+    """The mesh file: the head model's own arrays (zipped once per model, :func:`mesh_members`) plus the job's
+    vertices, an ordinary ``.npz`` that ``np.load`` reads."""
+    path.write_bytes(mesh_members(model))
+    vertex_file = io.BytesIO()
+    np.lib.format.write_array(vertex_file, np.ascontiguousarray(vertices, np.float32), allow_pickle=False)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("vertices.npy", vertex_file.getvalue())
+
+
+@lru_cache(maxsize=4)
+def mesh_members(model: HeadModel) -> bytes:
+    """The mesh file's arrays that depend only on the head model (faces, UVs, materials, expression deltas,
+    landmark indices) as a zip archive of ``.npy`` members, deflated at level 1: made once per model (about
+    0.15 s for ICT), 4.9 MB instead of 18 MB to write per bundle."""
+    arrays = {"faces": model.faces.astype(np.int32), "faces_uv": model.faces_uv.astype(np.int32),
+              "uv": model.uv.astype(np.float32), "face_material": model.face_material.astype(np.int32),
+              "expression_deltas": model.expression_basis.astype(np.float32),
+              "landmarks_68": model.landmarks_68.astype(np.int32)}
     buffer = io.BytesIO()
-    np.savez(buffer,
-             vertices=vertices.astype(np.float32),
-             faces=model.faces.astype(np.int32),
-             faces_uv=model.faces_uv.astype(np.int32),
-             uv=model.uv.astype(np.float32),
-             face_material=model.face_material.astype(np.int32),
-             expression_deltas=model.expression_basis.astype(np.float32),
-             landmarks_68=model.landmarks_68.astype(np.int32))
-    path.write_bytes(buffer.getvalue())
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, array, allow_pickle=False)
+            archive.writestr(f"{name}.npy", member.getvalue())
+    return buffer.getvalue()
 
 
 def read_bundle(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:

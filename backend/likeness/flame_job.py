@@ -189,7 +189,8 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
 
         landmarks = np.array(records[0]["landmarks_68_px"])
         writer.add_image("preview.png", lambda: preview_image(photos[0].rgb, model, views[0].vertices_cam,
-                                                              views[0].raster, textures, landmarks))
+                                                              views[0].raster, textures, landmarks,
+                                                              views[0].normals))
         if cancelled():
             raise Cancelled()
         warnings = [w for record in records for w in record["warnings"]]

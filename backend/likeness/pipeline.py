@@ -17,7 +17,7 @@ import numpy as np
 
 from . import faults
 from .albedo import Delit, delight, hair_color, iris_color
-from .bundle import BundleWriter, check_output
+from .bundle import BundleWriter, check_output, mesh_members
 from .camera import Camera, model_to_camera
 from .correspondence import load_table
 from .errors import BadInput, Cancelled
@@ -171,12 +171,14 @@ class Engine:
         return FitResult(first.identity, second.photos, first.iterations + second.iterations)
 
     def analyse(self, photos: list[Photo], model_path: str | None = None,
-                step: Report = lambda *a: None, refine: bool = False) -> tuple[FitResult, list[FaceLandmarks]]:
+                step: Report = lambda *a: None, refine: bool = False,
+                on_landmarks: Callable[[list[FaceLandmarks]], None] | None = None) -> tuple[FitResult, list[FaceLandmarks]]:
         """Landmarks and the fit for photos of one person, without textures or files.
 
         This is the measurable core of :meth:`reconstruct` (benchmarks and trackers call it directly).
         ``step(stage, fraction within the stage, message)`` reports progress. ``refine`` adds the refinement
-        against the photos' edges (:mod:`likeness.refine`) after the landmark fit.
+        against the photos' edges (:mod:`likeness.refine`) after the landmark fit. ``on_landmarks(found)`` is
+        called once every photo's landmarks are found, before the fit (to start work that needs only them).
         """
         model, basis = self.model(model_path)
         found: list[FaceLandmarks] = []
@@ -186,6 +188,8 @@ class Engine:
             lm = self.detector().detect(photo.rgb, photo.path.name)
             scores.append(self.scorer().scores(photo.rgb, lm.box_px) if self.scorer() else None)
             found.append(lm)
+        if on_landmarks is not None:
+            on_landmarks(found)
         observations = self.observe(model, [Camera(p.focal_px, p.principal_point, p.size) for p in photos], found,
                                     scores, [p.rgb for p in photos])
         step("fit", 0.0, "Fitting the head to the landmarks")
@@ -250,27 +254,36 @@ class Engine:
             step("load", (i + 1) / (n + 1), f"Reading {Path(path).name}")
             photos.append(load_photo(path))
 
-        result, found = self.analyse(photos, request.model, step, request.refine)
+        segmenting: list = []
+
+        def segment_during_fit(landmarks: list[FaceLandmarks]) -> None:  # the labels need only the landmarks
+            segmenting.append(_BACKGROUND.submit(lambda: [self.segment(p, lm) for p, lm in zip(photos, landmarks)]))
+
+        result, found = self.analyse(photos, request.model, step, request.refine, on_landmarks=segment_during_fit)
         cameras = [Camera(p.focal_px, p.principal_point, p.size) for p in photos]
         identity = result.identity
         neutral = model.vertices(identity)
 
-        step("texture", 0.0, "Finding skin and hair, estimating the light and projecting the photos onto the head")
-        segments = [self.segment(photo, lm) for photo, lm in zip(photos, found)]
-        prepared.result()
-        views: list[PhotoView] = []
-        delit: list[Delit] = []
-        for photo, cam, fit, seg in zip(photos, cameras, result.photos, segments):
-            verts = neutral + np.tensordot(fit.expression, model.expression_basis, axes=1)
-            view = PhotoView.build(model, photo.rgb, cam, verts @ fit.rotation.T + fit.translation)
-            view = replace(view, skin=None if seg is None else seg.skin)
-            delit.append(delight(model, view, fit.rotation))
-            views.append(replace(view, rgb=delit[-1].albedo_rgb))
         with BundleWriter(output) as writer:
+            photo_files = [writer.add_image(f"photos/photo_{k:02d}.jpg", photo.rgb) for k, photo in enumerate(photos)]
+            step("texture", 0.0, "Finding skin and hair, estimating the light and projecting the photos onto the head")
+            segments = segmenting[0].result()
+            prepared.result()
+            writer.add_mesh(model, neutral)  # the photos and the mesh are written while the textures are made
+            views: list[PhotoView] = []
+            delit: list[Delit] = []
+            for photo, cam, fit, seg in zip(photos, cameras, result.photos, segments):
+                verts = neutral + np.tensordot(fit.expression, model.expression_basis, axes=1)
+                view = PhotoView.build(model, photo.rgb, cam, verts @ fit.rotation.T + fit.translation)
+                view = replace(view, skin=None if seg is None else seg.skin)
+                delit.append(delight(model, view, fit.rotation))
+                views.append(replace(view, rgb=delit[-1].albedo_rgb))
+            # the hair masks bake beside the colour textures (their threads leave a core idle part of the time)
+            hair_job = _BACKGROUND.submit(hair_masks_and_color, model, views, segments, request.texture_size)
             texture_files: dict[int, dict[str, str]] = {}
             textures = bake_textures(model, views, request.texture_size,  # each material's files encode at once
                                      lambda i, texture: texture_files.update({i: _add_maps(writer, model, i, texture)}))
-            hair = _hair(writer, model, views, segments, request.texture_size, texture_files)
+            hair = _add_hair(writer, model, *hair_job.result(), texture_files)
             step("write", 0.0, "Writing the bundle")
             records, extra = [], job_warnings(basis, self.settings, photos, found, cameras)
             for k, (photo, view, fit, lm, lit) in enumerate(zip(photos, views, result.photos, found, delit)):
@@ -278,12 +291,13 @@ class Engine:
                 record["light"] = {"sh": np.round(lit.light_head, 5).tolist(), "frame": "head",
                                    "skin_albedo": np.round(lit.skin_albedo, 5).tolist()}
                 record["warnings"] += extra[k]
-                record["path"] = writer.add_image(f"photos/photo_{k:02d}.jpg", photo.rgb)
+                record["path"] = photo_files[k]
                 record["fit"].update(iterations=result.iterations, landmarks_used=len(basis.base))
                 records.append(record)
             landmarks = np.array(records[0]["landmarks_68_px"])
             writer.add_image("preview.png", lambda: preview_image(photos[0].rgb, model, views[0].vertices_cam,
-                                                                  views[0].raster, textures, landmarks))
+                                                                  views[0].raster, textures, landmarks,
+                                                                  views[0].normals))
             if cancelled():
                 raise Cancelled()
             warnings = [w for record in records for w in record["warnings"]]
@@ -296,12 +310,15 @@ class Engine:
 
 
 _PREPARE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeness-prepare")
+#: A job's work that overlaps its main thread: the photos' segmentation during the fit, the hair masks during the bake.
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeness-background")
 
 
 def prepare_textures(model: HeadModel, size: int) -> None:
     """Load (or make) what every job at this texture size reuses: UV rasterisations, roughness maps, the mirror
-    vertices and the face regions."""
+    vertices, the face regions and the mesh file's model arrays."""
     mirror_vertices(model)
+    mesh_members(model)
     vertex_regions(model)
     projected = [i for i, spec in enumerate(model.materials) if spec.projected]
     with ThreadPoolExecutor(max_workers=2) as pool:  # the first run ever rasterises: both materials at once
@@ -350,21 +367,34 @@ def _hair(writer: BundleWriter, model: HeadModel, views: list[PhotoView], segmen
           size: int, texture_files: dict[int, dict[str, str]]) -> dict | None:
     """Where the photos saw hair, as a grey mask per projected material (added to ``texture_files`` as channel
     ``hair_mask``), and the hair's colour: the manifest's ``hair`` record (docs/bundle.md), None without hair."""
+    return _add_hair(writer, model, *hair_masks_and_color(model, views, segments, size), texture_files)
+
+
+def hair_masks_and_color(model: HeadModel, views: list[PhotoView], segments: list[Segmentation | None],
+                         size: int) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
+    """The hair masks of the materials that hold some hair (grey, (size / HAIR_MASK_DOWNSCALE)² uint8, by material
+    index) and the hair's colour (RGB, 0–1), or ({}, None) where the photos saw no hair."""
     seen = [(view, seg) for view, seg in zip(views, segments) if seg is not None and seg.hair_rgb is not None]
     colors = [c for view, seg in seen if (c := hair_color(view.rgb, seg.hair)) is not None]
     if not colors:
-        return None
+        return {}, None
     masks = hair_masks(model, [v for v, _ in seen], [s.hair for _, s in seen], max(size // HAIR_MASK_DOWNSCALE, 16))
+    masks = {i: mask for i, mask in masks.items()
+             if (mask.ravel()[uv_map(model, i, mask.shape[0]).texels] > 127).mean() >= MIN_HAIR_SHARE}
+    weights = np.array([n for _, n in colors], np.float64)
+    return masks, (np.array([c for c, _ in colors]) * weights[:, None]).sum(0) / weights.sum()
+
+
+def _add_hair(writer: BundleWriter, model: HeadModel, masks: dict[int, np.ndarray], color: np.ndarray | None,
+              texture_files: dict[int, dict[str, str]]) -> dict | None:
+    """Queue the hair masks (their paths go into ``texture_files``); the manifest's ``hair`` record or None."""
+    if not masks or color is None:
+        return None
     named = []
     for i, mask in masks.items():
-        if (mask.ravel()[uv_map(model, i, mask.shape[0]).texels] > 127).mean() >= MIN_HAIR_SHARE:
-            name = model.materials[i].name
-            texture_files.setdefault(i, {})["hair_mask"] = writer.add_image(f"textures/{name}_hair_mask.png", mask)
-            named.append(name)
-    if not named:
-        return None
-    weights = np.array([n for _, n in colors], np.float64)
-    color = (np.array([c for c, _ in colors]) * weights[:, None]).sum(0) / weights.sum()
+        name = model.materials[i].name
+        texture_files.setdefault(i, {})["hair_mask"] = writer.add_image(f"textures/{name}_hair_mask.png", mask)
+        named.append(name)
     return {"color": np.round(np.clip(color, 0.0, 1.0), 5).tolist(), "materials": named}
 
 
