@@ -66,9 +66,11 @@ class LandmarkBasis:
     def build(cls, model: HeadModel, corr: Correspondence, settings: FitSettings) -> "LandmarkBasis":
         weights = np.ones(len(corr.vertex_ids))
         weights[list(FACE_OVAL)] = settings.contour_weight
+        identity = corr.basis(model.identity_basis[:settings.identity_count])
+        # the bases in C order: the fit's products read them row by row
         return cls(base=corr.points(model.neutral.astype(np.float64)),
-                   identity=corr.basis(model.identity_basis[:settings.identity_count]).astype(np.float64),
-                   expression=corr.basis(model.expression_basis).astype(np.float64),
+                   identity=np.ascontiguousarray(identity, np.float64),
+                   expression=np.ascontiguousarray(corr.basis(model.expression_basis), np.float64),
                    weights=weights, names=model.expression_names,
                    contour=Contour.build(model, corr, settings.identity_count) if settings.sliding_contour else None)
 
@@ -239,7 +241,7 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
             break
 
     for fit, cam, target in zip(fits, cams, targets):
-        x, _, _ = _landmark_rows(basis, identity, fit, cam, target)
+        x, _ = _landmark_rows(basis, identity, fit, cam, target)
         px, _ = cam.project(x @ fit.rotation.T + fit.translation)
         err = np.linalg.norm(px - target, axis=1)
         fit.rmse_px = float(np.sqrt((err ** 2).mean()))
@@ -251,7 +253,7 @@ def _photo_jacobian(basis: LandmarkBasis, identity: np.ndarray, fit: PhotoFit, c
                     target: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Scaled residuals (2L,) of one photo and their Jacobian (2L, K+6+E): identity, ω, t, expression."""
     k, e = basis.identity.shape[0], basis.expression.shape[0]
-    x, id_rows, ex_rows = _landmark_rows(basis, identity, fit, cam, target)
+    x, moved = _landmark_rows(basis, identity, fit, cam, target)
     rx = x @ fit.rotation.T
     q = rx + fit.translation
     px, _ = cam.project(q)
@@ -263,33 +265,38 @@ def _photo_jacobian(basis: LandmarkBasis, identity: np.ndarray, fit: PhotoFit, c
     skew[:, 0, 1], skew[:, 0, 2] = rx[:, 2], -rx[:, 1]
     skew[:, 1, 0], skew[:, 1, 2] = -rx[:, 2], rx[:, 0]
     skew[:, 2, 0], skew[:, 2, 1] = rx[:, 1], -rx[:, 0]
-    jac[:, k:k + 3] = np.einsum("lij,ljk->lik", jp, skew).reshape(-1, 3)
+    jac[:, k:k + 3] = np.matmul(jp, skew).reshape(-1, 3)
     jac[:, k + 3:k + 6] = jp.reshape(-1, 3)
-    jr = np.einsum("lij,jk->lik", jp, fit.rotation)  # (L,2,3)
-    jac[:, :k] = np.einsum("lik,nlk->lin", jr, id_rows).reshape(len(r), k)  # k = 0: identity held fixed
-    jac[:, k + 6:] = np.einsum("lik,nlk->lin", jr, ex_rows).reshape(-1, e)
+    jr = jp @ fit.rotation  # (L,2,3)
+    rows, id_moved, ex_moved = moved
+    for columns, modes, at_moved in ((slice(0, k), basis.identity, id_moved),  # k = 0: identity held fixed
+                                     (slice(k + 6, k + 6 + e), basis.expression, ex_moved)):
+        # (L,2,3) @ (L,3,N): one small product per landmark (several times faster than the same einsum)
+        block = np.matmul(jr, modes.transpose(1, 2, 0))
+        if len(rows):  # the sliding outline points' own modes
+            block[rows] = np.matmul(jr[rows], at_moved.transpose(1, 2, 0))
+        jac[:, columns] = block.reshape(len(r), -1)
     return jac, r
 
 
 def _landmark_rows(basis: LandmarkBasis, identity: np.ndarray, fit: PhotoFit, cam: Camera,
-                   target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Model landmark positions (L,3) and their identity/expression bases, with the sliding outline points
-    moved to the current silhouette."""
+                   target: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Model landmark positions (L,3), with the sliding outline points moved to the current silhouette, and
+    those points: their landmark indices (M,) and identity and expression modes there (K,M,3), (E,M,3)."""
     x = basis.points(identity, fit.expression)
     contour = basis.contour
+    none = (np.zeros(0, np.int64), basis.identity[:, :0], basis.expression[:, :0])
     if contour is None:
-        return x, basis.identity, basis.expression
+        return x, none
     pick = contour.choose(identity, fit.expression, fit.rotation, fit.translation, cam, target[contour.landmarks])
     moved = pick >= 0
     if not moved.any():
-        return x, basis.identity, basis.expression
-    rows, cand = contour.landmarks[moved], pick[moved]
-    id_rows, ex_rows = basis.identity.copy(), basis.expression.copy()
-    id_rows[:, rows] = contour.identity[:, np.flatnonzero(moved), cand]
-    ex_rows[:, rows] = contour.expression[:, np.flatnonzero(moved), cand]
-    x[rows] = (contour.base[np.flatnonzero(moved), cand] + np.tensordot(identity, id_rows[:, rows], axes=1)
-               + np.tensordot(fit.expression, ex_rows[:, rows], axes=1))
-    return x, id_rows, ex_rows
+        return x, none
+    rows, which, cand = contour.landmarks[moved], np.flatnonzero(moved), pick[moved]
+    id_moved, ex_moved = contour.identity[:, which, cand], contour.expression[:, which, cand]
+    x[rows] = (contour.base[which, cand] + np.tensordot(identity, id_moved, axes=1)
+               + np.tensordot(fit.expression, ex_moved, axes=1))
+    return x, (rows, id_moved, ex_moved)
 
 
 def bounded_solve(ata: np.ndarray, atb: np.ndarray, lower: np.ndarray, upper: np.ndarray,
