@@ -50,7 +50,8 @@ def rasterize_head(model: HeadModel, vertices_cam: np.ndarray, camera: Camera, m
     edge1, edge2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
     facing = edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0] < 0  # CCW outside looks clockwise, y down
     front = facing & (depth[tris] > 0).all(1)
-    ids, bary = rasterize(corners[front], int(np.ceil(w * scale)), int(np.ceil(h * scale)), depth=depth[tris][front])
+    ids, bary = rasterize(corners[front], int(np.ceil(w * scale)), int(np.ceil(h * scale)), depth=depth[tris][front],
+                          parts=2)
     hit = ids >= 0
     triangle = np.full(ids.shape, -1, np.int32)
     triangle[hit] = keep[front][ids[hit]]
