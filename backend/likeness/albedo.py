@@ -26,6 +26,8 @@ MIN_SKIN_SAMPLES = 50
 #: Albedo may exceed the skin's median albedo by this factor at most (beyond it: highlight, pulled back).
 MAX_OVER_SKIN = 1.6
 _HIGHLIGHT_SOFTNESS = 0.15
+#: Raster pixels kept around the head for its shading image (the resize reads at most about 4 beyond it).
+_CROP_MARGIN = 8
 
 
 @dataclass(frozen=True)
@@ -72,27 +74,32 @@ def _shading_image(model: HeadModel, view: PhotoView, light: np.ndarray) -> tupl
     """Shading (h,w,3) float32 over the head's bounding box in the photo, and that box (x0, y0, x1, y1).
 
     Computed at the raster's resolution from interpolated vertex normals, extended past the silhouette with
-    the nearest covered value, then resized to the photo's pixels.
+    the nearest covered value, then resized to the photo's pixels. Only the raster around the head is worked on
+    (every covered pixel, and the nearest covered pixel of every pixel the resize reads, lie in it).
     """
     raster = view.raster
-    hit = raster.triangle >= 0
-    if not hit.any():
+    covered = raster.triangle >= 0
+    rows, cols = np.flatnonzero(covered.any(1)), np.flatnonzero(covered.any(0))
+    if rows.size == 0:
         return np.ones((0, 0, 3), np.float32), (0, 0, 0, 0)
+    h, w = view.rgb.shape[:2]
+    s = raster.scale
+    box = (max(int(cols[0] / s) - 2, 0), max(int(rows[0] / s) - 2, 0),
+           min(int(np.ceil((cols[-1] + 1) / s)) + 2, w), min(int(np.ceil((rows[-1] + 1) / s)) + 2, h))
+    r0, c0 = max(rows[0] - _CROP_MARGIN, 0), max(cols[0] - _CROP_MARGIN, 0)
+    r1, c1 = rows[-1] + 1 + _CROP_MARGIN, cols[-1] + 1 + _CROP_MARGIN
+    hit = covered[r0:r1, c0:c1]  # holds every covered pixel, in the same row-major order as the whole raster
     n = raster.at_pixels(model, view.normals)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
     small = np.zeros((*hit.shape, 3), np.float32)
     small[hit] = sh.shading(light, n)
-    rows, cols = np.nonzero(hit)
     _, (near_r, near_c) = ndimage.distance_transform_edt(~hit, return_indices=True)
     small = small[near_r, near_c]
-    h, w = view.rgb.shape[:2]
-    s = raster.scale
-    box = (max(int(cols.min() / s) - 2, 0), max(int(rows.min() / s) - 2, 0),
-           min(int(np.ceil((cols.max() + 1) / s)) + 2, w), min(int(np.ceil((rows.max() + 1) / s)) + 2, h))
     x0, y0, x1, y1 = box
-    # map photo pixel centres of the box to raster coordinates and sample bilinearly
-    gx = ((np.arange(x0, x1) + 0.5) * s - 0.5).astype(np.float32)
-    gy = ((np.arange(y0, y1) + 0.5) * s - 0.5).astype(np.float32)
+    # map photo pixel centres of the box to raster coordinates (then into the crop: exact in float32) and sample
+    # bilinearly
+    gx = ((np.arange(x0, x1) + 0.5) * s - 0.5).astype(np.float32) - np.float32(c0)
+    gy = ((np.arange(y0, y1) + 0.5) * s - 0.5).astype(np.float32) - np.float32(r0)
     map_x, map_y = np.meshgrid(gx, gy)
     return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), box
 
