@@ -16,7 +16,7 @@ Per-texel arrays are laid out as "strip" images so OpenCV's fast remap and blend
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -62,6 +62,14 @@ class UVMap:
     def fill_grid(self) -> FillGrid:
         """Where the texels sit, for the smooth skin fill (:func:`likeness.fill.texture_fill`); made on first use."""
         return fill_grid(self.texels, self.size)
+
+    @cached_property
+    def fill_blend(self) -> sparse.csr_matrix:
+        """The rows of ``blend`` at the fill grid's sample texels, with empty rows up to a whole strip."""
+        rows = self.blend[self.fill_grid.sample]
+        indptr = np.concatenate([rows.indptr, np.full((-rows.shape[0]) % _STRIP, rows.indptr[-1])])
+        return sparse.csr_matrix((rows.data, rows.indices, indptr), shape=(len(indptr) - 1, rows.shape[1]),
+                                 copy=False)
 
 
 @dataclass(frozen=True)
@@ -188,16 +196,30 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     smooth = fill_color is None  # the skin tone, continued smoothly from the seen skin; a given colour: flat
     fill = skin_tone(model, [d[:3] for d in direct]) if fill_color is None else np.asarray(fill_color, np.float32)
     materials = [i for i, m in enumerate(model.materials) if m.projected]
-    textures = {}
-    with ThreadPoolExecutor(max_workers=min(2, len(materials) or 1)) as pool:
-        def bake(i: int) -> np.ndarray:
-            return _bake_material(uv_map(model, i, size), direct, mirrored, fill, fill_below, smooth)
-
-        futures = {pool.submit(bake, i): i for i in materials}
-        for future in as_completed(futures):
-            textures[futures[future]] = future.result()
-            if on_texture is not None:
-                on_texture(futures[future], textures[futures[future]])
+    maps = {i: uv_map(model, i, size) for i in materials}
+    textures, parts = {}, {i: {} for i in materials}
+    # per material: the photos' pixel positions and weights at every texel, and the smooth fill (from a subset of
+    # the texels), in parallel; then the blend of the two. Each material's texture is the same however they run.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {}
+        for i in materials:
+            futures[pool.submit(_texel_values, maps[i], direct, mirrored)] = ("values", i)
+            if smooth:
+                futures[pool.submit(_smooth_fill, maps[i], direct + mirrored, fill)] = ("fill", i)
+        while futures:
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                kind, i = futures.pop(future)
+                if kind == "texture":
+                    textures[i] = future.result()
+                    if on_texture is not None:
+                        on_texture(i, textures[i])
+                    continue
+                parts[i][kind] = future.result()
+                if len(parts[i]) == 1 + smooth:
+                    values, borrowed = parts[i]["values"]
+                    futures[pool.submit(_bake_material, maps[i], direct, mirrored, values, borrowed, fill,
+                                        fill_below, parts[i].get("fill"))] = ("texture", i)
     return {i: textures[i] for i in materials}
 
 
@@ -216,31 +238,40 @@ def _resolution_weighted(views: list[PhotoView], projections: list) -> list:
     return [(rgb, px, (w * f * keep).astype(np.float32)) for (rgb, px, w), f in zip(projections, factor)]
 
 
-def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_color: np.ndarray,
-                   fill_below: float = FILL_BELOW, smooth: bool = False) -> np.ndarray:
+def _texel_values(uvm: UVMap, direct: list[tuple], mirrored: list[tuple]) -> tuple[list, list]:
+    """Each photo's pixel positions and weight at every texel of the material (:func:`_per_texel`), for the
+    ``direct`` and the ``mirrored`` samples."""
+    return tuple([_per_texel(uvm.strip_blend, px, weight, skin) for _, px, weight, skin in group]
+                 for group in (direct, mirrored))
+
+
+def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], values: list[tuple],
+                   borrowed: list[tuple], fill_color: np.ndarray, fill_below: float = FILL_BELOW,
+                   smooth_fill: np.ndarray | None = None) -> np.ndarray:
     """Colour texture (S,S,3) uint8 of one material.
 
     ``direct`` and ``mirrored`` hold (RGBA photo, (V,2) pixel positions, (V,) weights, skin mask and its scale or
-    None) per photo.
+    None) per photo, ``values`` and ``borrowed`` their per-texel strips (:func:`_texel_values`).
     Each texel blends the photos (``direct``, then their ``mirrored`` samples) by their weights, each times the
     photo's skin mask at the texel's own pixel (crisper than the vertices' masks), plus the fill
-    colour with weight ``max(fill_below − Σw, 0)`` so poorly seen texels fade into the skin tone. Pixel positions and
+    colour with weight ``max(fill_below − Σw, 0)`` so poorly seen texels fade into the skin tone (or into
+    ``smooth_fill``, per texel, packed RGBA: :func:`_smooth_fill`). Pixel positions and
     weights are interpolated linearly from the vertices across each (small) triangle. Pixels travel as RGBA
     packed in uint32 for fast scatter/gather. Mirrored samples touch only the texels that need them.
     """
     n = len(uvm.texels)
-    values, borrowed = ([_per_texel(uvm, px, weight, skin) for _, px, weight, skin in group]
-                        for group in (direct, mirrored))
     acc = values[0][2].copy() if values else np.zeros_like(borrowed[0][2])  # Σ weights, in place: less memory
     for v in values[1:] + borrowed:
         acc += v[2]
     np.maximum(np.subtract(np.float32(fill_below), acc, out=acc), 0, out=acc)
     fill = np.append(np.round(fill_color), 255).astype(np.uint8)
     colors = np.empty((*acc.shape, 4), np.uint8)  # the strip layout of _as_strip, filled directly
-    colors[...] = fill
-    if smooth:  # the fill: the seen skin continued smoothly, fading to the tone (blended in exactly as it would be)
-        packed_fill = colors.reshape(-1, 4).view(np.uint32).ravel()
-        packed_fill[:n] = _smooth_fill(uvm, direct + mirrored, values + borrowed, fill_color)
+    packed_fill = colors.reshape(-1, 4).view(np.uint32).ravel()  # one uint32 per RGBA texel: a fast fill
+    if smooth_fill is not None:  # the seen skin continued smoothly, fading to the tone (blended in as it would be)
+        packed_fill[:n] = smooth_fill
+        packed_fill[n:] = fill.view(np.uint32)[0]
+    else:
+        packed_fill[:] = fill.view(np.uint32)[0]
     for (rgba, *_), (x, y, w) in zip(direct, values):
         colors = cv2.blendLinear(colors, _remap(rgba, x, y), acc, w)
         acc += w
@@ -263,39 +294,49 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], fill_
     return cv2.cvtColor(packed.view(np.uint8).reshape(uvm.size, uvm.size, 4), cv2.COLOR_RGBA2RGB)  # contiguous
 
 
-def _smooth_fill(uvm: UVMap, photos: list[tuple], sampled: list[tuple], fill_color: np.ndarray) -> np.ndarray:
+def _smooth_fill(uvm: UVMap, photos: list[tuple], fill_color: np.ndarray) -> np.ndarray:
     """The fill colour of every texel, (N,) RGBA packed in uint32 (alpha 255): a smooth continuation of the seen
     colour around it (:func:`likeness.fill.texture_fill`), so the scalp and neck carry on the face's skin instead
     of meeting a flat tone at a seam. The seen colour is read at a regular subset of the texels only (``photos``:
-    RGBA photo first in each tuple; ``sampled``: their per-texel x, y, weight strips), each texel weighted by how
+    (RGBA photo, pixel positions, weights, skin mask) as for :func:`_bake_material`), each texel weighted by how
     well the photos see it (clipped to 1), so colour seen at a grazing angle counts little."""
     grid = uvm.fill_grid
-    sample = grid.sample
-    colour = np.zeros((len(sample), 3), np.float32)
-    weight = np.zeros(len(sample), np.float32)
-    for (rgba, *_), (x, y, w) in zip(photos, sampled):
-        ws = w.ravel()[sample]
-        rows = np.flatnonzero(ws > 1e-4)
+    m = len(grid.sample)
+    colour = np.zeros((m, 3), np.float32)
+    weight = np.zeros(m, np.float32)
+    for rgba, px, w, skin in photos:
+        x, y, ws = _per_texel(uvm.fill_blend, px, w, skin)  # at the sample texels, in their order
+        ws = ws.ravel()[:m]
+        seen_here = ws > 1e-4
+        rows = np.flatnonzero(seen_here)
         if rows.size == 0:
             continue
-        at = sample[rows]
-        pixels = _remap(rgba, _as_strip(x.ravel()[at]), _as_strip(y.ravel()[at])).reshape(-1, 4)[:rows.size, :3]
-        colour[rows] += ws[rows, None] * pixels
-        weight[rows] += ws[rows]
+        if rows.size < m // 2:  # few texels (a mirror image's): read and add only those
+            pixels = _remap(rgba, _as_strip(x.ravel()[rows]), _as_strip(y.ravel()[rows]))
+            pixels = pixels.reshape(-1, 4)[:rows.size, :3]
+            colour[rows] += ws[rows, None] * pixels
+            weight[rows] += ws[rows]
+            continue
+        # most texels: add to all (weight 0 elsewhere: the same sums) rather than gather and scatter
+        pixels = _remap(rgba, x, y).reshape(-1, 4)[:m, :3]
+        ws = np.where(seen_here, ws, np.float32(0))
+        colour += ws[:, None] * pixels
+        weight += ws
     seen = np.minimum(weight, 1.0)
     premultiplied = colour * (seen / np.maximum(weight, 1e-6))[:, None]
     image = texture_fill(grid, premultiplied, seen, np.asarray(fill_color, np.float32))
     return image.view(np.uint32).ravel()[uvm.texels]
 
 
-def _per_texel(uvm: UVMap, px: np.ndarray, weight: np.ndarray,
+def _per_texel(blend: sparse.csr_matrix, px: np.ndarray, weight: np.ndarray,
                skin: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-vertex pixel positions (V,2) and weights (V,) interpolated at the texels, as three strip images
-    (rows, 4096) float32 (zero-padded): x and y (pixel centres at integers) and the weight, times the skin mask
+    """Per-vertex pixel positions (V,2) and weights (V,) interpolated at the texels (the rows of ``blend``, a
+    whole number of strips: ``UVMap.strip_blend`` or ``fill_blend``), as three strip images (rows, 4096) float32
+    (zero-padded): x and y (pixel centres at integers) and the weight, times the skin mask
     (H,W uint8) at the texel's pixel where there is one. One column at a time: SciPy's sparse product is several
     times slower per column on a multi-column right-hand side."""
     columns = np.concatenate([px - 0.5, weight[:, None]], axis=1).astype(np.float32)
-    x, y, w = ((uvm.strip_blend @ columns[:, j]).reshape(-1, _STRIP) for j in range(3))
+    x, y, w = ((blend @ columns[:, j]).reshape(-1, _STRIP) for j in range(3))
     if skin is not None:
         w *= _sample_mask(skin, x, y)
     return x, y, w
