@@ -31,7 +31,7 @@ from .images import Photo, load_photo
 from .landmarks import FaceLandmarks, LandmarkDetector
 from .malloc import keep_freed_memory
 from .maps import has_face_detail, normal_map, roughness_png
-from .preview import preview_image
+from .preview import compose_preview, preview_layout
 from .refine import RefineSettings
 from .refine import refine as refine_fit
 from .regions import vertex_regions
@@ -172,7 +172,8 @@ class Engine:
 
     def analyse(self, photos: list[Photo], model_path: str | None = None,
                 step: Report = lambda *a: None, refine: bool = False,
-                on_landmarks: Callable[[list[FaceLandmarks]], None] | None = None) -> tuple[FitResult, list[FaceLandmarks]]:
+                on_landmarks: Callable[[list[FaceLandmarks]], None] | None = None
+                ) -> tuple[FitResult, list[FaceLandmarks]]:
         """Landmarks and the fit for photos of one person, without textures or files.
 
         This is the measurable core of :meth:`reconstruct` (benchmarks and trackers call it directly).
@@ -278,13 +279,9 @@ class Engine:
                 view = replace(view, skin=None if seg is None else seg.skin)
                 delit.append(delight(model, view, fit.rotation))
                 views.append(replace(view, rgb=delit[-1].albedo_rgb))
-            # the hair masks bake beside the colour textures (their threads leave a core idle part of the time)
+            # the hair masks and the preview's layout are made beside the colour textures (whose threads leave a
+            # core idle part of the time)
             hair_job = _BACKGROUND.submit(hair_masks_and_color, model, views, segments, request.texture_size)
-            texture_files: dict[int, dict[str, str]] = {}
-            textures = bake_textures(model, views, request.texture_size,  # each material's files encode at once
-                                     lambda i, texture: texture_files.update({i: _add_maps(writer, model, i, texture)}))
-            hair = _add_hair(writer, model, *hair_job.result(), texture_files)
-            step("write", 0.0, "Writing the bundle")
             records, extra = [], job_warnings(basis, self.settings, photos, found, cameras)
             for k, (photo, view, fit, lm, lit) in enumerate(zip(photos, views, result.photos, found, delit)):
                 record = _photo_record(model, photo, view, fit, lm, identity)
@@ -294,10 +291,14 @@ class Engine:
                 record["path"] = photo_files[k]
                 record["fit"].update(iterations=result.iterations, landmarks_used=len(basis.base))
                 records.append(record)
-            landmarks = np.array(records[0]["landmarks_68_px"])
-            writer.add_image("preview.png", lambda: preview_image(photos[0].rgb, model, views[0].vertices_cam,
-                                                                  views[0].raster, textures, landmarks,
-                                                                  views[0].normals))
+            layout = _BACKGROUND.submit(preview_layout, photos[0].rgb, model, views[0].vertices_cam, views[0].raster,
+                                        np.array(records[0]["landmarks_68_px"]), views[0].normals)
+            texture_files: dict[int, dict[str, str]] = {}
+            textures = bake_textures(model, views, request.texture_size,  # each material's files encode at once
+                                     lambda i, texture: texture_files.update({i: _add_maps(writer, model, i, texture)}))
+            hair = _add_hair(writer, model, *hair_job.result(), texture_files)
+            step("write", 0.0, "Writing the bundle")
+            writer.add_image("preview.png", lambda: compose_preview(layout.result(), model, textures))
             if cancelled():
                 raise Cancelled()
             warnings = [w for record in records for w in record["warnings"]]

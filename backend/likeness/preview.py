@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -59,6 +60,23 @@ def preview_image(photo: np.ndarray, model: HeadModel, vertices_cam: np.ndarray,
     A quick look, so the head is lit per vertex (Lambert, light at the camera) and the shade interpolated across
     each triangle, in float32: a few times cheaper than :func:`render_view`'s per-pixel normals.
     """
+    return compose_preview(preview_layout(photo, model, vertices_cam, raster, landmarks_px, normals), model, textures)
+
+
+@dataclass(frozen=True)
+class PreviewLayout:
+    """A preview before the textures are known (:func:`preview_layout`): all but the textured head's pixels."""
+
+    image: np.ndarray  # (h, 3w, 3) uint8: photo | grey | shaded overlay with landmarks; the head's colours unset
+    pixels: np.ndarray  # (N,) flat indices of the head's pixels in an (h, w) panel
+    uv: np.ndarray  # (N,2) float32 texture coordinates there
+    material: np.ndarray  # (N,) material index there
+    light: np.ndarray  # (N,) float32 brightness there (0.35 ambient + 0.65 Lambert)
+
+
+def preview_layout(photo: np.ndarray, model: HeadModel, vertices_cam: np.ndarray, raster: HeadRaster,
+                   landmarks_px: np.ndarray, normals: np.ndarray | None = None) -> PreviewLayout:
+    """Everything of :func:`preview_image` that does not need the textures (so it can be made while they bake)."""
     scale = raster.scale
     rh, rw = raster.triangle.shape
     covered = np.flatnonzero(raster.triangle.ravel() >= 0)
@@ -69,13 +87,6 @@ def preview_image(photo: np.ndarray, model: HeadModel, vertices_cam: np.ndarray,
     shade = np.clip(np.einsum("nk,nk->n", bary, facing.astype(np.float32)[model.triangles[tri]]), 0, 1)
     corners_uv, material = _triangle_uv(model)
     uv = np.einsum("nk,nkd->nd", bary, corners_uv[tri])
-    colors = _base_colors(model)[material[tri]]
-    for index, tex in textures.items():
-        sel = np.flatnonzero(material[tri] == index)
-        size = tex.shape[0]
-        col = np.clip((uv[sel, 0] * size).astype(np.int32), 0, size - 1)
-        row = np.clip(((1 - uv[sel, 1]) * size).astype(np.int32), 0, size - 1)
-        colors[sel] = tex[row, col]
     rows = np.minimum(((np.arange(rh) + 0.5) / scale).astype(int), photo.shape[0] - 1)
     cols = np.minimum(((np.arange(rw) + 0.5) / scale).astype(int), photo.shape[1] - 1)
     small = photo[rows][:, cols]
@@ -84,15 +95,30 @@ def preview_image(photo: np.ndarray, model: HeadModel, vertices_cam: np.ndarray,
     out[:, rw:2 * rw] = 40
     overlay = out[:, 2 * rw:]
     overlay[...] = small
-    lit = colors * (np.float32(0.35) + np.float32(0.65) * shade)[:, None]
     r, c = np.divmod(covered, rw)
-    out[r, rw + c] = _to_uint8(lit)
     tint = np.array([120.0, 200.0, 255.0], np.float32) * shade[:, None]
     out[r, 2 * rw + c] = _to_uint8(np.float32(0.45) * small.reshape(-1, 3)[covered] + np.float32(0.55) * tint)
     for x, y in landmarks_px * scale:
         r, c = int(y), int(x)
         if 0 <= r < rh and 0 <= c < rw:  # landmarks can fall outside a cropped face
             overlay[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2] = (255, 60, 60)
+    return PreviewLayout(out, covered, uv, material[tri], np.float32(0.35) + np.float32(0.65) * shade)
+
+
+def compose_preview(layout: PreviewLayout, model: HeadModel, textures: dict[int, np.ndarray]) -> np.ndarray:
+    """The preview image: ``layout`` with the head in its middle panel coloured by ``textures`` (S,S,3 uint8 by
+    material index; other materials show their base colour)."""
+    colors = _base_colors(model)[layout.material]
+    for index, tex in textures.items():
+        sel = np.flatnonzero(layout.material == index)
+        size = tex.shape[0]
+        col = np.clip((layout.uv[sel, 0] * size).astype(np.int32), 0, size - 1)
+        row = np.clip(((1 - layout.uv[sel, 1]) * size).astype(np.int32), 0, size - 1)
+        colors[sel] = tex[row, col]
+    out = layout.image.copy()
+    rw = out.shape[1] // 3
+    r, c = np.divmod(layout.pixels, rw)
+    out[r, rw + c] = _to_uint8(colors * layout.light[:, None])
     return out
 
 

@@ -199,7 +199,8 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     maps = {i: uv_map(model, i, size) for i in materials}
     textures, parts = {}, {i: {} for i in materials}
     # per material: the photos' pixel positions and weights at every texel, and the smooth fill (from a subset of
-    # the texels), in parallel; then the blend of the two. Each material's texture is the same however they run.
+    # the texels), in parallel; then the blend of the two, in two halves; then the texture is packed. Each
+    # material's texture is the same however the tasks run.
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {}
         for i in materials:
@@ -216,10 +217,19 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
                         on_texture(i, textures[i])
                     continue
                 parts[i][kind] = future.result()
-                if len(parts[i]) == 1 + smooth:
+                if kind in ("values", "fill") and len(parts[i]) == 1 + smooth:  # blend the texels in halves
                     values, borrowed = parts[i]["values"]
-                    futures[pool.submit(_bake_material, maps[i], direct, mirrored, values, borrowed, fill,
-                                        fill_below, parts[i].get("fill"))] = ("texture", i)
+                    rows = (values or borrowed)[0][0].shape[0]
+                    halves = [slice(0, rows // 2), slice(rows // 2, rows)] if rows > 1 else [slice(0, rows)]
+                    parts[i]["blended"] = [None] * len(halves)
+                    for half, part in enumerate(halves):
+                        futures[pool.submit(_blend, part, len(maps[i].texels), direct, mirrored, values, borrowed,
+                                            fill, fill_below, parts[i].get("fill"))] = (half, i)
+                elif isinstance(kind, int):
+                    blended = parts[i]["blended"]
+                    blended[kind] = parts[i].pop(kind)
+                    if all(b is not None for b in blended):
+                        futures[pool.submit(_pack, maps[i], blended, fill)] = ("texture", i)
     return {i: textures[i] for i in materials}
 
 
@@ -245,10 +255,11 @@ def _texel_values(uvm: UVMap, direct: list[tuple], mirrored: list[tuple]) -> tup
                  for group in (direct, mirrored))
 
 
-def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], values: list[tuple],
-                   borrowed: list[tuple], fill_color: np.ndarray, fill_below: float = FILL_BELOW,
-                   smooth_fill: np.ndarray | None = None) -> np.ndarray:
-    """Colour texture (S,S,3) uint8 of one material.
+def _blend(part: slice, n: int, direct: list[tuple], mirrored: list[tuple], values: list[tuple],
+           borrowed: list[tuple], fill_color: np.ndarray, fill_below: float = FILL_BELOW,
+           smooth_fill: np.ndarray | None = None) -> np.ndarray:
+    """The colour of one material's texels in the strip rows ``part`` (of ``n`` texels in all), RGBA packed in
+    uint32, (rows × 4096,) with the strips' padding.
 
     ``direct`` and ``mirrored`` hold (RGBA photo, (V,2) pixel positions, (V,) weights, skin mask and its scale or
     None) per photo, ``values`` and ``borrowed`` their per-texel strips (:func:`_texel_values`).
@@ -257,9 +268,10 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], value
     colour with weight ``max(fill_below − Σw, 0)`` so poorly seen texels fade into the skin tone (or into
     ``smooth_fill``, per texel, packed RGBA: :func:`_smooth_fill`). Pixel positions and
     weights are interpolated linearly from the vertices across each (small) triangle. Pixels travel as RGBA
-    packed in uint32 for fast scatter/gather. Mirrored samples touch only the texels that need them.
+    packed in uint32 for fast scatter/gather. Mirrored samples touch only the texels that need them. Every texel
+    is blended on its own, so a material's parts can blend in parallel.
     """
-    n = len(uvm.texels)
+    values, borrowed = ([(x[part], y[part], w[part]) for x, y, w in group] for group in (values, borrowed))
     acc = values[0][2].copy() if values else np.zeros_like(borrowed[0][2])  # Σ weights, in place: less memory
     for v in values[1:] + borrowed:
         acc += v[2]
@@ -267,11 +279,10 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], value
     fill = np.append(np.round(fill_color), 255).astype(np.uint8)
     colors = np.empty((*acc.shape, 4), np.uint8)  # the strip layout of _as_strip, filled directly
     packed_fill = colors.reshape(-1, 4).view(np.uint32).ravel()  # one uint32 per RGBA texel: a fast fill
+    packed_fill[:] = fill.view(np.uint32)[0]
     if smooth_fill is not None:  # the seen skin continued smoothly, fading to the tone (blended in as it would be)
-        packed_fill[:n] = smooth_fill
-        packed_fill[n:] = fill.view(np.uint32)[0]
-    else:
-        packed_fill[:] = fill.view(np.uint32)[0]
+        own = smooth_fill[part.start * _STRIP:min(part.stop * _STRIP, n)]
+        packed_fill[:len(own)] = own
     for (rgba, *_), (x, y, w) in zip(direct, values):
         colors = cv2.blendLinear(colors, _remap(rgba, x, y), acc, w)
         acc += w
@@ -279,17 +290,24 @@ def _bake_material(uvm: UVMap, direct: list[tuple], mirrored: list[tuple], value
     for (rgba, *_), (x, y, w) in zip(mirrored, borrowed):
         w = w.ravel()
         rows = np.flatnonzero(w > 1e-4)
-        if rows.size == 0:  # this photo's mirror image helps other materials only
+        if rows.size == 0:  # this photo's mirror image helps other materials (or parts) only
             continue
         sample = _remap(rgba, _as_strip(x.ravel()[rows]), _as_strip(y.ravel()[rows]))
         mixed = cv2.blendLinear(_as_strip(flat[rows]), sample, _as_strip(acc[rows]), _as_strip(w[rows]))
         flat[rows] = mixed.reshape(-1, 4)[:len(rows)]
         acc[rows] += w[rows]
-    strip = flat[:n].view(np.uint32).ravel()
+    return flat.view(np.uint32).ravel()
+
+
+def _pack(uvm: UVMap, parts: list[np.ndarray], fill_color: np.ndarray) -> np.ndarray:
+    """The colour texture (S,S,3) uint8 from the blended texels (:func:`_blend`'s parts, in order), spread past
+    the UV islands: outside texels take their nearest island texel (no seams under filtering), the fill colour
+    where no island is near."""
+    strip = np.concatenate(parts)[:len(uvm.texels)] if len(parts) > 1 else parts[0][:len(uvm.texels)]
     packed = np.empty(uvm.size * uvm.size, np.uint32)
     packed[uvm.texels] = strip
-    border = strip[uvm.nearest]  # outside texels take their nearest island texel: no seams under filtering
-    border[uvm.far] = fill.view(np.uint32)[0]
+    border = strip[uvm.nearest]
+    border[uvm.far] = np.append(np.round(fill_color), 255).astype(np.uint8).view(np.uint32)[0]
     packed[uvm.outside] = border
     return cv2.cvtColor(packed.view(np.uint8).reshape(uvm.size, uvm.size, 4), cv2.COLOR_RGBA2RGB)  # contiguous
 
