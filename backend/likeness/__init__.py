@@ -9,3 +9,8 @@ __version__ = "0.1.0"
 BUNDLE_VERSION = 1
 #: Version of the JSON-lines protocol of ``likeness serve`` (docs/protocol.md).
 PROTOCOL_VERSION = 1
+
+from .malloc import keep_freed_memory as _keep_freed_memory  # noqa: E402
+
+# before NumPy, OpenBLAS or any worker thread allocates: glibc reads its arena limit once (likeness.malloc)
+_keep_freed_memory()
