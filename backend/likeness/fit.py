@@ -197,9 +197,14 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
         for i, (fit, cam, target, s) in enumerate(zip(fits, cams, targets, scales)):
             jac, r = _photo_jacobian(basis, identity, fit, cam, target, s)
             jac, r = jac * w, r * w[:, 0]
-            idx = np.r_[np.arange(k), k + i * per + np.arange(per)]
-            ata[np.ix_(idx, idx)] += jac.T @ jac
-            atb[idx] -= jac.T @ r
+            block, rhs = jac.T @ jac, jac.T @ r
+            own = slice(k + i * per, k + (i + 1) * per)  # this photo's columns; the identity's are [:k]
+            ata[:k, :k] += block[:k, :k]
+            ata[:k, own] += block[:k, k:]
+            ata[own, :k] += block[k:, :k]
+            ata[own, own] += block[k:, k:]
+            atb[:k] -= rhs[:k]
+            atb[own] -= rhs[k:]
         # Gaussian priors (identity, expression), L1 sparsity on expression (weights ≥ 0), damping
         diag = np.full(cols, settings.damping)
         diag[:k] += settings.identity_prior
