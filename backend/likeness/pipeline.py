@@ -311,7 +311,8 @@ class Engine:
 
 
 _PREPARE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeness-prepare")
-#: A job's work that overlaps its main thread: the photos' segmentation during the fit, the hair masks during the bake.
+#: A job's work that overlaps its main thread: the photos' segmentation during the fit, the hair masks and the
+#: preview's layout during the bake.
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeness-background")
 
 
