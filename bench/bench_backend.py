@@ -61,7 +61,7 @@ def cold_start(tmp: Path, size: int, cache_dir: str | None) -> dict:
 
 
 def warm(tmp: Path, size: int, count: int) -> dict:
-    from likeness.pipeline import Engine, ReconstructRequest
+    from likeness.service.pipeline import Engine, ReconstructRequest
 
     engine = Engine()
     engine.reconstruct(ReconstructRequest([str(PHOTOS[0])], str(tmp / f"warmup{size}"), size, model_path()))

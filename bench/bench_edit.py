@@ -37,9 +37,9 @@ def peak_rss_gb() -> float:
 
 def frontal(bundle: Path, size: int = 400) -> np.ndarray:
     """A frontal render (uint8 RGB) of a bundle's head under a soft front light."""
-    from likeness import light as sh
+    from likeness.appearance import light as sh
     from likeness.edit.cameras import head_centre, orbit_camera
-    from likeness.relight import bundle_head, render_lit
+    from likeness.appearance.relight import bundle_head, render_lit
 
     model, manifest, textures = bundle_head(bundle)
     photo = manifest["photos"][0] if manifest["photos"] else None
@@ -126,10 +126,10 @@ def main() -> int:
     import torch
     from PIL import Image
 
-    from likeness.cli import astronaut_photo
+    from likeness.service.cli import astronaut_photo
     from likeness.edit.job import EditRequest, run
     from likeness.edit.render import pick_device
-    from likeness.pipeline import Engine, ReconstructRequest
+    from likeness.service.pipeline import Engine, ReconstructRequest
 
     device = pick_device(args.device)
     figures: dict = {"device": device, "torch_threads": torch.get_num_threads(), "steps": args.steps,

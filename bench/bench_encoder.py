@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/bench_encoder.py [--runs 200] [--device auto]
 On the astronaut portrait (scikit-image): MediaPipe once, then per photo the encoder's inputs (features and face
-crop) and the network, one photo at a time and in video batches of ``likeness.track.ENCODER_BATCH``. Prints
+crop) and the network, one photo at a time and in video batches of ``likeness.capture.track.ENCODER_BATCH``. Prints
 median and 90th-percentile milliseconds per photo and writes bench/results/encoder_speed.json.
 """
 
@@ -23,11 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     from skimage import data
 
-    from likeness.headmodel import load_ict
-    from likeness.landmarks import LandmarkDetector
+    from likeness.model.headmodel import load_ict
+    from likeness.capture.landmarks import LandmarkDetector
     from likeness.learned.features import score_vector
     from likeness.learned.runtime import ExpressionEncoder, find_weights
-    from likeness.track import ENCODER_BATCH
+    from likeness.capture.track import ENCODER_BATCH
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)

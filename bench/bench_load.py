@@ -27,8 +27,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from likeness.bundle import read_bundle
-from likeness.cli import astronaut_photo
+from likeness.service.bundle import read_bundle
+from likeness.service.cli import astronaut_photo
 from shared_paths import DEV_IMAGES, find_ict_model
 
 WARM_UP = 10  # jobs left out of the memory slope (first-use caches, allocator growth)

@@ -33,15 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from shared_paths import DEV_IMAGES, find_ict_model  # noqa: E402
 
-from likeness import light as sh  # noqa: E402
-from likeness.albedo import delight  # noqa: E402
-from likeness.camera import Camera  # noqa: E402
-from likeness.geometry import head_rotation  # noqa: E402
-from likeness.maps import normal_map, roughness_map  # noqa: E402
-from likeness.pipeline import Engine, ReconstructRequest  # noqa: E402
-from likeness.regions import SKIN, vertex_regions  # noqa: E402
-from likeness.relight import bundle_head, relight, render_lit  # noqa: E402
-from likeness.texture import PhotoView, bake_textures, uv_map  # noqa: E402
+from likeness.appearance import light as sh  # noqa: E402
+from likeness.appearance.albedo import delight  # noqa: E402
+from likeness.model.camera import Camera  # noqa: E402
+from likeness.model.geometry import head_rotation  # noqa: E402
+from likeness.appearance.maps import normal_map, roughness_map  # noqa: E402
+from likeness.service.pipeline import Engine, ReconstructRequest  # noqa: E402
+from likeness.model.regions import SKIN, vertex_regions  # noqa: E402
+from likeness.appearance.relight import bundle_head, relight, render_lit  # noqa: E402
+from likeness.appearance.texture import PhotoView, bake_textures, uv_map  # noqa: E402
 
 LIGHTS = {"front": [0.0, 0.2, 1.0], "left": [1.0, 0.2, 0.3], "right": [-1.0, 0.2, 0.3], "top": [0.0, 1.0, 0.3]}
 SIZE = 1024
@@ -145,7 +145,7 @@ def _face_mask(model, entry: dict, hit: np.ndarray) -> np.ndarray:
 
 
 def speed(engine: Engine, model_path: str) -> dict:
-    from likeness.images import load_photo
+    from likeness.capture.images import load_photo
 
     model, _ = engine.model(model_path)
     timings = {"delight": [], "bake": [], "maps": []}

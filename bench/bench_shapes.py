@@ -11,7 +11,8 @@ head frame:
 - lip crossing: the same for the inner lip contour (9 column pairs); a proxy only: shapes that roll or press the
   lips move these points in depth too, so a positive value there is not by itself an intersection;
 - eyeball penetration: deepest face-region vertex within 2 cm of an eyeball centre that lies inside its sphere
-  (radius as in :func:`likeness.gaze.eyeballs`), minus the same figure on the neutral head (the lids rest on it).
+  (radius as in :func:`likeness.capture.gaze.eyeballs`), minus the same figure on the neutral head (the lids rest on
+  it).
 
 Prints the worst shapes and writes bench/results/shapes.json.
 """
@@ -26,11 +27,11 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
-from likeness.correspondence import load_table
-from likeness.gaze import eyeballs
-from likeness.headmodel import load_ict
-from likeness.images import load_photo
-from likeness.pipeline import Engine
+from likeness.model.correspondence import load_table
+from likeness.capture.gaze import eyeballs
+from likeness.model.headmodel import load_ict
+from likeness.capture.images import load_photo
+from likeness.service.pipeline import Engine
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -25,12 +25,12 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `likeness` sets it for the CLI and the server
 
 import numpy as np
-from likeness.camera import Camera
-from likeness.images import DEFAULT_FOCAL_FACTOR, Photo
-from likeness.landmarks import LandmarkDetector
-from likeness.pipeline import Engine
-from likeness.smoothing import OneEuro, jitter, one_euro, step_lag
-from likeness.track import (
+from likeness.model.camera import Camera
+from likeness.capture.images import DEFAULT_FOCAL_FACTOR, Photo
+from likeness.capture.landmarks import LandmarkDetector
+from likeness.service.pipeline import Engine
+from likeness.capture.smoothing import OneEuro, jitter, one_euro, step_lag
+from likeness.capture.track import (
     ENCODER_BATCH,
     IDENTITY_FRAMES,
     SMOOTHING,

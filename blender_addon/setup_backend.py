@@ -50,11 +50,13 @@ def backend_source_dir(addon_dir: Path) -> Path:
 
 
 def backend_module(name: str) -> ModuleType:
-    """A backend module that needs nothing beyond the standard library and NumPy (``arkit``, ``light``), loaded
-    from the backend source the add-on ships, so the add-on and the backend share one copy of its code."""
-    qualified = f"{__package__}._backend_{name}"
+    """A backend module that needs nothing beyond the standard library and NumPy (``arkit``,
+    ``appearance.light``: its dotted name inside the ``likeness`` package), loaded from the backend source the add-on
+    ships, so the add-on and the backend share one copy of its code."""
+    qualified = f"{__package__}._backend_{name.replace('.', '_')}"
     if qualified not in sys.modules:
-        path = backend_source_dir(Path(__file__).resolve().parent) / "backend" / "likeness" / f"{name}.py"
+        path = (backend_source_dir(Path(__file__).resolve().parent) / "backend" / "likeness"
+                / Path(*name.split(".")).with_suffix(".py"))
         spec = importlib.util.spec_from_file_location(qualified, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[qualified] = module  # dataclass/typing machinery looks modules up by name

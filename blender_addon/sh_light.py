@@ -16,7 +16,7 @@ import numpy as np
 
 from .setup_backend import backend_module
 
-_LIGHT = backend_module("light")  # the backend's SH functions and band factors, one copy for both sides
+_LIGHT = backend_module("appearance.light")  # the backend's SH functions and band factors, one copy for both sides
 #: Monomials of a Blender-frame direction (x, y, z) the world shader evaluates, in this order.
 MONOMIALS = ("1", "x", "y", "z", "xx", "yy", "zz", "xy", "yz", "zx")
 

@@ -4,7 +4,7 @@ reconstructed from the public-domain astronaut portrait (so the picture holds no
 Usage: .venv/bin/python scripts/readme_animation.py [--clip ../shared/data/video_dev/bbaf2n.mpg]
                                                     [-o docs/images/tracked_sequence.jpg]
 Per shown frame: the tracked expression weights and head rotation on the astronaut's head, rendered by the
-backend's own renderer (`likeness.relight.render_lit`) under a light from the front left.
+backend's own renderer (`likeness.appearance.relight.render_lit`) under a light from the front left.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from shared_paths import SHARED, find_ict_model  # noqa: E402
 
-from likeness.camera import Camera  # noqa: E402
-from likeness.cli import astronaut_photo  # noqa: E402
-from likeness.geometry import head_rotation  # noqa: E402
-from likeness.light import directional  # noqa: E402
-from likeness.pipeline import Engine, ReconstructRequest  # noqa: E402
-from likeness.relight import bundle_head, render_lit  # noqa: E402
+from likeness.model.camera import Camera  # noqa: E402
+from likeness.service.cli import astronaut_photo  # noqa: E402
+from likeness.model.geometry import head_rotation  # noqa: E402
+from likeness.appearance.light import directional  # noqa: E402
+from likeness.service.pipeline import Engine, ReconstructRequest  # noqa: E402
+from likeness.appearance.relight import bundle_head, render_lit  # noqa: E402
 
 
 def main() -> None:

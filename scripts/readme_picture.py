@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     api = install_addon()
-    from likeness.cli import astronaut_photo
+    from likeness.service.cli import astronaut_photo
 
     photo_path = astronaut_photo()
     bpy.ops.wm.read_homefile(use_empty=True)

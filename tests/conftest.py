@@ -20,7 +20,7 @@ def ict_path() -> Path:
 
 @pytest.fixture(scope="session")
 def ict(ict_path):
-    from likeness.headmodel import load_ict
+    from likeness.model.headmodel import load_ict
 
     return load_ict(ict_path)
 
@@ -28,7 +28,7 @@ def ict(ict_path):
 @pytest.fixture(scope="session")
 def engine():
     """One warm engine for all pipeline tests, like the backend process."""
-    from likeness.pipeline import Engine
+    from likeness.service.pipeline import Engine
 
     return Engine()
 

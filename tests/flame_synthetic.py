@@ -194,7 +194,7 @@ def write_ict_flame(folder: Path, ict, embedding: bool = False) -> dict:
     np.save(folder / "l_eyelid.npy", a["eyelids"][0].astype(np.float32))
     np.save(folder / "r_eyelid.npy", a["eyelids"][1].astype(np.float32))
     if embedding:  # ICT's 68 landmarks, moved like the head, as points on the synthetic FLAME's surface
-        from likeness.flame_bridge import closest_points
+        from likeness.model.flame_bridge import closest_points
 
         c, s = np.cos(TILT), np.sin(TILT)
         marks = ict.neutral[ict.landmarks_68].astype(np.float64) @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]]).T

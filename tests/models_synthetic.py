@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from likeness import ict_convert
+from likeness.model import ict_convert
 
 
 def vertex_lines(vertices: np.ndarray) -> str:

@@ -16,7 +16,7 @@ DEV_IMAGES = SHARED / "data" / "faces_dev" / "images"
 
 def find_ict_model() -> Path | None:
     """$LIKENESS_ICT_MODEL, else the copy in ../shared, else an installed model."""
-    from likeness.headmodel import default_ict_path
+    from likeness.model.headmodel import default_ict_path
 
     for candidate in (os.environ.get("LIKENESS_ICT_MODEL"),
                       SHARED / "models" / "ict_facekit" / "ict_face_model.npz", default_ict_path()):

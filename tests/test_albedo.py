@@ -10,14 +10,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from likeness import light as sh
-from likeness.albedo import delight
-from likeness.camera import Camera
-from likeness.geometry import head_rotation
-from likeness.maps import normal_map, roughness_map
-from likeness.regions import LIPS, SKIN, vertex_regions
-from likeness.relight import render_lit
-from likeness.texture import PhotoView, bake_textures, uv_map
+from likeness.appearance import light as sh
+from likeness.appearance.albedo import delight
+from likeness.model.camera import Camera
+from likeness.model.geometry import head_rotation
+from likeness.appearance.maps import normal_map, roughness_map
+from likeness.model.regions import LIPS, SKIN, vertex_regions
+from likeness.appearance.relight import render_lit
+from likeness.appearance.texture import PhotoView, bake_textures, uv_map
 
 SIZE = 256  # texture size of the test bakes
 
@@ -129,7 +129,7 @@ def test_bundle_carries_the_light_and_maps(engine, ict_path, tmp_path):
     photo = DEV_IMAGES / "dev_000_london_002_03.jpg"
     if not photo.is_file():
         pytest.skip("dev photos not available")
-    from likeness.pipeline import ReconstructRequest
+    from likeness.service.pipeline import ReconstructRequest
     out = engine.reconstruct(ReconstructRequest([str(photo)], str(tmp_path / "b"), 256, str(ict_path)))["bundle"]
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     light = np.array(manifest["photos"][0]["light"]["sh"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import dev_photo
-from likeness.batch import read_spec
+from likeness.service.batch import read_spec
 from likeness.errors import BadInput
 
 PHOTOS = ["dev_002_london_009_03.jpg", "dev_003_london_009_08.jpg", "dev_006_london_025_03.jpg"]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from likeness.blendshapes import BlendshapeScorer, find_task, model_name, to_weights
-from likeness.images import load_photo
+from likeness.capture.blendshapes import BlendshapeScorer, find_task, model_name, to_weights
+from likeness.capture.images import load_photo
 from conftest import SHARED, dev_photo
 
 TASK = SHARED / "models" / "mediapipe_face_landmarker" / "face_landmarker.task"
@@ -47,7 +47,7 @@ def test_real_scores_see_a_smile(scorer):
 
 
 def test_the_fit_reports_its_evidence(ict_path, monkeypatch, scorer):
-    from likeness.pipeline import Engine
+    from likeness.service.pipeline import Engine
 
     photo = load_photo(dev_photo("dev_001_london_002_08.jpg"))
     monkeypatch.setenv("LIKENESS_MEDIAPIPE_TASK", str(TASK))

@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from likeness import bundle as bundle_mod
-from likeness.bundle import BundleWriter, read_bundle
+from likeness.service import bundle as bundle_mod
+from likeness.service.bundle import BundleWriter, read_bundle
 from likeness.errors import BadInput, CannotWrite, OutputExists
 
 

@@ -1,9 +1,9 @@
 import numpy as np
 
-from likeness.checks import photo_confidence, photo_warnings
-from likeness.fit import PhotoFit
-from likeness.geometry import head_rotation
-from likeness.landmarks import FaceLandmarks
+from likeness.capture.checks import photo_confidence, photo_warnings
+from likeness.capture.fit import PhotoFit
+from likeness.model.geometry import head_rotation
+from likeness.capture.landmarks import FaceLandmarks
 
 
 def landmarks(eye_distance_px: float) -> FaceLandmarks:

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from corpus.make_corpus import CASES, Case, Unavailable, exif_rotated
-from likeness import cli, pipeline
-from likeness.bundle import read_bundle
-from likeness.geometry import head_angles
-from likeness.images import load_photo
+from likeness.service import cli, pipeline
+from likeness.service.bundle import read_bundle
+from likeness.model.geometry import head_angles
+from likeness.capture.images import load_photo
 
 #: Peak memory of a CLI run on the 12000×9000 photo, above a run on a normal photo (bytes).
 HUGE_PHOTO_EXTRA_RSS = 400e6

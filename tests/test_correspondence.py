@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from likeness.correspondence import _ANCHORS, FACE_OVAL, build_correspondence, load_table, table_from_points
+from likeness.model.correspondence import _ANCHORS, FACE_OVAL, build_correspondence, load_table, table_from_points
 from conftest import SHARED
 
 

@@ -20,9 +20,9 @@ pytest.importorskip("transformers")
 
 from tiny_sd import make_tiny_sd  # noqa: E402
 
-from likeness import light as sh  # noqa: E402
-from likeness.bundle import read_bundle  # noqa: E402
-from likeness.cli import main  # noqa: E402
+from likeness.appearance import light as sh  # noqa: E402
+from likeness.service.bundle import read_bundle  # noqa: E402
+from likeness.service.cli import main  # noqa: E402
 from likeness.edit import areas, lights, watermark  # noqa: E402
 from likeness.edit.job import EditRequest, read_marks, run  # noqa: E402
 
@@ -37,8 +37,8 @@ def tiny_sd(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def astronaut_bundle(tmp_path_factory, engine, ict_path) -> Path:
     """A real bundle reconstructed from the astronaut portrait (256 px textures)."""
-    from likeness.cli import astronaut_photo
-    from likeness.pipeline import ReconstructRequest
+    from likeness.service.cli import astronaut_photo
+    from likeness.service.pipeline import ReconstructRequest
 
     out = tmp_path_factory.mktemp("bundles") / "astronaut"
     engine.reconstruct(ReconstructRequest(photos=[str(astronaut_photo())], output=str(out), texture_size=256,
@@ -196,7 +196,7 @@ def test_cancel_leaves_nothing_half_written(astronaut_bundle, tiny_sd, engine, m
 
 
 def test_install_sd_checks_the_folder_and_records_its_licence(tiny_sd, models_home, tmp_path):
-    from likeness import models
+    from likeness.service import models
 
     with pytest.raises(BadInput, match="not downloaded"):
         models.install("sd", None)
@@ -225,8 +225,8 @@ def test_the_core_runs_without_torch_diffusers_transformers(ict_path, tmp_path):
     relights by words; a text edit that needs them says what to install."""
     code = ("import sys\n"
             "for name in ('torch', 'diffusers', 'transformers'): sys.modules[name] = None\n"
-            "import likeness.cli, likeness.serve, likeness.jobs, likeness.edit.job\n"
-            "from likeness.cli import main, astronaut_photo\n"
+            "import likeness.service.cli, likeness.service.serve, likeness.service.jobs, likeness.edit.job\n"
+            "from likeness.service.cli import main, astronaut_photo\n"
             f"out = {str(tmp_path / 'b')!r}\n"
             f"assert main(['reconstruct', str(astronaut_photo()), '-o', out, '--texture-size', '128', "
             f"'--model', {str(ict_path)!r}]) == 0\n"

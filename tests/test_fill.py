@@ -1,8 +1,9 @@
-"""likeness.fill: unseen texels continue the seen colour beside them, fading to the average, then the prior."""
+"""likeness.appearance.fill: unseen texels continue the seen colour beside them, fading to the average, then the
+prior."""
 
 import numpy as np
 
-from likeness.fill import smooth_fill
+from likeness.appearance.fill import smooth_fill
 
 
 def test_unseen_texels_continue_the_colour_beside_them():
@@ -43,7 +44,7 @@ def test_single_channel_and_non_square():
 
 
 def test_texture_fill_matches_the_image_fill_on_a_texture_given_as_texels():
-    from likeness.fill import fill_grid, texture_fill
+    from likeness.appearance.fill import fill_grid, texture_fill
 
     size = 1024
     texels = np.arange(size * size)[(np.arange(size * size) % 7) != 3]  # islands need not cover the square

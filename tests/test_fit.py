@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from likeness.camera import Camera
-from likeness.correspondence import load_table
-from likeness.fit import FitSettings, LandmarkBasis, Observation, bounded_solve, fit_landmarks
-from likeness.geometry import head_angles, head_rotation
+from likeness.model.camera import Camera
+from likeness.model.correspondence import load_table
+from likeness.capture.fit import FitSettings, LandmarkBasis, Observation, bounded_solve, fit_landmarks
+from likeness.model.geometry import head_angles, head_rotation
 
 
 # These tests make landmarks from the model's own fixed correspondence, so the outline does not slide here;

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from flame_synthetic import SHIFT, TILT, write_ict_flame, write_random_flame
-from likeness import cli, flame
-from likeness.flame_head import _fallback_uv, head_model, key_names
+from likeness.service import cli
+from likeness.model import flame
+from likeness.model.flame_head import _fallback_uv, head_model, key_names
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_flame_pickle_that_runs_code_is_refused(tmp_path, data_dir, capsys):
     ("weights", np.full((5023, 5), np.nan), "'weights' has shape"),
 ])
 def test_flame_pickle_with_a_bad_key_is_refused_naming_it(tmp_path, data_dir, capsys, key, value, message):
-    from likeness.safe_pickle import load
+    from likeness.model.safe_pickle import load
 
     from flame_synthetic import chumpy_dumps
 
@@ -82,9 +83,9 @@ def test_flame_pickle_with_a_bad_key_is_refused_naming_it(tmp_path, data_dir, ca
 @pytest.fixture(scope="module")
 def ict_flame(ict, tmp_path_factory):
     """The ICT-derived FLAME (modes with known ARKit meaning), installed; and its bridge to ICT."""
-    from likeness import models
-    from likeness.correspondence import load_table
-    from likeness.flame_bridge import build
+    from likeness.service import models
+    from likeness.model.correspondence import load_table
+    from likeness.model.flame_bridge import build
 
     root = tmp_path_factory.mktemp("ictflame")
     arrays = write_ict_flame(root / "src", ict)
@@ -175,7 +176,7 @@ def test_reconstruct_flame_with_smirk(ict_flame, tmp_path, monkeypatch, capsys, 
     neutral head: the pose comes from the landmarks through the bridge, and the FLAME bundle is valid."""
     pytest.importorskip("torch")
     from flame_synthetic import write_smirk_checkpoint
-    from likeness.bundle import read_bundle
+    from likeness.service.bundle import read_bundle
     from shared_paths import DEV_IMAGES
 
     photo = DEV_IMAGES / "dev_000_london_002_03.jpg"
@@ -202,7 +203,7 @@ def test_reconstruct_flame_with_smirk(ict_flame, tmp_path, monkeypatch, capsys, 
 
 
 def bridge_names(ict_path) -> list[str]:
-    from likeness.headmodel import load_ict
+    from likeness.model.headmodel import load_ict
 
     return list(load_ict(ict_path).expression_names)
 
@@ -212,8 +213,8 @@ def test_ict_fit_takes_smirks_reading_as_evidence(ict_flame, ict_path, tmp_path,
     evidence (``fit.evidence`` lists ``smirk``)."""
     pytest.importorskip("torch")
     from flame_synthetic import write_smirk_checkpoint
-    from likeness.images import load_photo
-    from likeness.pipeline import Engine
+    from likeness.capture.images import load_photo
+    from likeness.service.pipeline import Engine
     from shared_paths import DEV_IMAGES
 
     photo = DEV_IMAGES / "dev_000_london_002_03.jpg"
@@ -243,7 +244,8 @@ def test_flame_job_without_flame_or_smirk_installed_says_what_to_install(tmp_pat
     write_random_flame(tmp_path / "f")
     assert cli.main(["models", "install", "flame", "--from", str(tmp_path / "f")]) == 0
     capsys.readouterr()
-    monkeypatch.setattr("likeness.flame_job.build", lambda *a: pytest.fail("SMIRK is checked before the bridge"))
+    monkeypatch.setattr("likeness.service.flame_job.build",
+                        lambda *a: pytest.fail("SMIRK is checked before the bridge"))
     assert cli.main(args) == 2
     assert "SMIRK's weights are not installed" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
@@ -252,8 +254,8 @@ def test_flame_job_without_flame_or_smirk_installed_says_what_to_install(tmp_pat
 def test_landmark_embedding_in_smirks_assets_layout_drives_the_alignment(ict, tmp_path, data_dir, capsys):
     """SMIRK's layout (assets/FLAME2020/generic_model.pkl beside assets/landmark_embedding.npy, a pickled dict read
     by the restricted unpickler): the 68 landmarks come from the embedding and start the alignment."""
-    from likeness.correspondence import load_table
-    from likeness.flame_bridge import build
+    from likeness.model.correspondence import load_table
+    from likeness.model.flame_bridge import build
 
     write_ict_flame(tmp_path / "assets" / "FLAME2020", ict, embedding=True)
     code, err = _install(capsys, tmp_path / "assets" / "FLAME2020" / "generic_model.pkl")
@@ -286,8 +288,8 @@ def test_track_reads_video_frames_with_smirk(ict_flame, ict_path, tmp_path, monk
     """``likeness track --encoder smirk``: SMIRK's reading through the bridge is each frame's expression evidence."""
     pytest.importorskip("torch")
     from flame_synthetic import write_smirk_checkpoint
-    from likeness.pipeline import Engine
-    from likeness.track import TrackRequest, run_track
+    from likeness.service.pipeline import Engine
+    from likeness.capture.track import TrackRequest, run_track
     from shared_paths import SHARED
 
     clip = SHARED / "data" / "video_dev" / "bbaf2n.mpg"

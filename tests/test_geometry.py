@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from likeness.camera import Camera
-from likeness.geometry import (closest_points_on_triangles, head_angles, head_rotation, rodrigues,
+from likeness.model.camera import Camera
+from likeness.model.geometry import (closest_points_on_triangles, head_angles, head_rotation, rodrigues,
                                similarity_transform)
 
 

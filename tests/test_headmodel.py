@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from likeness.errors import ModelMissing
-from likeness.headmodel import load_ict, split_quads
+from likeness.model.headmodel import load_ict, split_quads
 
 
 def test_ict_loads_in_metres_with_every_face_assigned(ict):

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from likeness.errors import BadInput
-from likeness.images import DEFAULT_FOCAL_FACTOR, MAX_SIDE, load_photo
+from likeness.capture.images import DEFAULT_FOCAL_FACTOR, MAX_SIDE, load_photo
 
 
 def test_focal_length_comes_from_exif_when_present(tmp_path):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from likeness.errors import BadInput
-from likeness.geometry import head_rotation
+from likeness.model.geometry import head_rotation
 from likeness.learned import features as feats
 from likeness.learned.skins import SkinPainter, skin_seeds
 
@@ -129,8 +129,8 @@ def test_expressions_keep_the_rig_rules(ict):
 
 
 def test_a_render_is_a_face_mediapipe_finds_where_the_head_is(ict):
-    from likeness.camera import Camera
-    from likeness.landmarks import LandmarkDetector
+    from likeness.model.camera import Camera
+    from likeness.capture.landmarks import LandmarkDetector
     from likeness.learned.render import HeadRenderer, Lighting
 
     rot = head_rotation(15, 5, 0)
@@ -241,8 +241,8 @@ def test_bad_checkpoints_are_refused_without_running_them(tmp_path, ict):
 
 @needs_torch
 def test_the_engine_uses_the_encoder_as_evidence(tmp_path, ict_path, ict, monkeypatch):
-    from likeness.images import load_photo
-    from likeness.pipeline import Engine
+    from likeness.capture.images import load_photo
+    from likeness.service.pipeline import Engine
     from skimage import data
     from PIL import Image
 
@@ -262,9 +262,9 @@ def test_the_engine_uses_the_encoder_as_evidence(tmp_path, ict_path, ict, monkey
 def test_the_core_runs_without_torch(ict_path):
     """With torch unimportable the backend still fits (no encoder) and imports nothing learned at start-up."""
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import likeness.cli, likeness.pipeline, likeness.track, likeness.serve\n"
+            "import likeness.service.cli, likeness.service.pipeline, likeness.capture.track, likeness.service.serve\n"
             "assert not any(m.startswith('likeness.learned') for m in sys.modules), 'learned imported early'\n"
-            "from likeness.pipeline import Engine\n"
+            "from likeness.service.pipeline import Engine\n"
             f"engine = Engine(); model, _ = engine.model({str(ict_path)!r})\n"
             "assert engine.encoder(model) is None\n"
             "print('ok')\n")
@@ -284,8 +284,8 @@ def test_torch_builds_fit_the_machine():
 def test_the_shipped_encoder_fits_the_head_model(ict):
     """The checkpoint in the package loads for ICT's 53 shapes and reads a render's open jaw as more open than the
     same head's closed one."""
-    from likeness.camera import Camera
-    from likeness.landmarks import LandmarkDetector
+    from likeness.model.camera import Camera
+    from likeness.capture.landmarks import LandmarkDetector
     from likeness.learned.render import HeadRenderer, Lighting
     from likeness.learned.runtime import SHIPPED, ExpressionEncoder
 
@@ -313,9 +313,9 @@ def test_the_pose_prior_pulls_the_rotation_toward_it(ict):
     """With only a rotation prior to go on (no landmark weight), the fit turns the head to the prior."""
     from dataclasses import replace
 
-    from likeness.camera import Camera
-    from likeness.correspondence import load_table
-    from likeness.fit import FitSettings, LandmarkBasis, Observation, fit_landmarks
+    from likeness.model.camera import Camera
+    from likeness.model.correspondence import load_table
+    from likeness.capture.fit import FitSettings, LandmarkBasis, Observation, fit_landmarks
 
     settings = FitSettings(sliding_contour=False, pose_prior=1e6)
     basis = LandmarkBasis.build(ict, load_table(), settings)
@@ -377,8 +377,8 @@ def test_the_mirror_finds_the_templates_symmetry_and_undoes_itself():
 
 def test_a_mirrored_photo_gives_the_mirrored_features(ict):
     """Mirroring the features of a render agrees with the features MediaPipe finds in the mirrored render."""
-    from likeness.camera import Camera
-    from likeness.landmarks import LandmarkDetector
+    from likeness.model.camera import Camera
+    from likeness.capture.landmarks import LandmarkDetector
     from likeness.learned.mirror import Mirror
     from likeness.learned.render import HeadRenderer, Lighting
     from likeness.learned.runtime import SHIPPED
@@ -452,7 +452,7 @@ def test_a_pack_holds_the_training_set(tmp_path):
 
 
 def test_the_encoders_gaze_is_mixed_with_the_irises_by_its_share():
-    from likeness.pipeline import _combine
+    from likeness.service.pipeline import _combine
 
     nan = np.nan
     first, second = np.array([0.8, nan, 0.2, nan]), np.array([0.4, 0.6, nan, nan])

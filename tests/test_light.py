@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from likeness import light as sh
+from likeness.appearance import light as sh
 
 
 def _sphere(n: int = 3000) -> np.ndarray:

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from likeness import ict_convert, models
+from likeness.model import ict_convert
+from likeness.service import models
 from likeness.errors import BadInput, ModelMissing
-from likeness.headmodel import default_ict_path, load_ict
+from likeness.model.headmodel import default_ict_path, load_ict
 
 from models_synthetic import write_checkout
 

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from likeness.bundle import read_bundle
-from likeness.correspondence import _ANCHORS
+from likeness.service.bundle import read_bundle
+from likeness.model.correspondence import _ANCHORS
 from likeness.errors import BadInput, NoFaceFound, OutputExists
-from likeness.pipeline import ReconstructRequest
+from likeness.service.pipeline import ReconstructRequest
 from conftest import dev_photo
 
 # iBUG-68 landmarks with an unambiguous MediaPipe twin: eye corners, mouth corners, nose tip, chin
@@ -32,7 +32,7 @@ def test_fitted_landmarks_sit_on_the_face(engine, ict_path, tmp_path, name):
     entry = manifest["photos"][0]
     lm68 = np.array(entry["landmarks_68_px"])
     assert lm68.shape == (68, 2)
-    from likeness.images import load_photo
+    from likeness.capture.images import load_photo
 
     mp = engine.detector().detect(load_photo(photo).rgb).points_px
     iod = np.linalg.norm(mp[33] - mp[263])

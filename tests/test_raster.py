@@ -1,6 +1,6 @@
 import numpy as np
 
-from likeness.raster import rasterize, vertex_normals
+from likeness.appearance.raster import rasterize, vertex_normals
 
 
 def test_two_triangles_cover_a_square_exactly_once():

@@ -5,14 +5,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from likeness.camera import Camera
-from likeness.correspondence import load_table
-from likeness.fit import FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks
-from likeness.geometry import head_rotation
-from likeness.light import linear_to_srgb8
-from likeness.refine import (Edges, RefineSettings, find_edges, fold_identity, refine, with_edges,
+from likeness.model.camera import Camera
+from likeness.model.correspondence import load_table
+from likeness.capture.fit import FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks
+from likeness.model.geometry import head_rotation
+from likeness.appearance.light import linear_to_srgb8
+from likeness.capture.refine import (Edges, RefineSettings, find_edges, fold_identity, refine, with_edges,
                              working_window)
-from likeness.views import rasterize_head
+from likeness.appearance.views import rasterize_head
 
 SETTINGS = FitSettings(sliding_contour=False)
 CAMERA = Camera(700.0, (320.0, 320.0), (640, 640))
@@ -137,7 +137,7 @@ def test_window_is_empty_outside_the_photo(ict, basis):
 def test_engine_refines_a_real_photo_on_request(engine, ict_path):
     """The product path: MediaPipe, the landmark fit, then the refinement against the photo (``refine=True``);
     identity is the landmark fit's, the weights stay in [0, 1], and the evidence says the photo's edges were used."""
-    from likeness.images import load_photo
+    from likeness.capture.images import load_photo
 
     from conftest import dev_photo
 

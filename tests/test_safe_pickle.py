@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from likeness.errors import BadInput
-from likeness.safe_pickle import load, loads
+from likeness.model.safe_pickle import load, loads
 from scipy import sparse
 
 

@@ -1,5 +1,5 @@
-"""Per-photo segmentation (likeness.segment), the skin-only bake (likeness.texture) and its measure
-(likeness.cleanskin), and the hair in the bundle."""
+"""Per-photo segmentation (likeness.capture.segment), the skin-only bake (likeness.appearance.texture) and its measure
+(likeness.appearance.cleanskin), and the hair in the bundle."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from likeness.segment import (BACKGROUND, CLOTHING, FACE_OVAL, FEATURES, HAIR, SKIN, SKIN_SAMPLES, PersonSegmenter,
-                              label_pixels, segment_photo)
+from likeness.capture.segment import (BACKGROUND, CLOTHING, FACE_OVAL, FEATURES, HAIR, SKIN, SKIN_SAMPLES,
+                                      PersonSegmenter, label_pixels, segment_photo)
 
 SIZE = 256
 CENTRE, AXES = (128.0, 130.0), (48.0, 62.0)  # the face's ellipse (x, y) and half-axes, px
@@ -112,9 +112,9 @@ def test_bad_input_gives_clear_errors():
 
 
 def test_a_face_mostly_outside_the_photo_is_refused_and_the_job_goes_on(tmp_path):
-    from likeness.images import Photo
-    from likeness.landmarks import FaceLandmarks
-    from likeness.pipeline import Engine
+    from likeness.capture.images import Photo
+    from likeness.capture.landmarks import FaceLandmarks
+    from likeness.service.pipeline import Engine
 
     rgb, points, _ = synthetic_portrait()
     outside = points + [400.0, 0.0]  # the face lies beyond the image's right edge
@@ -131,8 +131,8 @@ def test_a_face_mostly_outside_the_photo_is_refused_and_the_job_goes_on(tmp_path
 def test_selfie_model_tells_person_from_background():
     if PersonSegmenter.default_model() is None:
         pytest.skip("MediaPipe's selfie segmentation model is not installed")
-    from likeness.cli import astronaut_photo
-    from likeness.images import load_photo
+    from likeness.service.cli import astronaut_photo
+    from likeness.capture.images import load_photo
 
     rgb = load_photo(astronaut_photo()).rgb
     segmenter = PersonSegmenter()
@@ -161,10 +161,10 @@ def test_selfie_model_runs_after_smirk_flushed_denormals():
 @pytest.fixture(scope="module")
 def astronaut_views(engine, ict_path):
     """The astronaut fitted, labelled and viewed (as the pipeline does it)."""
-    from likeness.camera import Camera
-    from likeness.cli import astronaut_photo
-    from likeness.images import load_photo
-    from likeness.texture import PhotoView
+    from likeness.model.camera import Camera
+    from likeness.service.cli import astronaut_photo
+    from likeness.capture.images import load_photo
+    from likeness.appearance.texture import PhotoView
 
     photo = load_photo(astronaut_photo())
     result, found = engine.analyse([photo], str(ict_path))
@@ -177,7 +177,7 @@ def astronaut_views(engine, ict_path):
 
 
 def test_astronaut_skin_albedo_carries_no_hair(astronaut_views):
-    from likeness.cleanskin import nonskin_share
+    from likeness.appearance.cleanskin import nonskin_share
 
     model, view, seg = astronaut_views
     assert seg.fractions()["hair"] > 0.01  # she has hair, and it is found
@@ -191,7 +191,7 @@ def test_astronaut_skin_albedo_carries_no_hair(astronaut_views):
 def test_skin_mask_sends_non_skin_to_the_fill(astronaut_views):
     from dataclasses import replace
 
-    from likeness.texture import bake_textures, uv_map
+    from likeness.appearance.texture import bake_textures, uv_map
 
     model, view, seg = astronaut_views
     red = np.zeros_like(view.rgb)
@@ -205,9 +205,9 @@ def test_skin_mask_sends_non_skin_to_the_fill(astronaut_views):
 
 
 def test_bundle_carries_hair(engine, ict_path, tmp_path):
-    from likeness.bundle import read_bundle
-    from likeness.cli import astronaut_photo
-    from likeness.pipeline import ReconstructRequest
+    from likeness.service.bundle import read_bundle
+    from likeness.service.cli import astronaut_photo
+    from likeness.service.pipeline import ReconstructRequest
 
     out = tmp_path / "b"
     engine.reconstruct(ReconstructRequest([str(astronaut_photo())], str(out), 256, str(ict_path)))
@@ -224,7 +224,7 @@ def test_bundle_carries_hair(engine, ict_path, tmp_path):
 
 
 def test_a_mask_smaller_than_the_photo_is_sampled_at_the_same_place():
-    from likeness.texture import PhotoView
+    from likeness.appearance.texture import PhotoView
 
     w, h = 800, 600
     ramp = np.tile(np.linspace(0, 255, w, dtype=np.float32), (h, 1))  # skin weight = x / width
@@ -236,7 +236,7 @@ def test_a_mask_smaller_than_the_photo_is_sampled_at_the_same_place():
 
 
 def test_tidy_hair_mask_fills_pinholes_and_drops_specks_but_keeps_the_hairline():
-    from likeness.segment import tidy_hair_mask
+    from likeness.capture.segment import tidy_hair_mask
 
     rng = np.random.default_rng(3)
     mask = np.zeros((256, 256), np.uint8)
@@ -253,8 +253,8 @@ def test_tidy_hair_mask_fills_pinholes_and_drops_specks_but_keeps_the_hairline()
 
 
 def test_the_hair_cap_covers_the_unseen_crown_only_when_the_seen_scalp_is_hair(astronaut_views):
-    from likeness.hair import hair_masks
-    from likeness.texture import uv_map
+    from likeness.appearance.hair import hair_masks
+    from likeness.appearance.texture import uv_map
 
     model, view, seg = astronaut_views
     head = next(i for i, m in enumerate(model.materials) if m.name == "skin_head")

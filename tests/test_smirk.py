@@ -19,7 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from flame_synthetic import write_smirk_checkpoint  # noqa: E402
-from likeness import cli  # noqa: E402
+from likeness.service import cli  # noqa: E402
 from likeness.errors import BadInput  # noqa: E402
 from likeness.learned.smirk import SmirkEncoder, crop, crop_matrix, load_encoder  # noqa: E402
 from shared_paths import REPO, SHARED  # noqa: E402

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from likeness import uvcache
-from likeness.png import encode_png
-from likeness.texture import uv_map
+from likeness.appearance import uvcache
+from likeness.appearance.png import encode_png
+from likeness.appearance.texture import uv_map
 
 
 @pytest.mark.parametrize("shape", [(37, 53, 3), (64, 16), (1, 1, 3)])
@@ -57,7 +57,7 @@ def test_uv_cache_round_trip_and_damaged_file(ict, tmp_path, monkeypatch):
 def test_png_in_parallel_parts_decodes_to_the_same_pixels(monkeypatch, deflate):
     import zlib
 
-    import likeness.png as png
+    import likeness.appearance.png as png
 
     monkeypatch.setattr(png, "PARALLEL_BYTES", 1000)  # split even a small image into two deflated halves
     if deflate == "stdlib":  # the fallback where zlib-ng has no wheel
@@ -73,7 +73,7 @@ def test_png_in_parallel_parts_decodes_to_the_same_pixels(monkeypatch, deflate):
 def test_malloc_tuning_is_once_and_can_be_turned_off(monkeypatch):
     import sys
 
-    import likeness.malloc as malloc
+    import likeness.service.malloc as malloc
 
     monkeypatch.setattr(malloc, "_done", None)
     monkeypatch.setenv("LIKENESS_MALLOC", "default")

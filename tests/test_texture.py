@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from likeness.camera import Camera
-from likeness.geometry import head_rotation
-from likeness.preview import render_view
-from likeness.views import rasterize_head
-from likeness.texture import PhotoView, bake_textures, uv_map
+from likeness.model.camera import Camera
+from likeness.model.geometry import head_rotation
+from likeness.appearance.preview import render_view
+from likeness.appearance.views import rasterize_head
+from likeness.appearance.texture import PhotoView, bake_textures, uv_map
 
 
 def uv_pattern(size: int) -> np.ndarray:

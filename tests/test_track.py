@@ -10,9 +10,9 @@ import pytest
 from conftest import SHARED
 from likeness import arkit
 from likeness.errors import BadRequest, Cancelled
-from likeness.jobs import JOBS
-from likeness.smoothing import OneEuro, bridge, jitter, one_euro, step_lag
-from likeness.track import CSV_FILE, TRACK_FILE, TrackRequest, arkit_matrix, run_track
+from likeness.service.jobs import JOBS
+from likeness.capture.smoothing import OneEuro, bridge, jitter, one_euro, step_lag
+from likeness.capture.track import CSV_FILE, TRACK_FILE, TrackRequest, arkit_matrix, run_track
 
 CLIP = SHARED / "data" / "video_dev" / "bbaf2n.mpg"
 
@@ -140,12 +140,12 @@ def test_track_job_is_registered_checks_params_and_cancels(engine, ict_path, tmp
 def test_frame_tracker_recovers_a_jaw_ramp_and_a_one_sided_blink(ict):
     """Synthetic landmarks of a known head (identity fixed as the tracker holds it) over 20 frames: jawOpen
     ramps 0 → 0.8 while the head turns, the left eye alone closes from frame 10."""
-    from likeness.camera import Camera
-    from likeness.correspondence import load_table
-    from likeness.fit import FitSettings, LandmarkBasis, Observation
-    from likeness.gaze import IRIS_CENTRE, eyeballs
-    from likeness.geometry import head_rotation
-    from likeness.track import FrameTracker
+    from likeness.model.camera import Camera
+    from likeness.model.correspondence import load_table
+    from likeness.capture.fit import FitSettings, LandmarkBasis, Observation
+    from likeness.capture.gaze import IRIS_CENTRE, eyeballs
+    from likeness.model.geometry import head_rotation
+    from likeness.capture.track import FrameTracker
 
     settings = FitSettings(sliding_contour=False)  # landmarks come from the fixed correspondence here
     basis = LandmarkBasis.build(ict, load_table(), settings)
@@ -196,8 +196,8 @@ def test_track_command_line(ict_path, tmp_path):
 def test_a_face_that_appears_after_the_identity_window_is_tracked(ict_path, tmp_path, monkeypatch, encoder):
     """The identity frames are collected past the window when the face comes late, and batches of frames (the
     encoder's) cross the window and lost frames without losing or reordering any."""
-    from likeness import track
-    from likeness.pipeline import Engine
+    from likeness.capture import track
+    from likeness.service.pipeline import Engine
 
     if encoder:
         pytest.importorskip("torch")

@@ -10,7 +10,7 @@ BUNDLE_VERSION = 1
 #: Version of the JSON-lines protocol of ``likeness serve`` (docs/protocol.md).
 PROTOCOL_VERSION = 1
 
-from .malloc import keep_freed_memory as _keep_freed_memory  # noqa: E402
+from .service.malloc import keep_freed_memory as _keep_freed_memory  # noqa: E402
 
-# before NumPy, OpenBLAS or any worker thread allocates: glibc reads its arena limit once (likeness.malloc)
+# before NumPy, OpenBLAS or any worker thread allocates: glibc reads its arena limit once (likeness.service.malloc)
 _keep_freed_memory()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -27,3 +28,22 @@ def data_dir() -> Path:
 def models_dir() -> Path:
     """Installed models live in ``<data_dir>/models/<name>/``."""
     return data_dir() / "models"
+
+
+def write_atomically(folder: Path, files: dict[str, bytes]) -> None:
+    """Write every file to a temporary name in ``folder``, then rename them in order (last one = the model)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary: dict[str, str] = {}
+    try:
+        for name, data in files.items():
+            fd, temporary[name] = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+        for name, tmp in temporary.items():
+            os.replace(tmp, folder / name)
+    finally:
+        for tmp in temporary.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)

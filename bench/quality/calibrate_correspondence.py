@@ -6,7 +6,7 @@ Usage: .venv/bin/python bench/quality/calibrate_correspondence.py [--scenes 80] 
 About 8 minutes on 2 CPU cores the first time (80 Cycles renders at ~5 s, four skin reconstructions), 2 minutes
 with the renders cached, seconds with ``--reuse``.
 
-The geometric table (``python -m likeness.correspondence``: MediaPipe's canonical mesh aligned to ICT) says
+The geometric table (``python -m likeness.model.correspondence``: MediaPipe's canonical mesh aligned to ICT) says
 where each of the 468 landmarks *should* lie on the head; this script finds where MediaPipe's detector *does*
 put them on ICT heads, and writes that as the committed table ``likeness/data/mediapipe_to_ict.json``:
 
@@ -56,14 +56,14 @@ from scipy.spatial import cKDTree
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "scripts"), str(Path(__file__).resolve().parent)]
 
-from likeness import correspondence  # noqa: E402
-from likeness.camera import Camera, model_to_camera  # noqa: E402
-from likeness.correspondence import Correspondence, build_correspondence, load_table, save_table  # noqa: E402
+from likeness.model import correspondence  # noqa: E402
+from likeness.model.camera import Camera, model_to_camera  # noqa: E402
+from likeness.model.correspondence import Correspondence, build_correspondence, load_table, save_table  # noqa: E402
 from likeness.errors import LikenessError  # noqa: E402
-from likeness.geometry import _closest_in_triangle, barycentric, head_rotation  # noqa: E402
-from likeness.headmodel import HeadModel, load_ict  # noqa: E402
-from likeness.images import DEFAULT_FOCAL_FACTOR, load_photo  # noqa: E402
-from likeness.raster import rasterize  # noqa: E402
+from likeness.model.geometry import _closest_in_triangle, barycentric, head_rotation  # noqa: E402
+from likeness.model.headmodel import HeadModel, load_ict  # noqa: E402
+from likeness.capture.images import DEFAULT_FOCAL_FACTOR, load_photo  # noqa: E402
+from likeness.appearance.raster import rasterize  # noqa: E402
 
 import synth_metrics as metrics  # noqa: E402
 from synth_scenes import (EXCLUSIVE, GAZE, IDENTITY_COUNT, IDENTITY_SCALE, IMAGE_SIZES, Scene,  # noqa: E402
@@ -153,7 +153,7 @@ def skin_bundle(model_file: str | None, skin: str) -> Path:
     """The reconstruction of dev photo ``skin`` whose textures dress the renders (made once, then reused)."""
     bundle = CALIBRATION / "skins" / Path(skin).stem
     if not bundle.is_dir():
-        from likeness.pipeline import Engine, ReconstructRequest
+        from likeness.service.pipeline import Engine, ReconstructRequest
 
         print(f"reconstructing the skin bundle from {skin}", flush=True)
         bundle.parent.mkdir(parents=True, exist_ok=True)
@@ -297,7 +297,7 @@ def collect(model: HeadModel, scenes: list[tuple[Scene, str]]) -> dict[str, np.n
     """Detect each render's landmarks and carry their surface hits to the rest mesh: per render (R) and
     landmark, the rest point (R,468,3; NaN where none), how it was found (see :func:`surface_hits`), and the
     scenes' names and yaw."""
-    from likeness.landmarks import LandmarkDetector
+    from likeness.capture.landmarks import LandmarkDetector
 
     detector = LandmarkDetector()
     neutral = model.neutral.astype(np.float64)
@@ -330,7 +330,7 @@ def calibrate(model: HeadModel, rest: np.ndarray, yaw: np.ndarray, base: Corresp
     """The calibrated table from per-render rest points (R,468,3; NaN = no hit) of renders at ``yaw`` (R,):
     coordinate-wise medians projected onto the rest face surface.
 
-    Face-oval landmarks mark the silhouette, which slides over the head as it turns (``likeness.contour``
+    Face-oval landmarks mark the silhouette, which slides over the head as it turns (``likeness.capture.contour``
     follows it during the fit from the rest point): ``oval="frontal"`` calibrates them on the renders within
     :data:`FRONTAL_YAW` only (the rest point is then the outline of a frontal view), ``"all"`` on every render,
     ``"geometric"`` keeps their geometric entries. Landmarks with fewer than ``min_hits`` hits (or a quarter
@@ -441,7 +441,7 @@ def run_calibration(args: argparse.Namespace) -> None:
 
 DESCRIPTION = ("MediaPipe face-mesh landmark i -> point on the ICT head model surface: "
                "sum_j weights[i][j] * vertex[vertex_ids[i][j]]. Calibrated on Cycles renders of ICT heads by "
-               "`bench/quality/calibrate_correspondence.py`, starting from `python -m likeness.correspondence`.")
+               "`bench/quality/calibrate_correspondence.py`, starting from `python -m likeness.model.correspondence`.")
 
 
 # --- measuring on the benchmark's renders ---------------------------------------------------------------------
@@ -459,7 +459,7 @@ def benchmark_scenes(model: HeadModel, full: bool) -> list[Scene]:
 
 def consistency(model: HeadModel, scenes: list[Scene], tables: dict[str, Correspondence]) -> dict[str, dict]:
     """The benchmark's landmark_consistency (mean detected-vs-table distance, % IOD) for each table."""
-    from likeness.landmarks import LandmarkDetector
+    from likeness.capture.landmarks import LandmarkDetector
     from synthetic import truth_landmarks
 
     detector = LandmarkDetector()
@@ -479,19 +479,19 @@ def consistency(model: HeadModel, scenes: list[Scene], tables: dict[str, Corresp
 def run_benchmark(label: str, table: Correspondence, full: bool) -> dict:
     """The benchmark's analysis (synthetic.py) with ``table`` in place of the committed one; results go to
     bench/results/calibration/benchmark_<label>_{quick,full}.* instead of the benchmark's own files."""
-    import likeness.pipeline
+    import likeness.service.pipeline
     import synthetic
 
-    saved = (likeness.pipeline.load_table, synthetic.load_table, synthetic.RESULTS, sys.argv)
+    saved = (likeness.service.pipeline.load_table, synthetic.load_table, synthetic.RESULTS, sys.argv)
     out = CALIBRATION / f"benchmark_{label}_{'full' if full else 'quick'}"
     out.mkdir(parents=True, exist_ok=True)
-    likeness.pipeline.load_table = synthetic.load_table = lambda *_: table
+    likeness.service.pipeline.load_table = synthetic.load_table = lambda *_: table
     synthetic.RESULTS = out
     sys.argv = ["synthetic.py"] + ([] if full else ["--quick"])
     try:
         synthetic.main()
     finally:
-        likeness.pipeline.load_table, synthetic.load_table, synthetic.RESULTS, sys.argv = saved
+        likeness.service.pipeline.load_table, synthetic.load_table, synthetic.RESULTS, sys.argv = saved
     return json.loads((out / "synthetic_metrics.json").read_text())
 
 

@@ -1,10 +1,11 @@
 """Clean skin (docs/quality.md, "Clean skin"): how much of the skin albedo came from hair, clothing or background.
 
 Usage: .venv/bin/python bench/quality/clean_skin.py [--size 512] [--limit N]
-Fits each of the 65 dev photos in ../shared/data/faces_dev alone, labels it (likeness.segment) and measures, with
-likeness.cleanskin, the share of the skin albedo's seen texels whose colour came mostly from pixels labelled hair,
-clothing or background: with the skin masks (as the pipeline bakes now) and without them (as before). Also times
-the segmentation per photo. Prints a table and writes bench/results/clean_skin.json. About a minute on 2 cores.
+Fits each of the 65 dev photos in ../shared/data/faces_dev alone, labels it (likeness.capture.segment) and measures,
+with likeness.appearance.cleanskin, the share of the skin albedo's seen texels whose colour came mostly from pixels
+labelled hair, clothing or background: with the skin masks (as the pipeline bakes now) and without them (as before).
+Also times the segmentation per photo. Prints a table and writes bench/results/clean_skin.json. About a minute on 2
+cores.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import time
 import numpy as np
 
 from dev_photos import DEV, load_items
-from likeness.camera import Camera
-from likeness.cleanskin import nonskin_share
-from likeness.images import load_photo
-from likeness.segment import PersonSegmenter, segment_photo
-from likeness.texture import PhotoView
+from likeness.model.camera import Camera
+from likeness.appearance.cleanskin import nonskin_share
+from likeness.capture.images import load_photo
+from likeness.capture.segment import PersonSegmenter, segment_photo
+from likeness.appearance.texture import PhotoView
 from photo_fits import Fitter, table, write_results
 
 #: A photo's albedo is "free of non-skin" when under this share of its seen texels is non-skin.

@@ -23,9 +23,9 @@ from itertools import combinations
 import numpy as np
 
 import frl_landmarks as frl
-from likeness.geometry import similarity_transform
-from likeness.headmodel import HeadModel
-from likeness.images import load_photo
+from likeness.model.geometry import similarity_transform
+from likeness.model.headmodel import HeadModel
+from likeness.capture.images import load_photo
 from photo_fits import SHARED, Fitter, MediaPipeScores, SingleFit, table, write_results
 
 DEV = SHARED / "data" / "faces_dev"
@@ -219,7 +219,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-blendshapes", action="store_true",
                         help="fit without MediaPipe's blendshape scores as expression evidence")
-    parser.add_argument("--refine", action="store_true", help="refine each fit against its photo (likeness.refine)")
+    parser.add_argument("--refine", action="store_true",
+                        help="refine each fit against its photo (likeness.capture.refine)")
     args = parser.parse_args()
     fitter = Fitter(blendshapes=not args.no_blendshapes, refine=args.refine)
     items = load_items()

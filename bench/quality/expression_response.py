@@ -18,7 +18,7 @@ tries it in the fit:
    ``Σ_e w_e · motion_e + bias`` in the head frame (3D, seen through each render's projection), with the
    scene's true weights ``w``; ``motion`` (53,468,3) and a per-landmark ``bias`` are solved per landmark by
    ridge regression (``--ridge``, relative to the data's strength), with Huber weights against detector
-   failures. Face-oval landmarks slide along the silhouette (``likeness.contour``) and are left out.
+   failures. Face-oval landmarks slide along the silhouette (``likeness.capture.contour``) and are left out.
 3. Printed: per shape, the detector's gain along ICT's own motion (1 = it follows the surface point), and the
    product's analysis on every fifth scene (held out of the regression) with ICT's shapes at the landmarks and
    with the learned motion added to them. Written: ``bench/results/expressions/motion.npz`` and
@@ -44,13 +44,13 @@ sys.path[:0] = [str(REPO / "scripts"), str(Path(__file__).resolve().parent)]
 import calibrate_correspondence as calib  # noqa: E402
 import synth_metrics as metrics  # noqa: E402
 import synthetic as bench  # noqa: E402
-from likeness.camera import Camera  # noqa: E402
-from likeness.correspondence import FACE_OVAL, Correspondence, load_table  # noqa: E402
+from likeness.model.camera import Camera  # noqa: E402
+from likeness.model.correspondence import FACE_OVAL, Correspondence, load_table  # noqa: E402
 from likeness.errors import LikenessError  # noqa: E402
-from likeness.fit import LandmarkBasis  # noqa: E402
-from likeness.headmodel import HeadModel  # noqa: E402
-from likeness.images import load_photo  # noqa: E402
-from likeness.pipeline import Engine  # noqa: E402
+from likeness.capture.fit import LandmarkBasis  # noqa: E402
+from likeness.model.headmodel import HeadModel  # noqa: E402
+from likeness.capture.images import load_photo  # noqa: E402
+from likeness.service.pipeline import Engine  # noqa: E402
 from synth_scenes import Scene, make_scenes  # noqa: E402
 
 SEED = 52718093  # neither the benchmark's nor the tuning set's nor the correspondence calibration's
@@ -74,7 +74,7 @@ def detect(scenes: list[tuple[Scene, str]]) -> tuple[np.ndarray, np.ndarray]:
         data = np.load(cache)
         if str(data["key"]) == key:
             return data["points"], data["found"]
-    from likeness.landmarks import LandmarkDetector
+    from likeness.capture.landmarks import LandmarkDetector
 
     detector = LandmarkDetector()
     points = np.full((len(scenes), 468, 2), np.nan)

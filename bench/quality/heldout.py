@@ -33,9 +33,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(_
 import synth_scenes  # noqa: E402
 import synthetic as bench  # noqa: E402
 
-from likeness.camera import Camera  # noqa: E402
-from likeness.correspondence import load_table  # noqa: E402
-from likeness.headmodel import HeadModel  # noqa: E402
+from likeness.model.camera import Camera  # noqa: E402
+from likeness.model.correspondence import load_table  # noqa: E402
+from likeness.model.headmodel import HeadModel  # noqa: E402
 from likeness.learned.render import HeadRenderer, Lighting  # noqa: E402
 from likeness.learned.skins import SkinPainter, skin_seeds  # noqa: E402
 

@@ -23,10 +23,10 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(_
 
 import synth_metrics as metrics  # noqa: E402
 import synthetic as bench  # noqa: E402
-from likeness.correspondence import load_table  # noqa: E402
-from likeness.fit import Observation, fit_landmarks  # noqa: E402
-from likeness.images import load_photo  # noqa: E402
-from likeness.pipeline import Engine  # noqa: E402
+from likeness.model.correspondence import load_table  # noqa: E402
+from likeness.capture.fit import Observation, fit_landmarks  # noqa: E402
+from likeness.capture.images import load_photo  # noqa: E402
+from likeness.service.pipeline import Engine  # noqa: E402
 from synth_scenes import make_scenes  # noqa: E402
 
 

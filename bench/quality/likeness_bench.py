@@ -69,7 +69,7 @@ def jobs(items: list[dict]) -> list[dict]:
 
 def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, reuse: bool, segmentation: bool) -> None:
     """Write each job's bundle to ``work``/bundles/NAME."""
-    from likeness.pipeline import Engine, ReconstructRequest
+    from likeness.service.pipeline import Engine, ReconstructRequest
 
     engine = Engine()
     engine.use_encoder = False  # the default product path
@@ -106,7 +106,7 @@ def render(work: Path, todo: list[dict], samples: int, reuse: bool) -> dict[str,
     if not todo:
         return out
     from likeness_render import BundleRenderer, project  # imports bpy: only now
-    from likeness.headmodel import load_ict
+    from likeness.model.headmodel import load_ict
 
     mean = load_ict(model_path()).neutral.astype(np.float64)
     renderer = BundleRenderer(samples)
@@ -130,7 +130,7 @@ def render(work: Path, todo: list[dict], samples: int, reuse: bool) -> dict[str,
 
 def describe_photos(judge: face_id.FaceJudge, items: list[dict]) -> tuple[np.ndarray, list[bool]]:
     """Descriptors (N,128) of the dev photos; the manual landmarks' bounds when dlib finds no face."""
-    from likeness.images import load_photo
+    from likeness.capture.images import load_photo
 
     rows, found = [], []
     for it in items:

@@ -30,7 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     from skimage import data
 
-    from likeness.pipeline import Engine, ReconstructRequest
+    from likeness.service.pipeline import Engine, ReconstructRequest
 
     work = Path(tempfile.mkdtemp(prefix="likeness-pictures-"))
     photo = work / "astronaut.png"

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from likeness.camera import Camera
-from likeness.geometry import head_angles
-from likeness.images import DEFAULT_FOCAL_FACTOR, Photo
-from likeness.pipeline import Engine
+from likeness.model.camera import Camera
+from likeness.model.geometry import head_angles
+from likeness.capture.images import DEFAULT_FOCAL_FACTOR, Photo
+from likeness.service.pipeline import Engine
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -57,7 +57,7 @@ class Fitter:
 
     def __init__(self, blendshapes: bool = True, path: str | None = None, refine: bool = False) -> None:
         self.path = path or model_path()
-        self.refine = refine  # also run the refinement against the photo (likeness.refine)
+        self.refine = refine  # also run the refinement against the photo (likeness.capture.refine)
         if blendshapes:
             os.environ.setdefault("LIKENESS_MEDIAPIPE_TASK", str(FACE_LANDMARKER))
         self.engine = Engine(use_blendshapes=blendshapes)

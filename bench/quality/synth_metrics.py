@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from likeness.geometry import head_angles, similarity_transform
-from likeness.headmodel import HeadModel
+from likeness.model.geometry import head_angles, similarity_transform
+from likeness.model.headmodel import HeadModel
 
 #: The figures a quick comparison of fit variants prints (tuning, diagnostics).
 HEADLINE = ("on_shape_error", "leaked_mean", "auc_mean", "side_accuracy", "vertex_median_mm", "rotation_mean_deg")

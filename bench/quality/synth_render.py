@@ -20,7 +20,7 @@ from blender_sandbox import bpy, install_addon  # first: sets up a throw-away Bl
 import numpy as np  # noqa: E402
 from mathutils import Matrix, Vector  # noqa: E402
 
-from likeness.headmodel import HeadModel  # noqa: E402
+from likeness.model.headmodel import HeadModel  # noqa: E402
 from synth_scenes import Scene, posed_vertices  # noqa: E402
 
 KEY_DISTANCE = 1.2  # metres from the face centre to the key light

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from likeness.camera import model_to_camera
-from likeness import gaze
-from likeness.geometry import head_rotation
-from likeness.headmodel import HeadModel
-from likeness.images import DEFAULT_FOCAL_FACTOR
+from likeness.model.camera import model_to_camera
+from likeness.capture import gaze
+from likeness.model.geometry import head_rotation
+from likeness.model.headmodel import HeadModel
+from likeness.capture.images import DEFAULT_FOCAL_FACTOR
 
 SEED = 20261122
 IDENTITY_COUNT = 60  # coefficients drawn (the fit estimates as many); the rest of the model's modes stay 0
@@ -71,7 +71,7 @@ class Scene:
 
 def eye_turns(scene: Scene) -> dict[str, tuple[float, float]]:
     """Eyeball rotation (yaw, pitch) in degrees per eye that the scene's eyeLook* weights stand for
-    (:func:`likeness.gaze.eye_turns`)."""
+    (:func:`likeness.capture.gaze.eye_turns`)."""
     return gaze.eye_turns(scene.expression)
 
 

@@ -36,14 +36,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "scripts"), str(Path(__file__).resolve().parent)]
 
-from likeness.blendshapes import to_weights  # noqa: E402
-from likeness.camera import Camera  # noqa: E402
-from likeness.correspondence import Correspondence, load_table  # noqa: E402
+from likeness.capture.blendshapes import to_weights  # noqa: E402
+from likeness.model.camera import Camera  # noqa: E402
+from likeness.model.correspondence import Correspondence, load_table  # noqa: E402
 from likeness.errors import LikenessError  # noqa: E402
-from likeness.fit import Observation, fit_landmarks  # noqa: E402
-from likeness.headmodel import HeadModel  # noqa: E402
-from likeness.images import load_photo  # noqa: E402
-from likeness.pipeline import Engine, ReconstructRequest  # noqa: E402
+from likeness.capture.fit import Observation, fit_landmarks  # noqa: E402
+from likeness.model.headmodel import HeadModel  # noqa: E402
+from likeness.capture.images import load_photo  # noqa: E402
+from likeness.service.pipeline import Engine, ReconstructRequest  # noqa: E402
 
 import synth_metrics as metrics  # noqa: E402
 import synth_report as report  # noqa: E402
@@ -264,7 +264,7 @@ def main() -> None:
     parser.add_argument("--no-blendshapes", action="store_true",
                         help="fit without MediaPipe's blendshape scores (to measure what they add)")
     parser.add_argument("--refine", action="store_true",
-                        help="refine each fit against its render (likeness.refine); fit time then includes it")
+                        help="refine each fit against its render (likeness.capture.refine); fit time then includes it")
     args = parser.parse_args()
 
     start = time.perf_counter()

@@ -4,7 +4,7 @@ Usage: .venv/bin/python bench/quality/tune_fit.py [SETTING=VALUE[,SETTING=VALUE.
        e.g.  tune_fit.py "" evidence_weight=100 evidence_weight=400 "evidence_weight=400,expression_sparsity=4"
              tune_fit.py refine "refine.edge_weight=0.5" "refine.openings=mouth"
 
-``refine`` runs the refinement against the renders (``likeness.refine``); ``refine.FIELD=VALUE`` sets a
+``refine`` runs the refinement against the renders (``likeness.capture.refine``); ``refine.FIELD=VALUE`` sets a
 ``RefineSettings`` field and implies it (tuple fields take ``+``-separated values: ``refine.openings=eyes+mouth``).
 
 The tuning set: every other scene of the benchmark's scene plan drawn with another seed (``synth_scenes.SEED + 7``:
@@ -30,9 +30,9 @@ import synth_scenes  # noqa: E402
 import synth_metrics as metrics  # noqa: E402
 import synthetic as bench  # noqa: E402
 
-from likeness.correspondence import load_table  # noqa: E402
-from likeness.fit import FitSettings  # noqa: E402
-from likeness.refine import RefineSettings  # noqa: E402
+from likeness.model.correspondence import load_table  # noqa: E402
+from likeness.capture.fit import FitSettings  # noqa: E402
+from likeness.capture.refine import RefineSettings  # noqa: E402
 
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from likeness.landmarks import EYE_OUTER
+from likeness.capture.landmarks import EYE_OUTER
 from photo_fits import SHARED, Fitter, MediaPipeScores, frame_photo, table, write_results
 
 VIDEOS = SHARED / "data" / "video_dev"

@@ -22,8 +22,8 @@ CLIP = SHARED / "data" / "video_dev" / "bbaf2n.mpg"
 def synthetic_track(folder: Path, expressions: list[str], frames: int = 12, fps: float = 30.0) -> Path:
     """A track.json whose jawOpen ramps 0 → 1 and whose head turns 0 → 20° yaw; no head bundle."""
     from likeness import arkit
-    from likeness.geometry import head_rotation
-    from likeness.track import arkit_matrix
+    from likeness.model.geometry import head_rotation
+    from likeness.capture.track import arkit_matrix
 
     folder.mkdir(parents=True)
     ramp = np.linspace(0.0, 1.0, frames)

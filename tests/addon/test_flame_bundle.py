@@ -30,7 +30,7 @@ def flame_setup(tmp_path_factory) -> tuple[Path, dict]:
     if ict_path is None or not DEV_PHOTO.is_file():
         pytest.skip("needs the ICT head model and the dev photos in ../shared")
     from flame_synthetic import write_ict_flame, write_smirk_checkpoint
-    from likeness.headmodel import load_ict
+    from likeness.model.headmodel import load_ict
 
     root = tmp_path_factory.mktemp("flame")
     write_ict_flame(root / "src", load_ict(ict_path))

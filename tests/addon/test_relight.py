@@ -8,7 +8,7 @@ import bpy
 import numpy as np
 import pytest
 
-from likeness.light import directional
+from likeness.appearance.light import directional
 
 from .render import render_cycles
 
@@ -87,7 +87,7 @@ def test_match_photo_lighting_lights_from_the_estimated_side(head_and_camera, sc
 
 def test_world_radiance_is_non_negative_and_reprojects_onto_the_light(addon):
     """The world's clamped radiance has the light's band 0–2 coefficients: band factor × them = the shading."""
-    from likeness import light as sh
+    from likeness.appearance import light as sh
 
     d = sh.sphere_directions(4000)
     head = np.stack([d[:, 0], d[:, 2], -d[:, 1]], 1)  # Blender direction (x, y, z) = head direction (x, z, −y)

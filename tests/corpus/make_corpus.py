@@ -31,7 +31,7 @@ from shared_paths import DEV_IMAGES, find_ict_model
 STORE_TRANSPOSE = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
                    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
                    7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
-#: A dev photo of someone whose fitted identity is far from the astronaut's (7.1 against 5.0, likeness.checks),
+#: A dev photo of someone whose fitted identity is far from the astronaut's (7.1 against 5.0, likeness.capture.checks),
 #: and two dev photos of one person (neutral, smiling).
 OTHER_PERSON = "dev_014_london_038_03.jpg"
 SAME_PERSON = ("dev_000_london_002_03.jpg", "dev_001_london_002_08.jpg")
@@ -192,8 +192,8 @@ def _keystone(d: Path) -> list[Path]:
 @lru_cache(maxsize=1)
 def _portrait_head() -> tuple:
     """The head Likeness reconstructs from :func:`portrait`: (model, neutral vertices, textures by material)."""
-    from likeness.bundle import read_bundle
-    from likeness.pipeline import Engine, ReconstructRequest
+    from likeness.service.bundle import read_bundle
+    from likeness.service.pipeline import Engine, ReconstructRequest
 
     model_path = find_ict_model()
     if model_path is None:
@@ -212,10 +212,10 @@ def _portrait_head() -> tuple:
 def _turned(yaw_deg: float) -> Build:
     """A render of the reconstructed portrait head turned ``yaw_deg`` to the side (a real 3D turn, no hair)."""
     def build(d: Path) -> list[Path]:
-        from likeness.camera import Camera
-        from likeness.geometry import head_rotation
-        from likeness.preview import render_view
-        from likeness.views import rasterize_head
+        from likeness.model.camera import Camera
+        from likeness.model.geometry import head_rotation
+        from likeness.appearance.preview import render_view
+        from likeness.appearance.views import rasterize_head
 
         model, vertices, textures = _portrait_head()
         camera = Camera(700.0, (240.0, 240.0), (480, 480))

@@ -1,17 +1,17 @@
 """Regions an edit may be restricted to (``--region``): per-vertex weights and the matching UV-map masks.
 
 No torch. Regions come from the head's materials (the face and scalp UV tiles, the eyes) and from
-:mod:`likeness.regions` (lips, brows, eyelids, nose, plain skin, derived from the 68 landmarks).
+:mod:`likeness.model.regions` (lips, brows, eyelids, nose, plain skin, derived from the 68 landmarks).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import regions as named
+from ..model import regions as named
 from ..errors import BadInput
-from ..headmodel import HeadModel
-from ..texture import uv_map
+from ..model.headmodel import HeadModel
+from ..appearance.texture import uv_map
 
 REGIONS = ("face", "skin", "lips", "eyes", "nose", "brows", "scalp")
 

@@ -1,11 +1,11 @@
-"""Cameras around the head for edits and previews (NumPy, no torch). Conventions as in ``likeness.camera``."""
+"""Cameras around the head for edits and previews (NumPy, no torch). Conventions as in ``likeness.model.camera``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..camera import Camera
-from ..headmodel import HeadModel
+from ..model.camera import Camera
+from ..model.headmodel import HeadModel
 
 
 def head_centre(model: HeadModel, vertices: np.ndarray) -> np.ndarray:

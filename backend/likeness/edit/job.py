@@ -1,10 +1,10 @@
 """The ``edit`` and ``create`` jobs: a bundle (or the mean head) + a prompt → a new bundle, written atomically.
 
-No torch at import. The edit runs in three steps: read and check everything (request, source bundle, model
-folder), optimise (:mod:`.optimise`, torch), then write the new bundle through :class:`likeness.bundle.BundleWriter`
-(a hidden temporary folder renamed into place at the end: a failure or a Cancel leaves nothing). The new
-bundle's manifest carries an ``edit`` record (prompt, negative prompt, what changed, strength, steps, seed,
-model and its licence, the source bundle) and its albedo maps carry the watermark of :mod:`.watermark`.
+No torch at import. The edit runs in three steps: read and check everything (request, source bundle, model folder),
+optimise (:mod:`.optimise`, torch), then write the new bundle through :class:`likeness.service.bundle.BundleWriter`
+(a hidden temporary folder renamed into place at the end: a failure or a Cancel leaves nothing). The new bundle's
+manifest carries an ``edit`` record (prompt, negative prompt, what changed, strength, steps, seed, model and its
+licence, the source bundle) and its albedo maps carry the watermark of :mod:`.watermark`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Callable
 
 import numpy as np
 
-from .. import light as sh
-from ..bundle import BundleWriter, check_output
-from ..camera import Camera
+from ..appearance import light as sh
+from ..service.bundle import BundleWriter, check_output
+from ..model.camera import Camera
 from ..errors import BadInput, Cancelled
-from ..headmodel import HeadModel
+from ..model.headmodel import HeadModel
 from . import areas, lights, sd, watermark
 from .cameras import head_centre, orbit_camera
 from .parts import PARTS, EditInputs, EditResult, EditSettings
@@ -87,7 +87,7 @@ def validate(request: EditRequest) -> None:
 
 
 def _source(path: str) -> tuple[HeadModel, dict, dict[int, np.ndarray], Path]:
-    from ..relight import bundle_head
+    from ..appearance.relight import bundle_head
 
     root = Path(path).expanduser().resolve()
     if not (root / "manifest.json").is_file():
@@ -232,7 +232,7 @@ def _slug(text: str) -> str:
 
 def _write(output: Path, model: HeadModel, manifest: dict | None, root: Path | None, result: EditResult,
            record: dict, name: str, warnings: list[str], inputs: EditInputs) -> Path:
-    from ..maps import normal_map, roughness_map
+    from ..appearance.maps import normal_map, roughness_map
 
     payload = watermark.payload_for(record)
     record["watermark"] = {"method": "likeness-dct-qim-1", "payload": f"{payload:016x}",
@@ -281,7 +281,7 @@ def _write(output: Path, model: HeadModel, manifest: dict | None, root: Path | N
 
 def _preview(model: HeadModel, inputs: EditInputs, result: EditResult, size: int = 320) -> np.ndarray:
     """Before (top) and after (bottom), from the left, the front and the right, under the edit's light."""
-    from ..relight import render_lit
+    from ..appearance.relight import render_lit
 
     centre = head_centre(model, inputs.vertices)
     rows = []

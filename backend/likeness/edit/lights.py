@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from .. import light as sh
+from ..appearance import light as sh
 from ..errors import BadInput
 
 #: direction words → direction towards the light (head frame); several add up ("top left").

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import light as sh
+from ..appearance import light as sh
 from ..errors import Cancelled
 from .cameras import head_centre
 from .parts import EditInputs, EditResult, EditSettings

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..camera import Camera
-from ..headmodel import HeadModel
+from ..model.camera import Camera
+from ..model.headmodel import HeadModel
 
 PARTS = ("albedo", "shape", "expression", "light")
 

@@ -1,17 +1,17 @@
 """A differentiable renderer of our head in torch (imported only when an edit runs).
 
-Visibility is decided without gradients by the NumPy rasteriser (:func:`likeness.views.rasterize_head`: which
+Visibility is decided without gradients by the NumPy rasteriser (:func:`likeness.appearance.views.rasterize_head`: which
 triangle covers each pixel and its barycentric weights), once per view and again whenever the shape has moved;
 everything after that is torch, so gradients reach:
 
 - the albedo UV maps (each pixel samples its material's map bilinearly at its interpolated UV);
-- the SH light (9 coefficients × RGB, head frame; ``likeness.light``'s convention);
+- the SH light (9 coefficients × RGB, head frame; ``likeness.appearance.light``'s convention);
 - the vertex positions, hence identity and expression coefficients, through the shading (the pixel's normal
   is interpolated from vertex normals of the current shape). Silhouettes do not move with the shape within one
   rasterisation: shape is steered by shading only, as in shape from shading.
 
 Units and axes: metres, head frame (+X subject's left, +Y up, +Z out of the face); cameras as in
-``likeness.camera`` (OpenGL style, pixels y down). Images are (3,H,W) sRGB in [0,1]; albedo maps are linear RGB
+``likeness.model.camera`` (OpenGL style, pixels y down). Images are (3,H,W) sRGB in [0,1]; albedo maps are linear RGB
 (3,S,S) with row 0 at v = 1 (the PNG's top row), as in the bundle.
 """
 
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..camera import Camera
-from ..headmodel import HeadModel, split_quads
-from ..views import rasterize_head
+from ..model.camera import Camera
+from ..model.headmodel import HeadModel, split_quads
+from ..appearance.views import rasterize_head
 from .cameras import orbit_camera
 
 _SH_C = (0.282095, 0.488603, 1.092548, 0.315392, 0.546274)
@@ -46,7 +46,7 @@ def pick_device(device: str = "auto") -> str:
 
 
 def sh_basis(n: torch.Tensor) -> torch.Tensor:
-    """The nine real SH functions (N,9) of unit directions (N,3), in ``likeness.light.sh_basis``'s order."""
+    """The nine real SH functions (N,9) of unit directions (N,3), in ``likeness.appearance.light.sh_basis``'s order."""
     x, y, z = n[:, 0], n[:, 1], n[:, 2]
     c0, c1, c2, c3, c4 = _SH_C
     return torch.stack([torch.full_like(x, c0), c1 * y, c1 * z, c1 * x, c2 * x * y, c2 * y * z,

@@ -34,12 +34,12 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
                skin_count: int, version: int = VERSION) -> str:
     """Render and detect one shard; returns its path. Runs in a worker process (one MediaPipe per process)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from ..blendshapes import BlendshapeScorer
-    from ..correspondence import load_table
+    from ..capture.blendshapes import BlendshapeScorer
+    from ..model.correspondence import load_table
     from ..errors import NoFaceFound
-    from ..gaze import eye_turns, turn_eyes
-    from ..headmodel import load_ict
-    from ..landmarks import LandmarkDetector
+    from ..capture.gaze import eye_turns, turn_eyes
+    from ..model.headmodel import load_ict
+    from ..capture.landmarks import LandmarkDetector
     from .features import CROP, crop_template, face_crop, score_vector
     from .render import HeadRenderer
     from .scenes import draw_scene

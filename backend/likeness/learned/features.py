@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..arkit import ARKIT_52
-from ..geometry import similarity_transform
+from ..model.geometry import similarity_transform
 
 LANDMARKS = 478
 FACE_POINTS = 468

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..arkit import ARKIT_52
-from ..geometry import similarity_transform
+from ..model.geometry import similarity_transform
 from .features import FACE_POINTS, LANDMARKS
 
 IMAGE_FLIP = np.diag([-1.0, 1.0, 1.0])

@@ -94,7 +94,7 @@ def unpack(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .train import SKINS, prepare
+    from .trainset import SKINS, prepare
 
     parser = argparse.ArgumentParser(description="Pack the encoder's training data into one file "
                                      "(docs/encoder.md, 'Training on a GPU').")

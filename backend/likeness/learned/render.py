@@ -1,7 +1,7 @@
 """Photo-like renders of the head model for training, in NumPy (the product's own rasteriser; no GPU, no bpy).
 
 A render is the posed head (identity, expression, eyeballs turned for gaze) seen through a pinhole camera in the
-bundle's conventions (:mod:`likeness.camera`), shaded per pixel with a soft key light (wrapped Lambert plus a
+bundle's conventions (:mod:`likeness.model.camera`), shaded per pixel with a soft key light (wrapped Lambert plus a
 Blinn–Phong highlight), a coloured fill, a cast-shadow map from the key light, and a cluttered backdrop; then
 lens blur, sensor noise, optional JPEG and an optional occluder. Colours are linear until the sRGB encode at the
 end. Helper shells (eyelash cards, eye overlays, the clear cornea) are not drawn, as in the Cycles benchmark.
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ..camera import Camera
-from ..headmodel import HeadModel
-from ..raster import rasterize, vertex_normals
+from ..model.camera import Camera
+from ..model.headmodel import HeadModel
+from ..appearance.raster import rasterize, vertex_normals
 from .skins import Skin
 
 HIDDEN_KINDS = ("overlay", "hair", "cornea")

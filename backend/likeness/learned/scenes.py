@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..camera import Camera
-from ..geometry import head_rotation
-from ..images import DEFAULT_FOCAL_FACTOR
+from ..model.camera import Camera
+from ..model.geometry import head_rotation
+from ..capture.images import DEFAULT_FOCAL_FACTOR
 from .render import Lighting
 
 #: The shapes that cannot both be on (left/right of the jaw and mouth, lid closed and wide open).

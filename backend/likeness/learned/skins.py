@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..headmodel import HeadModel
+from ..model.headmodel import HeadModel
 
 #: Linear-RGB skin albedos from very light to very dark (measured skin reflectances are roughly in this range).
 TONES = np.array([[0.78, 0.58, 0.48], [0.70, 0.50, 0.40], [0.62, 0.42, 0.33], [0.52, 0.34, 0.24],

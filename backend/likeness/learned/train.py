@@ -1,7 +1,7 @@
 """Train the expression encoder: ``python -m likeness.learned.train`` (docs/encoder.md).
 
-1. Training data (:mod:`likeness.learned.dataset`): scenes of the *train* skin family drawn from
-   :data:`DATA_SEED`, rendered with the NumPy renderer and read by MediaPipe, cached in ``--data`` and reused.
+1. Training data (:mod:`likeness.learned.trainset`, :mod:`likeness.learned.dataset`): scenes of the *train* skin
+   family drawn from :data:`~likeness.learned.trainset.DATA_SEED`, rendered with the NumPy renderer and read by MediaPipe, cached in ``--data`` and reused.
 2. Features (:mod:`likeness.learned.features`) against a landmark template, the Procrustes mean of the
    training faces.
    Or, with ``--packed``, all of that read from one file made by :mod:`likeness.learned.pack` (to train on
@@ -29,21 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import SHARD, VERSION, fill, load
-from .features import CROP_INNER, FEATURES, encoder_features, landmarks_3d, mean_template
+from .dataset import SHARD
+from .features import CROP_INNER, FEATURES
+from .trainset import SKINS, prepare
 
-DATA_SEED = 7100
 TRAIN_SEED = 11
-SKINS = 400
 SCORE_DROP = 0.2  # fraction of training faces shown without MediaPipe's blendshape scores
 LANDMARK_NOISE = 0.004  # extra jitter (inter-ocular units) on the landmark features while training
 ON_WEIGHT = 2.0  # errors on shapes that are on count this much more than weight read into absent shapes
 MIRROR = 0.0  # fraction of training faces shown mirrored (likeness.learned.mirror; docs/encoder.md: 0.5 was tried)
-
-
-def features_of(data: dict[str, np.ndarray], template: np.ndarray) -> np.ndarray:
-    return np.stack([encoder_features(p, d, s, template)
-                     for p, d, s in zip(data["points_px"], data["depth_px"], data["scores"])])
 
 
 def _augment(crops, rng: np.random.Generator):
@@ -182,38 +176,6 @@ def save(net, template: np.ndarray, crop_template: np.ndarray, names: tuple[str,
     save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def prepare(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION) -> dict:
-    """The training set from the render cache in ``folder`` (shards made first where missing): features, crops,
-    truth, the landmark template (the Procrustes mean of the first 2000 faces), the crop template, the
-    expression names and how the data was made."""
-    from ..blendshapes import find_task
-    from ..correspondence import load_table
-    from ..headmodel import load_ict, resolve_model_path
-    from .features import crop_template
-
-    start = time.perf_counter()
-    model_path = resolve_model_path(model)
-    task = find_task()
-    if task is None:
-        raise SystemExit("MediaPipe's Face Landmarker model is needed for the training data: "
-                         "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
-    head = load_ict(model_path)
-    paths = fill(folder, str(model_path), str(task), "train", shards, DATA_SEED, SKINS, workers, version=version)
-    data = load(paths)
-    keep = data["found"] > 0
-    print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
-    data = {k: v[keep] for k, v in data.items()}
-    faces = np.stack([landmarks_3d(p, d) for p, d in zip(data["points_px"], data["depth_px"])]).astype(np.float64)
-    template = mean_template(faces[:2000])
-    return {"features": features_of(data, template), "crops": data["crop"],
-            "expression": data["expression"].astype(np.float32), "angles": data["angles"].astype(np.float32),
-            "template": template, "crop_template": crop_template(load_table().points(head.neutral.astype(np.float64))),
-            "names": head.expression_names,
-            "meta": {"data_seed": DATA_SEED, "renders": int(len(keep)), "faces": int(keep.sum()), "shards": shards,
-                     "skin_family": "train", "data_version": version,
-                     "data_minutes": round((time.perf_counter() - start) / 60, 1)}}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,156 @@
+"""Delighting: estimate each photo's light on the fitted head and divide it out, leaving albedo.
+
+Works in the photo (image space), before the UV bake: every pixel the head covers is divided by the shading the
+estimated SH light gives its surface normal, in linear RGB. The bake then blends these albedo photos exactly as
+it blends plain photos, so several photos under different lights agree. Pixels brighter than the skin can be
+(specular highlights) are pulled back towards the skin's albedo; shading below :data:`~.light.MIN_SHADING`
+(deep or cast shadow) is not trusted and is divided by that floor instead. Cast shadows are not modelled: a
+nose shadow under a hard side light remains slightly darker in the albedo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from . import light as sh
+from ..model.headmodel import HeadModel
+from ..model.regions import SKIN, vertex_regions
+from .texture import PhotoView
+
+#: Fewer well-seen skin vertices than this and the light is taken as uniform (nothing is divided out).
+MIN_SKIN_SAMPLES = 50
+#: Albedo may exceed the skin's median albedo by this factor at most (beyond it: highlight, pulled back).
+MAX_OVER_SKIN = 1.6
+_HIGHLIGHT_SOFTNESS = 0.15
+#: Raster pixels kept around the head for its shading image (the resize reads at most about 4 beyond it).
+_CROP_MARGIN = 8
+
+
+@dataclass(frozen=True)
+class Delit:
+    """One photo after delighting: the albedo photo (sRGB uint8) and the light in the camera and head frames."""
+
+    albedo_rgb: np.ndarray  # (H,W,3) uint8, sRGB; outside the head's bounding box the photo's pixels
+    light_camera: np.ndarray  # (9,3) SH, camera frame (+X image right, +Y image up, +Z towards the viewer)
+    light_head: np.ndarray  # (9,3) SH, head frame (+X subject's left, +Y up, +Z out of the face)
+    skin_albedo: np.ndarray  # (3,) linear RGB median albedo of the seen skin
+
+
+def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray) -> Delit:
+    """Estimate the light of one photo from its fitted head and divide it out of the pixels the head covers.
+
+    ``rotation`` is the head-to-camera rotation of the fit (3×3), used to express the light in the head frame.
+    """
+    normals, px, weight = view.normals, view.px, view.visibility
+    skin = (vertex_regions(model) == SKIN) & (np.arange(model.vertex_count) < model.face_vertex_count)
+    use = skin & (weight > 0.4)  # away from the silhouette (stray hair and background)
+    if view.skin is not None:  # and where the photo's pixel is skin (likeness.capture.segment): no fringe, no hand
+        use[use] = view.skin_at_vertices()[use] > 0.5
+    colors = _sample_linear(view.rgb, px[use])
+    if use.sum() < MIN_SKIN_SAMPLES:  # too little skin seen to tell the light: leave the photo as it is
+        light_camera = sh.directional([0.0, 0.0, 1.0], strength=0.0, ambient=1.0)
+    else:
+        light_camera = sh.estimate(colors, normals[use], weight[use])
+    shading = np.maximum(sh.shading(light_camera, normals[use]), sh.MIN_SHADING)
+    skin_albedo = np.median(colors / shading, axis=0) if use.any() else np.full(3, 0.5, np.float32)
+    shade = _shading_image(model, view, light_camera)
+    albedo = _divide(view.rgb, shade, skin_albedo)
+    return Delit(albedo, light_camera, sh.rotate(light_camera, np.asarray(rotation).T), skin_albedo)
+
+
+def _sample_linear(rgb: np.ndarray, px: np.ndarray) -> np.ndarray:
+    """Linear RGB (N,3) of the photo at pixel positions (N,2), nearest pixel."""
+    h, w = rgb.shape[:2]
+    col = np.clip(np.round(px[:, 0] - 0.5).astype(np.int64), 0, w - 1)
+    row = np.clip(np.round(px[:, 1] - 0.5).astype(np.int64), 0, h - 1)
+    return sh.SRGB8_TO_LINEAR[rgb[row, col]]
+
+
+def _shading_image(model: HeadModel, view: PhotoView, light: np.ndarray) -> tuple:
+    """Shading (h,w,3) float32 over the head's bounding box in the photo, and that box (x0, y0, x1, y1).
+
+    Computed at the raster's resolution from interpolated vertex normals, extended past the silhouette with
+    the nearest covered value, then resized to the photo's pixels. Only the raster around the head is worked on
+    (every covered pixel, and the nearest covered pixel of every pixel the resize reads, lie in it).
+    """
+    raster = view.raster
+    covered = raster.triangle >= 0
+    rows, cols = np.flatnonzero(covered.any(1)), np.flatnonzero(covered.any(0))
+    if rows.size == 0:
+        return np.ones((0, 0, 3), np.float32), (0, 0, 0, 0)
+    h, w = view.rgb.shape[:2]
+    s = raster.scale
+    box = (max(int(cols[0] / s) - 2, 0), max(int(rows[0] / s) - 2, 0),
+           min(int(np.ceil((cols[-1] + 1) / s)) + 2, w), min(int(np.ceil((rows[-1] + 1) / s)) + 2, h))
+    r0, c0 = max(rows[0] - _CROP_MARGIN, 0), max(cols[0] - _CROP_MARGIN, 0)
+    r1, c1 = rows[-1] + 1 + _CROP_MARGIN, cols[-1] + 1 + _CROP_MARGIN
+    hit = covered[r0:r1, c0:c1]  # holds every covered pixel, in the same row-major order as the whole raster
+    n = raster.at_pixels(model, view.normals)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
+    small = np.zeros((*hit.shape, 3), np.float32)
+    small[hit] = sh.shading(light, n)
+    _, (near_r, near_c) = ndimage.distance_transform_edt(~hit, return_indices=True)
+    small = small[near_r, near_c]
+    x0, y0, x1, y1 = box
+    # map photo pixel centres of the box to raster coordinates (then into the crop: exact in float32) and sample
+    # bilinearly
+    gx = ((np.arange(x0, x1) + 0.5) * s - 0.5).astype(np.float32) - np.float32(c0)
+    gy = ((np.arange(y0, y1) + 0.5) * s - 0.5).astype(np.float32) - np.float32(r0)
+    map_x, map_y = np.meshgrid(gx, gy)
+    return cv2.remap(small, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), box
+
+
+def _divide(rgb: np.ndarray, shade_box: tuple, skin_albedo: np.ndarray) -> np.ndarray:
+    """The photo with the head's box divided by its shading (linear RGB), highlights softened, as sRGB uint8."""
+    shade, (x0, y0, x1, y1) = shade_box
+    out = rgb.copy()
+    if shade.size == 0:
+        return out
+    linear = sh.SRGB8_TO_LINEAR[rgb[y0:y1, x0:x1]]
+    albedo = linear / np.maximum(shade, sh.MIN_SHADING)
+    ceiling = (MAX_OVER_SKIN * skin_albedo).astype(np.float32)
+    # soft knee above the ceiling: highlights compress towards it instead of clipping hard
+    over = np.maximum(albedo - ceiling, 0)
+    albedo = np.minimum(albedo, ceiling) + over * _HIGHLIGHT_SOFTNESS
+    out[y0:y1, x0:x1] = sh.linear_to_srgb8(albedo)
+    return out
+
+
+def hair_color(albedo_rgb: np.ndarray, hair: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Median linear RGB (3,) of an albedo photo (sRGB uint8) where ``hair`` (h,w uint8 weight over the whole photo,
+    at any size) is over one half, and how many mask pixels that was; None when fewer than 30."""
+    if albedo_rgb.shape[:2] != hair.shape:
+        albedo_rgb = cv2.resize(albedo_rgb, hair.shape[::-1], interpolation=cv2.INTER_AREA)
+    pixels = albedo_rgb[hair > 127]
+    if len(pixels) < 30:
+        return None
+    return np.median(sh.SRGB8_TO_LINEAR[pixels[::max(len(pixels) // 20000, 1)]], axis=0), len(pixels)
+
+
+def iris_color(rgb: np.ndarray, points_px: np.ndarray, light_camera: np.ndarray) -> np.ndarray | None:
+    """Linear RGB albedo (3,) of the irises from MediaPipe's iris landmarks (468–477), or None if unseen.
+
+    Samples the ring between pupil and limbus of both eyes, drops the brightest quarter (catch-lights, lids),
+    and divides by the light's shading of a surface facing the camera.
+    """
+    samples = []
+    h, w = rgb.shape[:2]
+    for centre, rim in ((468, range(469, 473)), (473, range(474, 478))):
+        c = points_px[centre, :2]
+        radius = np.linalg.norm(points_px[list(rim), :2] - c, axis=1).mean()
+        if radius < 2.0:
+            continue
+        yy, xx = np.mgrid[int(c[1] - radius):int(c[1] + radius) + 1, int(c[0] - radius):int(c[0] + radius) + 1]
+        r = np.hypot(xx + 0.5 - c[0], yy + 0.5 - c[1]) / radius
+        ring = (r > 0.45) & (r < 0.85) & (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
+        samples.append(sh.SRGB8_TO_LINEAR[rgb[yy[ring], xx[ring]]])
+    if not samples or sum(len(s) for s in samples) < 8:
+        return None
+    colors = np.concatenate(samples)
+    keep = colors.sum(1) <= np.percentile(colors.sum(1), 75)
+    front = sh.shading(light_camera, np.array([[0.0, 0.0, 1.0]]))[0]
+    return np.clip(np.median(colors[keep], axis=0) / np.maximum(front, sh.MIN_SHADING), 0.0, 1.0)

@@ -1,0 +1,54 @@
+"""The encoder's training set (:mod:`likeness.learned.train`, :mod:`likeness.learned.pack`): the render cache filled
+where it lacks shards (:mod:`likeness.learned.dataset`), read, and turned into features against the training faces'
+landmark template. Scenes come from :data:`DATA_SEED` with :data:`SKINS` skins of the *train* family only.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import VERSION, fill, load
+from .features import encoder_features, landmarks_3d, mean_template
+
+DATA_SEED = 7100
+SKINS = 400
+
+
+def features_of(data: dict[str, np.ndarray], template: np.ndarray) -> np.ndarray:
+    return np.stack([encoder_features(p, d, s, template)
+                     for p, d, s in zip(data["points_px"], data["depth_px"], data["scores"])])
+
+
+def prepare(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION) -> dict:
+    """The training set from the render cache in ``folder`` (shards made first where missing): features, crops,
+    truth, the landmark template (the Procrustes mean of the first 2000 faces), the crop template, the
+    expression names and how the data was made."""
+    from ..capture.blendshapes import find_task
+    from ..model.correspondence import load_table
+    from ..model.headmodel import load_ict, resolve_model_path
+    from .features import crop_template
+
+    start = time.perf_counter()
+    model_path = resolve_model_path(model)
+    task = find_task()
+    if task is None:
+        raise SystemExit("MediaPipe's Face Landmarker model is needed for the training data: "
+                         "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
+    head = load_ict(model_path)
+    paths = fill(folder, str(model_path), str(task), "train", shards, DATA_SEED, SKINS, workers, version=version)
+    data = load(paths)
+    keep = data["found"] > 0
+    print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
+    data = {k: v[keep] for k, v in data.items()}
+    faces = np.stack([landmarks_3d(p, d) for p, d in zip(data["points_px"], data["depth_px"])]).astype(np.float64)
+    template = mean_template(faces[:2000])
+    return {"features": features_of(data, template), "crops": data["crop"],
+            "expression": data["expression"].astype(np.float32), "angles": data["angles"].astype(np.float32),
+            "template": template, "crop_template": crop_template(load_table().points(head.neutral.astype(np.float64))),
+            "names": head.expression_names,
+            "meta": {"data_seed": DATA_SEED, "renders": int(len(keep)), "faces": int(keep.sum()), "shards": shards,
+                     "skin_family": "train", "data_version": version,
+                     "data_minutes": round((time.perf_counter() - start) / 60, 1)}}
