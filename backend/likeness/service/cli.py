@@ -42,6 +42,11 @@ def _reconstruct(photos: list[str], args: argparse.Namespace) -> int:
     result = Engine(device=args.device).reconstruct(ReconstructRequest(
         photos=photos, output=args.output, texture_size=args.texture_size, model=args.model,
         name=args.name, device=args.device, refine=args.refine, encoder=args.encoder or None), report=_progress)
+    return _bundle_written(result, start)
+
+
+def _bundle_written(result: dict, start: float) -> int:
+    """Report a finished bundle job: its warnings and where the bundle is on stderr, its path on stdout."""
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"Bundle written to {result['bundle']} in {time.perf_counter() - start:.1f} s "
@@ -115,12 +120,7 @@ def _edit(args: argparse.Namespace) -> int:
         size=args.size, guidance_scale=args.guidance, sd_model=args.sd_model, model=args.model,
         texture_size=getattr(args, "texture_size", 1024), name=args.name)
     result = run(Engine(use_blendshapes=False), request, report=_progress)
-    for warning in result["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"Bundle written to {result['bundle']} in {time.perf_counter() - start:.1f} s "
-          f"(preview: {Path(result['bundle']) / 'preview.png'})", file=sys.stderr)
-    print(result["bundle"])
-    return 0
+    return _bundle_written(result, start)
 
 
 def _watermark(args: argparse.Namespace) -> int:
