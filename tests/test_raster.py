@@ -28,3 +28,18 @@ def test_barycentrics_interpolate_positions():
 def test_vertex_normals_point_outward():
     verts = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], float)
     np.testing.assert_allclose(vertex_normals(verts, np.array([[0, 1, 2]])), [[0, 0, 1]] * 3)
+
+
+def test_covering_in_parallel_parts_gives_the_same_pixels_and_weights():
+    """Overlapping triangles at random depths, some sharing a depth (ties): split into parts covered in threads and
+    merged in order, the nearest triangle of every pixel and its weights are those of one pass."""
+    rng = np.random.default_rng(5)
+    centres = rng.uniform(0, 64, (400, 1, 2))
+    corners = centres + rng.normal(0, 4, (400, 3, 2))
+    depth = rng.choice([1.0, 2.0, 3.0], (400, 1)) + rng.uniform(0, 0.5, (400, 3)) * (rng.random((400, 1)) < 0.5)
+    one, one_bary = rasterize(corners, 64, 64, depth=depth)
+    assert (one >= 0).mean() > 0.5
+    for parts in (2, 3):
+        split, split_bary = rasterize(corners, 64, 64, depth=depth, parts=parts)
+        np.testing.assert_array_equal(split, one)
+        np.testing.assert_array_equal(split_bary, one_bary)
