@@ -16,7 +16,7 @@ Per-texel arrays are laid out as "strip" images so OpenCV's fast remap and blend
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -198,40 +198,51 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     fill = skin_tone(model, [d[:3] for d in direct]) if fill_color is None else np.asarray(fill_color, np.float32)
     materials = [i for i, m in enumerate(model.materials) if m.projected]
     maps = {i: uv_map(model, i, size) for i in materials}
-    textures, parts = {}, {i: {} for i in materials}
     # per material: the photos' pixel positions and weights at every texel, and the smooth fill (from a subset of
-    # the texels), in parallel; then the blend of the two, in two halves; then the texture is packed. Each
-    # material's texture is the same however the tasks run.
+    # the texels), in parallel; then the texels blend in two halves; then the texture is packed. Each material's
+    # texture is the same however the tasks run.
+    textures: dict[int, np.ndarray] = {}
+    values: dict[int, tuple[list, list]] = {}
+    fills: dict[int, np.ndarray] = {}
+    halves: dict[int, list] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {}
+        running: dict[Future, tuple[str, int, int]] = {}
+
+        def start(kind: str, i: int, fn: Callable, *args, half: int = 0) -> None:
+            running[pool.submit(fn, *args)] = (kind, i, half)
+
         for i in materials:
-            futures[pool.submit(_texel_values, maps[i], direct, mirrored)] = ("values", i)
+            start("values", i, _texel_values, maps[i], direct, mirrored)
             if smooth:
-                futures[pool.submit(_smooth_fill, maps[i], direct + mirrored, fill)] = ("fill", i)
-        while futures:
-            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                start("fill", i, _smooth_fill, maps[i], direct + mirrored, fill)
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                kind, i = futures.pop(future)
+                kind, i, half = running.pop(future)
                 if kind == "texture":
                     textures[i] = future.result()
                     if on_texture is not None:
                         on_texture(i, textures[i])
-                    continue
-                parts[i][kind] = future.result()
-                if kind in ("values", "fill") and len(parts[i]) == 1 + smooth:  # blend the texels in halves
-                    values, borrowed = parts[i]["values"]
-                    rows = (values or borrowed)[0][0].shape[0]
-                    halves = [slice(0, rows // 2), slice(rows // 2, rows)] if rows > 1 else [slice(0, rows)]
-                    parts[i]["blended"] = [None] * len(halves)
-                    for half, part in enumerate(halves):
-                        futures[pool.submit(_blend, part, len(maps[i].texels), direct, mirrored, values, borrowed,
-                                            fill, fill_below, parts[i].get("fill"))] = (half, i)
-                elif isinstance(kind, int):
-                    blended = parts[i]["blended"]
-                    blended[kind] = parts[i].pop(kind)
-                    if all(b is not None for b in blended):
-                        futures[pool.submit(_pack, maps[i], blended, fill)] = ("texture", i)
+                elif kind == "half":
+                    halves[i][half] = future.result()
+                    if all(h is not None for h in halves[i]):
+                        start("texture", i, _pack, maps[i], halves[i], fill)
+                else:
+                    (values if kind == "values" else fills)[i] = future.result()
+                    if i in values and (i in fills or not smooth):
+                        parts = _halves(values[i])
+                        halves[i] = [None] * len(parts)
+                        for h, part in enumerate(parts):
+                            start("half", i, _blend, part, len(maps[i].texels), direct, mirrored, *values[i], fill,
+                                  fill_below, fills.get(i), half=h)
     return {i: textures[i] for i in materials}
+
+
+def _halves(values: tuple[list, list]) -> list[slice]:
+    """The strip rows of a material's per-texel values (:func:`_texel_values`) in two halves (one when too few)."""
+    direct, borrowed = values
+    rows = (direct or borrowed)[0][0].shape[0]
+    return [slice(0, rows // 2), slice(rows // 2, rows)] if rows > 1 else [slice(0, rows)]
 
 
 def _resolution_weighted(views: list[PhotoView], projections: list) -> list:
