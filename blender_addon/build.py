@@ -98,6 +98,7 @@ CORNEA = {"Transmission Weight": 1.0, "IOR": 1.376, "Roughness": 0.02}
 
 #: Names of the hair-cap nodes (:func:`_hair_cap`), for scripts: the Value node's 1 shows the hair, 0 hides it.
 HAIR_CAP_NODE, HAIR_MASK_NODE, HAIR_MIX_NODE = "Likeness Hair Cap", "Likeness Hair Mask", "Likeness Hair Mix"
+HAIR_COLOR_NODE = "Likeness Hair Colour"
 
 
 def _node_material(spec: bundle_io.Material, created: _Created,
@@ -125,7 +126,8 @@ def _node_material(spec: bundle_io.Material, created: _Created,
             continue
         tex = _image_node(nodes, texture, channel == "base_color", (-600, y), created)
         if socket == "Base Color" and hair is not None and "hair_mask" in spec.textures:
-            _hair_cap(mat.node_tree, tex, bsdf, spec.textures["hair_mask"], *hair, created)
+            _hair_cap(mat.node_tree, tex, bsdf, spec.textures["hair_mask"], *hair, created,
+                      spec.textures.get("hair_color"))
             continue
         if socket is not None:
             links.new(tex.outputs["Color"], bsdf.inputs[socket])
@@ -166,8 +168,9 @@ def _image_node(nodes: Any, path: Path, srgb: bool, location: tuple[int, int], c
 
 
 def _hair_cap(tree: Any, albedo: Any, bsdf: Any, mask_path: Path, color: tuple[float, float, float], show: bool,
-              created: _Created) -> None:
-    """Base Color = the skin albedo mixed with the hair colour by the hair mask × the 'Hair Cap' value (1 = on)."""
+              created: _Created, color_path: Path | None = None) -> None:
+    """Base Color = the skin albedo mixed with the hair by the hair mask × the 'Hair Cap' value (1 = on); the hair
+    is the bundle's hair colour texture where it has one (the photos' hair, sRGB), else its one hair colour."""
     nodes, links = tree.nodes, tree.links
     mask = _image_node(nodes, mask_path, False, (-900, 600), created)
     mask.name = mask.label = HAIR_MASK_NODE
@@ -185,6 +188,10 @@ def _hair_cap(tree: Any, albedo: Any, bsdf: Any, mask_path: Path, color: tuple[f
     links.new(strength.outputs[0], socket["Factor_Float"])
     links.new(albedo.outputs["Color"], socket["A_Color"])
     socket["B_Color"].default_value = (*color, 1.0)
+    if color_path is not None:
+        hair = _image_node(nodes, color_path, True, (-900, 400), created)
+        hair.name = hair.label = HAIR_COLOR_NODE
+        links.new(hair.outputs["Color"], socket["B_Color"])
     result = next(s for s in mix.outputs if s.identifier == "Result_Color")
     links.new(result, bsdf.inputs["Base Color"])
 

@@ -220,6 +220,14 @@ def test_bundle_carries_hair(engine, ict_path, tmp_path):
     assert "skin_head" in masks and set(manifest["hair"]["materials"]) == set(masks)
     mask = cv2.imread(str(out / masks["skin_head"]), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (64, 64) and mask.max() > 200  # grey, a quarter of the colour texture, hair seen
+    colours = {m["name"]: m["textures"]["hair_color"] for m in manifest["materials"] if "hair_mask" in m["textures"]}
+    assert set(colours) == set(masks)
+    hair_rgb = cv2.cvtColor(cv2.imread(str(out / colours["skin_head"])), cv2.COLOR_BGR2RGB)
+    assert hair_rgb.shape == (64, 64, 3)
+    seen_hair = hair_rgb[mask > 200].astype(float)
+    expected = 255 * np.clip(np.array(color), 0, 1) ** (1 / 2.2)  # roughly the sRGB of hair.color
+    assert np.abs(np.median(seen_hair, axis=0) - expected).max() < 40  # the photos' hair, near its median colour
+    assert seen_hair[:, 0].mean() > seen_hair[:, 2].mean()  # brown: more red than blue
     assert json.loads((out / "manifest.json").read_text())["hair"] == manifest["hair"]
 
 

@@ -17,6 +17,12 @@ def with_hair(manifest: dict, root) -> None:
     manifest["hair"] = {"color": HAIR, "materials": ["skin_face"]}
 
 
+def with_hair_texture(manifest: dict, root) -> None:
+    with_hair(manifest, root)
+    Image.new("RGB", (4, 4), (90, 60, 30)).save(root / "textures" / "skin_face_hair_color.png")
+    manifest["materials"][0]["textures"]["hair_color"] = "textures/skin_face_hair_color.png"
+
+
 def skin_material(addon):
     head = next(o for o in bpy.context.scene.objects if o.type == "MESH")
     return head, next(m for m in head.data.materials if m.name.startswith("skin_face"))
@@ -37,13 +43,28 @@ def test_bundle_with_hair_gets_a_hair_cap(addon, scene, tmp_path, cap):
     assert link.from_node == mix
     inputs = {s.identifier: s for s in mix.inputs}
     assert inputs["A_Color"].links[0].from_node.image.filepath.endswith("skin_face.png")
-    assert list(inputs["B_Color"].default_value)[:3] == pytest.approx(HAIR)
+    assert list(inputs["B_Color"].default_value)[:3] == pytest.approx(HAIR) and not inputs["B_Color"].links
     factor = inputs["Factor_Float"].links[0].from_node
     assert factor.operation == "MULTIPLY"
     assert {link.from_node for s in factor.inputs[:2] for link in s.links} == {mask, value}
     assert mask.image.colorspace_settings.name == "Non-Color"
     assert value.outputs[0].default_value == (1.0 if cap else 0.0)
     assert list(head["likeness_hair_color"]) == pytest.approx(HAIR)
+
+
+def test_a_hair_colour_texture_paints_the_cap(addon, scene, tmp_path):
+    """Bundles with the photos' hair as a texture (``hair_color``) show it in the cap instead of the one colour."""
+    root = tmp_path / "textured"
+    write_bundle(root, edit_manifest=lambda m: with_hair_texture(m, root))
+    build = __import__(f"{addon.__name__}.build", fromlist=["build"])
+    build.import_bundle(root, scene)
+    _, mat = skin_material(addon)
+    nodes = mat.node_tree.nodes
+    inputs = {s.identifier: s for s in nodes[build.HAIR_MIX_NODE].inputs}
+    (link,) = inputs["B_Color"].links
+    assert link.from_node == nodes[build.HAIR_COLOR_NODE]
+    assert link.from_node.image.filepath.endswith("skin_face_hair_color.png")
+    assert link.from_node.image.colorspace_settings.name == "sRGB"
 
 
 def test_bundle_without_hair_has_no_cap(addon, scene, tmp_path):

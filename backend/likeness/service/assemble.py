@@ -3,12 +3,15 @@ mesh: each projected material's maps, the hair masks and the hair's colour, the 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..appearance.albedo import Delit, hair_color, iris_color
 from ..appearance.hair import hair_masks
 from ..appearance.maps import has_face_detail, normal_map, roughness_png
-from ..appearance.texture import PhotoView, uv_map
+from ..appearance.light import linear_to_srgb8
+from ..appearance.texture import PhotoView, bake_textures, uv_map
 from ..capture.images import Photo
 from ..capture.landmarks import FaceLandmarks
 from ..capture.segment import Segmentation
@@ -34,29 +37,40 @@ def add_maps(writer: BundleWriter, model: HeadModel, material: int, albedo_rgb: 
 
 
 def hair_masks_and_color(model: HeadModel, views: list[PhotoView], segments: list[Segmentation | None],
-                         size: int) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
-    """The hair masks of the materials that hold some hair (grey, (size / HAIR_MASK_DOWNSCALE)² uint8, by material
-    index) and the hair's colour (RGB, 0–1), or ({}, None) where the photos saw no hair."""
+                         size: int) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], np.ndarray | None]:
+    """The hair of the materials that hold some: per material index its mask (grey) and colour texture (RGB,
+    sRGB: the photos' delit hair, continued smoothly where they saw none and fading to the hair's colour), both
+    (size / HAIR_MASK_DOWNSCALE)² uint8; and the hair's colour (linear RGB, 0–1). ({}, None) where the photos saw no
+    hair."""
     seen = [(view, seg) for view, seg in zip(views, segments) if seg is not None and seg.hair_rgb is not None]
     colors = [c for view, seg in seen if (c := hair_color(view.rgb, seg.hair)) is not None]
     if not colors:
         return {}, None
-    masks = hair_masks(model, [v for v, _ in seen], [s.hair for _, s in seen], max(size // HAIR_MASK_DOWNSCALE, 16))
+    small = max(size // HAIR_MASK_DOWNSCALE, 16)
+    masks = hair_masks(model, [v for v, _ in seen], [s.hair for _, s in seen], small)
     masks = {i: mask for i, mask in masks.items()
              if (mask.ravel()[uv_map(model, i, mask.shape[0]).texels] > 127).mean() >= MIN_HAIR_SHARE}
     weights = np.array([n for _, n in colors], np.float64)
-    return masks, (np.array([c for c, _ in colors]) * weights[:, None]).sum(0) / weights.sum()
+    color = (np.array([c for c, _ in colors]) * weights[:, None]).sum(0) / weights.sum()
+    # the hair's own colour: the photos weighted by how surely each pixel is hair, as the skin is by its mask
+    hair_views = [replace(view, skin=seg.hair) for view, seg in seen]
+    textures = bake_textures(model, hair_views, small, fill_color=linear_to_srgb8(np.clip(color, 0, 1)).astype(
+        np.float32), smooth=True) if masks else {}
+    return {i: (mask, textures[i]) for i, mask in masks.items()}, color
 
 
-def add_hair(writer: BundleWriter, model: HeadModel, masks: dict[int, np.ndarray], color: np.ndarray | None,
-              texture_files: dict[int, dict[str, str]]) -> dict | None:
-    """Queue the hair masks (their paths go into ``texture_files``); the manifest's ``hair`` record or None."""
-    if not masks or color is None:
+def add_hair(writer: BundleWriter, model: HeadModel, hair: dict[int, tuple[np.ndarray, np.ndarray]],
+             color: np.ndarray | None, texture_files: dict[int, dict[str, str]]) -> dict | None:
+    """Queue the hair masks and colour textures (their paths go into ``texture_files`` as channels ``hair_mask``
+    and ``hair_color``); the manifest's ``hair`` record or None."""
+    if not hair or color is None:
         return None
     named = []
-    for i, mask in masks.items():
+    for i, (mask, colour) in hair.items():
         name = model.materials[i].name
-        texture_files.setdefault(i, {})["hair_mask"] = writer.add_image(f"textures/{name}_hair_mask.png", mask)
+        files = texture_files.setdefault(i, {})
+        files["hair_mask"] = writer.add_image(f"textures/{name}_hair_mask.png", mask)
+        files["hair_color"] = writer.add_image(f"textures/{name}_hair_color.png", colour)
         named.append(name)
     return {"color": np.round(np.clip(color, 0.0, 1.0), 5).tolist(), "materials": named}
 
