@@ -135,9 +135,10 @@ def test_bundle_carries_the_light_and_maps(engine, ict_path, tmp_path):
     light = np.array(manifest["photos"][0]["light"]["sh"])
     assert light.shape == (9, 3) and light[0].min() > 0
     face = next(m for m in manifest["materials"] if m["name"] == "skin_face")
-    assert set(face["textures"]) - {"hair_mask"} == {"base_color", "normal", "roughness"}  # hair: optional
+    hair = {"hair_mask", "hair_color"}  # optional
+    assert set(face["textures"]) - hair == {"base_color", "normal", "roughness"}
     head = next(m for m in manifest["materials"] if m["name"] == "skin_head")
-    assert set(head["textures"]) - {"hair_mask"} == {"base_color", "roughness"}  # no skin detail to show on scalp and neck
+    assert set(head["textures"]) - hair == {"base_color", "roughness"}  # no skin detail to show on scalp and neck
     iris = next(m for m in manifest["materials"] if m["name"] == "iris")
     assert max(iris["base_color"][:3]) < 0.5  # sampled from the photo's dark irises, not the default
     for name in ("left", "right"):

@@ -60,8 +60,8 @@ def test_skin_material_has_albedo_normal_roughness_and_subsurface(head_and_camer
     spaces = {name.split(".")[0].rsplit("_", 1)[-1]: node.image.colorspace_settings.name
               for name, node in images.items()}
     expected = {"albedo": "sRGB", "normal": "Non-Color", "roughness": "Non-Color"}
-    if "likeness_hair_color" in head:  # a bundle with hair: the hair cap's mask (tests/addon/test_hair_cap.py)
-        expected["mask"] = "Non-Color"
+    if "likeness_hair_color" in head:  # a bundle with hair: the hair cap's mask and colour (test_hair_cap.py)
+        expected.update(mask="Non-Color", color="sRGB")
     assert spaces == expected
     normal_map = next(n for n in nodes if n.bl_idname == "ShaderNodeNormalMap")
     assert normal_map.space == "TANGENT" and normal_map.uv_map in head.data.uv_layers
