@@ -175,15 +175,13 @@ def mirror_vertices(model: HeadModel) -> np.ndarray:
 
 def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
                   on_texture: Callable[[int, np.ndarray], None] | None = None,
-                  fill_color: np.ndarray | None = None, fill_below: float = FILL_BELOW,
-                  smooth: bool | None = None) -> dict[int, np.ndarray]:
+                  fill_color: np.ndarray | None = None, fill_below: float = FILL_BELOW) -> dict[int, np.ndarray]:
     """Colour textures (S,S,3) uint8 of every projected material, by material index.
 
     Photos are weighted by view angle, resolution and their skin mask (``PhotoView.skin``); poorly seen vertices
     borrow their mirror image, then ``fill_color`` (RGB 0–255) below a total weight of ``fill_below``; by default
     a smooth continuation of the seen skin around them, fading to the skin tone of the well-seen face
-    (:func:`likeness.appearance.fill.texture_fill`). ``smooth`` True with a ``fill_color`` fades the continuation
-    of what was seen to that colour instead (a flat ``fill_color`` without it).
+    (:func:`likeness.appearance.fill.texture_fill`).
     Materials bake in parallel threads (the heavy NumPy/OpenCV work releases the GIL);
     ``on_texture(material, texture)`` is called (in this thread) as each one is done, so its files can start
     encoding while the others bake.
@@ -196,7 +194,7 @@ def bake_textures(model: HeadModel, views: list[PhotoView], size: int,
     mirror = mirror_vertices(model)
     mirrored = [(rgb, px[mirror], (w[mirror] * gap).astype(np.float32), skin) for rgb, px, w, skin in direct]
     mirrored = [m for m in mirrored if m[2].any()]
-    smooth = fill_color is None if smooth is None else smooth  # a given colour: flat unless asked to be smooth
+    smooth = fill_color is None  # the skin tone, continued smoothly from the seen skin; a given colour: flat
     fill = skin_tone(model, [d[:3] for d in direct]) if fill_color is None else np.asarray(fill_color, np.float32)
     materials = [i for i, m in enumerate(model.materials) if m.projected]
     maps = {i: uv_map(model, i, size) for i in materials}
