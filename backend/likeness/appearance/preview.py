@@ -25,15 +25,7 @@ def surface(model: HeadModel, vertices_cam: np.ndarray, raster: HeadRaster,
     b = raster.bary[hit].astype(np.float64)  # UVs follow the UV polygons, not the vertices
     uv = np.einsum("nk,nkd->nd", b, model.uv[split_quads(model.faces_uv)[t]].astype(np.float64))
     material = model.face_material[model.triangle_face[t]]
-    base = linear_to_srgb8(np.array([m.base_color[:3] for m in model.materials])).astype(np.float64)
-    colors = base[material]
-    for index, tex in textures.items():
-        sel = material == index
-        size = tex.shape[0]
-        col = np.clip((uv[sel, 0] * size).astype(int), 0, size - 1)
-        row = np.clip(((1 - uv[sel, 1]) * size).astype(int), 0, size - 1)
-        colors[sel] = tex[row, col]
-    return hit, colors, n, p
+    return hit, _colors_at(model, material, uv, textures), n, p
 
 
 def render_view(model: HeadModel, vertices_cam: np.ndarray, raster: HeadRaster,
@@ -108,18 +100,26 @@ def preview_layout(photo: np.ndarray, model: HeadModel, vertices_cam: np.ndarray
 def compose_preview(layout: PreviewLayout, model: HeadModel, textures: dict[int, np.ndarray]) -> np.ndarray:
     """The preview image: ``layout`` with the head in its middle panel coloured by ``textures`` (S,S,3 uint8 by
     material index; other materials show their base colour)."""
-    colors = _base_colors(model)[layout.material]
-    for index, tex in textures.items():
-        sel = np.flatnonzero(layout.material == index)
-        size = tex.shape[0]
-        col = np.clip((layout.uv[sel, 0] * size).astype(np.int32), 0, size - 1)
-        row = np.clip(((1 - layout.uv[sel, 1]) * size).astype(np.int32), 0, size - 1)
-        colors[sel] = tex[row, col]
+    colors = _colors_at(model, layout.material, layout.uv, textures)
     out = layout.image.copy()
     rw = out.shape[1] // 3
     r, c = np.divmod(layout.pixels, rw)
     out[r, rw + c] = _to_uint8(colors * layout.light[:, None])
     return out
+
+
+def _colors_at(model: HeadModel, material: np.ndarray, uv: np.ndarray,
+               textures: dict[int, np.ndarray]) -> np.ndarray:
+    """Per pixel (N,) of ``material`` at texture coordinates ``uv`` (N,2, v up): its texture's nearest texel, or the
+    material's base colour where it has no texture; (N,3) sRGB 0–255 in ``uv``'s float type."""
+    colors = _base_colors(model).astype(uv.dtype)[material]
+    for index, tex in textures.items():
+        sel = np.flatnonzero(material == index)
+        size = tex.shape[0]
+        col = np.clip((uv[sel, 0] * size).astype(np.int64), 0, size - 1)
+        row = np.clip(((1 - uv[sel, 1]) * size).astype(np.int64), 0, size - 1)
+        colors[sel] = tex[row, col]
+    return colors
 
 
 @lru_cache(maxsize=4)

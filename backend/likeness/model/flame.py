@@ -232,10 +232,15 @@ def _obj_uv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array(uv, np.float32), np.array(faces, np.int32)
 
 
+def installed_path() -> Path:
+    """Where ``likeness models install flame`` puts FLAME (plain arrays, ``flame_model.npz``)."""
+    return models_dir() / FLAME_FOLDER / FLAME_FILE
+
+
 def load(path: str | Path | None = None) -> Flame:
     """The installed FLAME (``flame_model.npz``, plain arrays, no pickle) or the one at ``path``."""
     if path is None:
-        path = models_dir() / FLAME_FOLDER / FLAME_FILE
+        path = installed_path()
     path = Path(path)
     if path.is_dir():
         path = path / FLAME_FILE

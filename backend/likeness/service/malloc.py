@@ -10,8 +10,8 @@ The job's large buffers are made and freed in worker threads too (the bake's tas
 each thread an arena of its own whose freed blocks no other thread reuses and whose heaps go back to the kernel:
 measured 0.3–1.5 s of system time per 2048² job with the bake's parallel tasks. One arena for every thread
 (``M_ARENA_MAX`` = 1; its lock is taken once per large buffer, not per element) brings that to 0.01–0.25 s.
-Both settings must come before the worker threads first allocate, so :class:`likeness.service.pipeline.Engine` makes
-them when it is created. ``LIKENESS_MALLOC=default`` leaves glibc as it is.
+Both settings must come before NumPy's or any worker thread first allocates, so the package makes them when it is
+imported (``likeness/__init__.py``). ``LIKENESS_MALLOC=default`` leaves glibc as it is.
 """
 
 from __future__ import annotations

@@ -30,7 +30,6 @@ from ..model.geometry import head_angles, head_rotation
 from ..model.headmodel import HeadModel, load_ict, resolve_model_path
 from ..capture.images import Photo, load_photo
 from ..capture.landmarks import FaceLandmarks, LandmarkDetector
-from .malloc import keep_freed_memory
 from ..appearance.maps import roughness_png
 from ..appearance.preview import compose_preview, preview_layout
 from ..capture.refine import RefineSettings
@@ -72,9 +71,6 @@ class Engine:
     _encoder: tuple | None = None  # (key, likeness.learned.runtime.ExpressionEncoder or None): the last one loaded
     use_segmentation: bool = True  # only skin pixels reach the skin albedo; hair becomes a mask and a colour
     _segmenter: PersonSegmenter | None = None
-
-    def __post_init__(self) -> None:
-        keep_freed_memory()  # a warm process reuses the large buffers of its last job (likeness.service.malloc)
 
     def model(self, path: str | None) -> tuple[HeadModel, LandmarkBasis]:
         resolved = resolve_model_path(path)

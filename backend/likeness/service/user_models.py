@@ -39,7 +39,7 @@ SMIRK_HINT = ("Download SMIRK_em1.pt through the link in SMIRK's README (" + SMI
 
 
 def install(name: str, source: str | None, log: Log) -> Path:
-    from ..model.flame import FLAME_FILE, FLAME_FOLDER, INSTALL_HINT
+    from ..model.flame import INSTALL_HINT, installed_path
 
     if source is None:
         raise ModelMissing(f"Likeness cannot download {name.upper()}: its licence needs you to fetch it yourself.",
@@ -47,7 +47,7 @@ def install(name: str, source: str | None, log: Log) -> Path:
     path = Path(source).expanduser()
     if not path.exists():
         raise BadInput(f"{path} does not exist.", "Pass an existing file or folder with `--from PATH`.")
-    target = models_dir() / FLAME_FOLDER / FLAME_FILE if name == "flame" else installed_smirk()
+    target = installed_path() if name == "flame" else installed_smirk()
     files = _flame_files(path, log) if name == "flame" else _smirk_files(path, log)
     write_atomically(target.parent, files)
     log(f"Installed {name} to {target} (non-commercial: see {target.parent / 'LICENSE'})")
