@@ -62,11 +62,11 @@ from likeness.model.correspondence import Correspondence, build_correspondence, 
 from likeness.errors import LikenessError  # noqa: E402
 from likeness.model.geometry import _closest_in_triangle, barycentric, head_rotation  # noqa: E402
 from likeness.model.headmodel import HeadModel, load_ict  # noqa: E402
-from likeness.capture.images import DEFAULT_FOCAL_FACTOR, load_photo  # noqa: E402
+from likeness.capture.images import load_photo  # noqa: E402
 from likeness.appearance.raster import rasterize  # noqa: E402
 
 import synth_metrics as metrics  # noqa: E402
-from synth_scenes import (EXCLUSIVE, GAZE, IDENTITY_COUNT, IDENTITY_SCALE, IMAGE_SIZES, Scene,  # noqa: E402
+from synth_scenes import (EXCLUSIVE, FOCAL_FACTOR, GAZE, IDENTITY_COUNT, IDENTITY_SCALE, IMAGE_SIZES, Scene,  # noqa: E402
                           action_weights, actions, make_scenes, posed_vertices)
 from synthetic import face_centre, model_path, truth_record  # noqa: E402
 
@@ -124,7 +124,7 @@ def calibration_scenes(names: tuple[str, ...], centre: np.ndarray, count: int,
                 for shape, w in action_weights(act, float(rng.uniform(*WEIGHT_RANGE)), side, names, rng).items():
                     expression[shape] = max(expression.get(shape, 0.0), w)
         width, height = IMAGE_SIZES[int(rng.integers(len(IMAGE_SIZES)))]
-        focal = DEFAULT_FOCAL_FACTOR * max(width, height)
+        focal = FOCAL_FACTOR * max(width, height)
         yaw, pitch, roll = rng.uniform(-1, 1, 3) * (YAW_MAX, PITCH_MAX, ROLL_MAX)
         rot = head_rotation(yaw, pitch, roll)
         distance = rng.uniform(*DISTANCE_RANGE)

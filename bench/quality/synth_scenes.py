@@ -20,13 +20,15 @@ from likeness.model.camera import model_to_camera
 from likeness.capture import gaze
 from likeness.model.geometry import head_rotation
 from likeness.model.headmodel import HeadModel
-from likeness.capture.images import DEFAULT_FOCAL_FACTOR
 
 SEED = 20261122
 IDENTITY_COUNT = 60  # coefficients drawn (the fit estimates as many); the rest of the model's modes stay 0
 IDENTITY_SCALE = 0.8
 WEIGHT_RANGE = (0.3, 1.0)
 YAW_MAX, PITCH_MAX, ROLL_MAX = 45.0, 15.0, 10.0  # degrees, uniform in ±
+#: The scenes' lens as a multiple of the long side: 50 mm full-frame equivalent. The benchmarks tell the fit this focal
+#: length, as a photo's EXIF would (``synthetic.analyse``); it is not the product's guess for photos without EXIF.
+FOCAL_FACTOR = 50.0 / 36.0
 DISTANCE_RANGE = (0.5, 0.8)  # metres from the camera to the face centre
 IMAGE_SIZES = ((512, 512), (640, 480))
 CENTRE_JITTER = 0.08  # the face centre lands within ± this fraction of the image size from the centre
@@ -150,7 +152,7 @@ def _scene(index: int, category: str, nth: int, names: tuple[str, ...], acts: li
     rng = np.random.default_rng([seed, index])
     expression = _expression(category, nth, names, acts, sided, rng)
     width, height = IMAGE_SIZES[int(rng.integers(len(IMAGE_SIZES)))]
-    focal = DEFAULT_FOCAL_FACTOR * max(width, height)
+    focal = FOCAL_FACTOR * max(width, height)
     yaw, pitch, roll, m2c = _pose(rng, face_centre, np.array([width, height]), focal)
     light = {"azimuth": rng.uniform(-50, 50), "elevation": rng.uniform(10, 45), "energy": rng.uniform(12, 30),
              "world": rng.uniform(0.1, 0.3), "backdrop_hue": rng.uniform(0, 1)}

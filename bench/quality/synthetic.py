@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +141,9 @@ def analyse(engine: Engine, model: str | None, scene: Scene, refine: bool = Fals
     failed, its timing (ms: the MediaPipe stage, then the fit), and MediaPipe's own blendshape scores when the
     engine has the model."""
     marks: dict[str, float] = {}
-    photo = load_photo(CACHE / f"{scene.name}.png")
+    # the scene's own lens, as EXIF would tell it (a render has none): the benchmark measures expression and
+    # pose, not the product's guess of the focal length for photos without EXIF (focal_scan.py measures that)
+    photo = replace(load_photo(CACHE / f"{scene.name}.png"), focal_px=scene.focal_px, focal_source="exif")
     start = time.perf_counter()
     try:
         result, found = engine.analyse([photo], model, lambda stage, *_: marks.setdefault(stage, time.perf_counter()),

@@ -14,7 +14,6 @@ import numpy as np
 
 from ..model.camera import Camera
 from ..model.geometry import head_rotation
-from ..capture.images import DEFAULT_FOCAL_FACTOR
 from .render import Lighting
 
 #: The shapes that cannot both be on (left/right of the jaw and mouth, lid closed and wide open).
@@ -28,6 +27,9 @@ SPEECH = (("jawOpen",), ("jawOpen", "mouthFunnel"), ("jawOpen", "mouthPucker"), 
 KINDS = {"neutral": 0.04, "single": 0.16, "one_sided": 0.14, "action": 0.10, "combined": 0.24, "sparse": 0.12,
          "speech": 0.10, "subtle": 0.10}
 YAW_MAX, PITCH_MAX, ROLL_MAX = 55.0, 25.0, 20.0
+#: The training lenses are 0.7–1.6 × this multiple of the long side (a 50 mm full-frame lens): the recipe of the
+#: shipped weights, independent of the product's guess for photos without EXIF.
+FOCAL_FACTOR = 50.0 / 36.0
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def draw_scene(names: tuple[str, ...], identity_count: int, face_centre: np.ndar
     rot = head_rotation(yaw, pitch, roll)
     width, height = (int(rng.integers(28, 46)) * 16 for _ in range(2))
     long_side = max(width, height)
-    focal = DEFAULT_FOCAL_FACTOR * long_side * rng.uniform(0.7, 1.6)
+    focal = FOCAL_FACTOR * long_side * rng.uniform(0.7, 1.6)
     iod_px = rng.uniform(35, 130)
     distance = float(np.clip(focal * 0.063 / iod_px, 0.25, 3.0))
     offset = rng.uniform(-0.15, 0.15, 2) * (width, height)
