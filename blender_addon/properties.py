@@ -31,6 +31,12 @@ class LikenessSettings(bpy.types.PropertyGroup):
         description="After the landmark fit, match the head's lip edges to each photo (up to about 1 s more "
                     "per photo)",
     )
+    lens_mm: FloatProperty(
+        name="Lens Without EXIF", default=0.0, min=0.0, max=1200.0, soft_max=300.0, precision=0, unit="CAMERA",
+        description="The lens of photos whose files do not say it (full-frame equivalent; 0 = 50 mm). A portrait "
+                    "taken from a few metres: 85 mm or more; a phone's main camera: 26 mm. The head's proportions "
+                    "follow it",
+    )
     encoder: BoolProperty(
         name="Learned Expression (experimental)", default=False,
         description="Read the expression with the learned expression encoder (needs torch in the backend, which "

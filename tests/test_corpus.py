@@ -66,7 +66,7 @@ def run_case(case: Case, tmp_path: Path, ict_path: Path, engine, monkeypatch,
         pytest.skip(str(exc))
     output = Path(case.output) if os.path.isabs(case.output) else tmp_path / "case" / case.output
     args = ["reconstruct", *map(str, photos), "-o", str(output), "--model", str(ict_path),
-            "--texture-size", str(case.texture_size)]
+            "--texture-size", str(case.texture_size)] + (["--lens", str(case.lens_mm)] if case.lens_mm else [])
     if case.subprocess:
         code, stderr, rss = run_process(args, {"LIKENESS_FAULT": case.fault}, tmp_path)
         return code, stderr, output, rss, len(photos)

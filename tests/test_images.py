@@ -24,6 +24,19 @@ def test_default_focal_length_without_exif(tmp_path):
     assert photo.size == (500, 200) and photo.principal_point == (250.0, 100.0)
 
 
+def test_the_jobs_lens_is_used_without_exif_and_exif_wins_over_it(tmp_path):
+    plain = tmp_path / "plain.png"
+    Image.fromarray(np.zeros((200, 500, 3), np.uint8)).save(plain)
+    photo = load_photo(plain, lens_mm=85.0)
+    assert photo.focal_source == "lens" and photo.focal_px == pytest.approx(85 / 36 * 500)
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 28  # the file says 28 mm: it knows better than the job
+    tagged = tmp_path / "tagged.jpg"
+    Image.fromarray(np.zeros((400, 300, 3), np.uint8)).save(tagged, exif=exif)
+    photo = load_photo(tagged, lens_mm=85.0)
+    assert photo.focal_source == "exif" and photo.focal_px == pytest.approx(28 / 36 * 400)
+
+
 def test_exif_orientation_is_applied(tmp_path):
     pixels = np.zeros((100, 200, 3), np.uint8)
     pixels[:, :20] = 255  # a white band on the left of the stored image

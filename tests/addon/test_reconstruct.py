@@ -91,6 +91,18 @@ def test_api_reconstruct_with_refinement(addon, scene, backend_python, model_pat
     assert "photo_edges" in manifest["photos"][0]["fit"]["evidence"]
 
 
+def test_api_reconstruct_with_a_named_lens(addon, scene, backend_python, model_path, tmp_path):
+    """``lens_mm`` travels with the job: the photo (no EXIF) is fitted with that lens, and its camera in Blender
+    has it."""
+    import json
+
+    head, camera = addon.api.reconstruct([DEV_PHOTO], output_dir=tmp_path / "out", texture_size=256,
+                                         model=model_path, lens_mm=85.0)
+    manifest = json.loads((Path(head["likeness_bundle"]) / "manifest.json").read_text())
+    assert manifest["photos"][0]["camera"]["focal_source"] == "lens"
+    assert camera.data.lens == pytest.approx(85.0, abs=0.01)
+
+
 def test_api_reconstruct_with_the_expression_encoder(addon, scene, backend_python, model_path, tmp_path):
     """``encoder=True`` travels with the job to the backend, whose manifest then says the encoder read the photo."""
     import json

@@ -76,6 +76,7 @@ class Case:
     subprocess: bool = False  # run `python -m likeness` as a real process (else in-process)
     absent: str = ""  # a substring stderr must NOT contain
     texture_size: int = 64
+    lens_mm: float | None = None  # ``--lens``
     needs_non_root: bool = False  # root may write into read-only folders
 
 
@@ -333,6 +334,7 @@ CASES: list[Case] = [
          subprocess=True),
     Case("disk_full", _face(), 2, "No space left on device", fault="write:enospc", subprocess=True),
     Case("texture_size_out_of_range", _face(), 2, "out of range", texture_size=16),
+    Case("lens_out_of_range", _face(), 2, "lens is out of range", lens_mm=2.0),
     # jobs of several photos
     Case("same_photo_twice", _twice, 0, "is the same picture as photo 1"),
     Case("same_photo_copied", _copy, 0, "is the same picture as photo 1"),

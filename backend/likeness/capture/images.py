@@ -13,8 +13,12 @@ from ..errors import BadInput
 
 #: Photos larger than this (long side, pixels) are downscaled on load to bound memory and time.
 MAX_SIDE = 4096
-#: Focal length used without EXIF, as a multiple of the long side: a 50 mm lens on a 36 mm-wide full frame.
-DEFAULT_FOCAL_FACTOR = 50.0 / 36.0
+#: Focal length assumed without EXIF (mm, full-frame equivalent) unless the job names one (``lens_mm``). A photo
+#: without EXIF does not say how far the camera was, and the fit's identity absorbs a wrong guess: a longer lens
+#: suits portraits taken from 1–3 m, a shorter one webcams, video and close-ups (docs/quality.md section 7).
+DEFAULT_FOCAL_MM = 50.0
+#: The same as a multiple of the photo's long side (a 36 mm-wide full frame).
+DEFAULT_FOCAL_FACTOR = DEFAULT_FOCAL_MM / 36.0
 _EXIF_IFD = 0x8769
 _FOCAL_35MM = 0xA405
 
@@ -26,7 +30,7 @@ class Photo:
     path: Path
     rgb: np.ndarray  # (H,W,3) uint8
     focal_px: float
-    focal_source: str  # "exif" or "default"
+    focal_source: str  # "exif", "lens" (the lens the job named) or "default"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -39,8 +43,11 @@ class Photo:
         return w / 2.0, h / 2.0
 
 
-def load_photo(path: str | Path) -> Photo:
+def load_photo(path: str | Path, lens_mm: float | None = None) -> Photo:
     """Load a photo upright (EXIF orientation applied), as 8-bit RGB, downscaled to :data:`MAX_SIDE`.
+
+    Its focal length comes from EXIF, else from ``lens_mm`` (mm, full-frame equivalent) where given, else from
+    :data:`DEFAULT_FOCAL_MM` (:func:`focal_from_exif`).
 
     Large JPEGs are decoded at a reduced scale (``draft``) so a 100-megapixel photo costs about a quarter of its
     full-size memory; images over Pillow's decompression-bomb limit (about 179 megapixels) are refused before
@@ -73,7 +80,7 @@ def load_photo(path: str | Path) -> Photo:
     if scale < 1.0:
         img = img.resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
     rgb = np.asarray(img, dtype=np.uint8)
-    focal, source = focal_from_exif(exif, max(img.size))
+    focal, source = focal_from_exif(exif, max(img.size), lens_mm)
     return Photo(path=path.resolve(), rgb=rgb, focal_px=focal, focal_source=source)
 
 
@@ -85,12 +92,15 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-def focal_from_exif(exif: Image.Exif, long_side: int) -> tuple[float, str]:
-    """Focal length in pixels from EXIF ``FocalLengthIn35mmFilm``, else the documented default."""
+def focal_from_exif(exif: Image.Exif, long_side: int, lens_mm: float | None = None) -> tuple[float, str]:
+    """Focal length in pixels from EXIF ``FocalLengthIn35mmFilm``, else from ``lens_mm`` (the lens the user
+    named, mm full-frame equivalent), else the documented default; and where it came from."""
     try:
         f35 = float(exif.get_ifd(_EXIF_IFD).get(_FOCAL_35MM) or 0)
     except (TypeError, ValueError, KeyError):
         f35 = 0.0
     if 8.0 <= f35 <= 1200.0:
         return f35 / 36.0 * long_side, "exif"
+    if lens_mm:
+        return float(lens_mm) / 36.0 * long_side, "lens"
     return DEFAULT_FOCAL_FACTOR * long_side, "default"

@@ -41,7 +41,8 @@ def _reconstruct(photos: list[str], args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = Engine(device=args.device).reconstruct(ReconstructRequest(
         photos=photos, output=args.output, texture_size=args.texture_size, model=args.model,
-        name=args.name, device=args.device, refine=args.refine, encoder=args.encoder or None), report=_progress)
+        name=args.name, device=args.device, refine=args.refine, encoder=args.encoder or None, lens_mm=args.lens),
+        report=_progress)
     return _bundle_written(result, start)
 
 
@@ -196,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--name", help="job name (default: the first photo's name)")
         p.add_argument("--refine", action="store_true",
                        help="refine each photo's fit against the photo's lip edges (under 1 s per photo)")
+        p.add_argument("--lens", type=float, metavar="MM",
+                       help="the lens of photos without EXIF, mm full-frame equivalent (default 50; a portrait from "
+                            "a few metres: 85 or more; a phone's main camera: 26)")
 
     rec = sub.add_parser("reconstruct", help="photos of one person → bundle")
     rec.add_argument("photos", nargs="+", help="photos of the same person")

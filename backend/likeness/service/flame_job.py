@@ -143,7 +143,7 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
         load_flame(SPECS["flame"].path())  # raises ModelMissing with the install hint
     runner = smirk_runner(engine, request.device)  # before the bridge: a missing SMIRK is reported at once
     flame, bridge, model = flame_models(engine.model(None)[0])
-    photos = [load_photo(p) for p in request.photos]
+    photos = [load_photo(p, request.lens_mm) for p in request.photos]
     found = []
     for i, photo in enumerate(photos):
         step("landmarks", 0.1 + 0.2 * i / len(photos), f"Finding face landmarks ({i + 1}/{len(photos)})")

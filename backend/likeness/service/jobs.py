@@ -36,7 +36,8 @@ def reconstruct(engine: Engine, params: dict, report: Report, cancelled: Callabl
                                      model=params.get("model"), name=params.get("name"),
                                      device=str(params.get("device") or "auto"),
                                      refine=bool(params.get("refine", False)),
-                                     encoder=_encoder(params.get("encoder")))
+                                     encoder=_encoder(params.get("encoder")),
+                                     lens_mm=None if params.get("lens_mm") in (None, 0) else float(params["lens_mm"]))
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"Bad reconstruct parameters: {exc}.", "See docs/protocol.md.") from exc
     return engine.reconstruct(request, report, cancelled)

@@ -54,6 +54,7 @@ class ReconstructRequest:
     device: str = "auto"
     refine: bool = False  # refine each photo's fit against its image (likeness.capture.refine): slower
     encoder: bool | str | None = None  # the learned expression encoder (True/"learned"), "smirk", None: the engine's
+    lens_mm: float | None = None  # the lens (mm, full-frame equivalent) of photos without EXIF; None: 50 mm
 
 
 @dataclass
@@ -246,7 +247,7 @@ class Engine:
         photos: list[Photo] = []
         for i, path in enumerate(request.photos):
             step("load", (i + 1) / (n + 1), f"Reading {Path(path).name}")
-            photos.append(load_photo(path))
+            photos.append(load_photo(path, request.lens_mm))
 
         segmenting: list = []
 
@@ -370,5 +371,9 @@ def _validate(request: ReconstructRequest) -> None:
                        "Pick fewer photos.")
     if request.device not in ("auto", "cpu", "cuda", "mps"):
         raise BadInput(f"Unknown device {request.device!r}.", "Use auto, cpu, cuda or mps.")
+    if request.lens_mm is not None and not (8.0 <= float(request.lens_mm) <= 1200.0):
+        raise BadInput(f"A {request.lens_mm} mm lens is out of range.",
+                       "Give the lens as a full-frame equivalent from 8 to 1200 mm (a phone's main camera is about "
+                       "26 mm, a portrait lens 85 mm), or leave it out.")
     if not (64 <= int(request.texture_size) <= 8192):
         raise BadInput(f"Texture size {request.texture_size} is out of range.", "Use a size from 64 to 8192.")
