@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from likeness.appearance import light as sh
-from likeness.appearance.albedo import delight
+from likeness.appearance.albedo import MIN_SKIN_SAMPLES, delight, match_tones
 from likeness.model.camera import Camera
 from likeness.model.geometry import head_rotation
 from likeness.appearance.maps import normal_map, roughness_map
@@ -31,12 +31,12 @@ def _true_albedo(ict) -> dict[int, np.ndarray]:
     return {i: texture for i, m in enumerate(ict.materials) if m.projected}
 
 
-def _scene(ict, yaw: float, light_direction: list[float]):
+def _scene(ict, yaw: float, light_direction: list[float], color=(1.0, 1.0, 1.0)):
     camera = Camera(900.0, (256.0, 256.0), (512, 512))
     rotation = head_rotation(yaw, 0.0, 0.0)
     verts = ict.vertices() @ rotation.T + np.array([0.0, 0.0, -0.6])
     truth = _true_albedo(ict)
-    light_camera = sh.rotate(sh.directional(light_direction, strength=0.9, ambient=0.2), rotation)
+    light_camera = sh.rotate(sh.directional(light_direction, strength=0.9, ambient=0.2), rotation) * np.array(color)
     image, _ = render_lit(ict, verts, camera, truth, light_camera, max_side=512)
     return camera, rotation, verts, truth, image
 
@@ -101,6 +101,39 @@ def test_same_albedo_under_different_lights(ict):
         left = sh.SRGB8_TO_LINEAR[b[rows[cols > SIZE // 2], cols[cols > SIZE // 2]]].mean()
         right = sh.SRGB8_TO_LINEAR[b[rows[cols < SIZE // 2], cols[cols < SIZE // 2]]].mean()
         assert abs(left / right - 1) < 0.15, (left, right)
+
+
+def test_photos_under_different_casts_get_one_skin_tone(ict):
+    """The same skin under a white front light and a dim orange side light: delit alone, the two albedos differ in
+    colour and exposure; matched, both photos bake to the same tone, and albedo × light still gives each photo."""
+    delit, views = [], []
+    for direction, color in (([0.0, 0.2, 1.0], (1.0, 1.0, 1.0)), ([0.8, 0.3, 0.6], (0.6, 0.4, 0.2))):
+        camera, rotation, verts, truth, image = _scene(ict, yaw=0.0, light_direction=direction, color=color)
+        views.append(PhotoView.build(ict, image, camera, verts))
+        delit.append(delight(ict, views[-1], rotation))
+    assert min(d.skin_samples for d in delit) >= MIN_SKIN_SAMPLES
+    matched = match_tones(delit)
+    uvm = uv_map(ict, 0, SIZE)
+    face = uvm.texels[(uvm.blend @ (np.arange(ict.vertex_count) < ict.face_vertex_count)) > 0.99]
+
+    def colour_ratio(pair: list) -> np.ndarray:
+        """Per channel, the median ratio of the second photo's baked albedo to the first's."""
+        bakes = [bake_textures(ict, [replace(v, rgb=d.albedo_rgb)], SIZE)[0] for v, d in zip(views, pair)]
+        first, second = (sh.SRGB8_TO_LINEAR[b.reshape(-1, 3)[face]] for b in bakes)
+        seen = (first.sum(1) > 0.02) & (second.sum(1) > 0.02)
+        return np.median(second[seen] / first[seen], axis=0)
+
+    before, after = colour_ratio(delit), colour_ratio(matched)
+    assert before.max() / before.min() > 1.5 and before.max() < 0.8, before  # the orange cast, the dim light
+    assert after.max() / after.min() < 1.02, after  # one colour
+    assert abs(after.mean() - 1) < 0.15, after  # one exposure (as far as the side light's delighting allows)
+    assert np.allclose(matched[0].skin_albedo, matched[1].skin_albedo)
+    for old, new in zip(delit, matched):  # what moved out of the albedo moved into the light
+        assert np.allclose(new.light_camera * new.skin_albedo, old.light_camera * old.skin_albedo, rtol=1e-5)
+        assert np.allclose(new.light_head * new.skin_albedo, old.light_head * old.skin_albedo, rtol=1e-5)
+    assert match_tones(delit[:1])[0] is delit[0]  # one photo: untouched
+    unsure = replace(delit[1], skin_samples=MIN_SKIN_SAMPLES - 1)  # too little skin seen: neither votes nor moves
+    assert match_tones([delit[0], unsure])[1] is unsure
 
 
 def test_normal_map_is_flat_on_flat_albedo_and_bends_at_detail():

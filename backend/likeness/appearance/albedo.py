@@ -6,6 +6,9 @@ it blends plain photos, so several photos under different lights agree. Pixels b
 (specular highlights) are pulled back towards the skin's albedo; shading below :data:`~.light.MIN_SHADING`
 (deep or cast shadow) is not trusted and is divided by that floor instead. Cast shadows are not modelled: a
 nose shadow under a hard side light remains slightly darker in the albedo.
+
+Several photos of one job are then brought to one skin tone (:func:`match_tones`): each photo's colour cast and
+exposure, relative to what the photos agree on, moves from its albedo into its light.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Delit:
     light_camera: np.ndarray  # (9,3) SH, camera frame (+X image right, +Y image up, +Z towards the viewer)
     light_head: np.ndarray  # (9,3) SH, head frame (+X subject's left, +Y up, +Z out of the face)
     skin_albedo: np.ndarray  # (3,) linear RGB median albedo of the seen skin
+    skin_samples: int = 0  # how many well-seen skin vertices the light and ``skin_albedo`` rest on
 
 
 def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray) -> Delit:
@@ -59,7 +63,58 @@ def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray) -> Delit:
     skin_albedo = np.median(colors / shading, axis=0) if use.any() else np.full(3, 0.5, np.float32)
     shade = _shading_image(model, view, light_camera)
     albedo = _divide(view.rgb, shade, skin_albedo)
-    return Delit(albedo, light_camera, sh.rotate(light_camera, np.asarray(rotation).T), skin_albedo)
+    return Delit(albedo, light_camera, sh.rotate(light_camera, np.asarray(rotation).T), skin_albedo, int(use.sum()))
+
+
+#: When the photos of a job are matched, a photo's exposure (luminance) moves by at most this factor, and its
+#: colour (each channel relative to the luminance) by at most :data:`MAX_CAST_GAIN`.
+MAX_EXPOSURE_GAIN = 8.0
+MAX_CAST_GAIN = 2.0
+
+
+def match_tones(delit: list[Delit]) -> list[Delit]:
+    """Photos of one person brought to one skin tone: each photo's albedo is scaled per channel (linear RGB) so
+    that its skin's median albedo becomes the photos' consensus, and its light by the inverse, so that albedo ×
+    light still gives the photo.
+
+    One light's colour and one camera's white balance cannot be told from the skin's own colour (the light is
+    estimated white, :mod:`.light`), but between photos of one person they can: the same skin photographed
+    under a warm webcam and a cool daylight window differs only by them. Without this, the bake blends the
+    photos into patches of two tones (the neck from one photo, the forehead from another). The consensus is
+    the geometric mean of the photos' skin albedos, each weighted by the skin it saw; photos that saw too little
+    skin (under :data:`MIN_SKIN_SAMPLES`) neither vote nor move. One photo (or photos that agree already) is
+    returned unchanged, pixel for pixel.
+    """
+    voters = [d for d in delit if d.skin_samples >= MIN_SKIN_SAMPLES]
+    if len(voters) < 2:
+        return delit
+    votes = np.array([d.skin_samples for d in voters], np.float64)
+    logs = np.log(np.maximum(np.array([d.skin_albedo for d in voters], np.float64), 1e-4))
+    consensus = np.exp(votes @ logs / votes.sum())
+    out = []
+    for d in delit:
+        if d.skin_samples < MIN_SKIN_SAMPLES:
+            out.append(d)
+            continue
+        gain = _tone_gain(np.maximum(d.skin_albedo, 1e-4), consensus)
+        if np.allclose(gain, 1.0, atol=1e-3):
+            out.append(d)
+            continue
+        # a per-channel table on the sRGB bytes: linear × gain, back to sRGB (what dividing a coloured light does)
+        tables = sh.linear_to_srgb8(sh.SRGB8_TO_LINEAR[:, None] * gain[None, :].astype(np.float32))
+        rgb = np.stack([cv2.LUT(d.albedo_rgb[..., c], tables[:, c]) for c in range(3)], axis=-1)
+        out.append(Delit(rgb, d.light_camera / gain, d.light_head / gain, d.skin_albedo * gain,
+                         d.skin_samples))
+    return out
+
+
+def _tone_gain(own: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-channel factor (3,) taking the skin albedo ``own`` to ``target`` (linear RGB): exposure and colour cast
+    clipped separately, so an underexposed photo can be brightened a lot without its colour being bent."""
+    lum = sh.LUMINANCE
+    exposure = np.clip((target @ lum) / (own @ lum), 1 / MAX_EXPOSURE_GAIN, MAX_EXPOSURE_GAIN)
+    cast = np.clip((target / (target @ lum)) / (own / (own @ lum)), 1 / MAX_CAST_GAIN, MAX_CAST_GAIN)
+    return exposure * cast
 
 
 def _sample_linear(rgb: np.ndarray, px: np.ndarray) -> np.ndarray:

@@ -91,7 +91,7 @@ def estimate(colors_linear: np.ndarray, normals: np.ndarray, weights: np.ndarray
     scaled so that a surface facing the light straight on has shading 1.
     """
     basis = sh_basis(normals)
-    luminance = np.asarray(colors_linear, np.float64) @ _LUMINANCE
+    luminance = np.asarray(colors_linear, np.float64) @ LUMINANCE
     w = np.asarray(weights, np.float64).copy()
     damp = np.diag(np.r_[np.full(4, 1e-9), np.full(5, regularisation)])  # the tiny ridge keeps it solvable
     light = np.zeros(9)
@@ -105,7 +105,8 @@ def estimate(colors_linear: np.ndarray, normals: np.ndarray, weights: np.ndarray
     return np.repeat((light / max(peak, 1e-6))[:, None], 3, axis=1)
 
 
-_LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
+#: Rec. 709 luminance weights of linear RGB.
+LUMINANCE = np.array([0.2126, 0.7152, 0.0722])
 
 
 #: Band 1 may be at most this times band 0: the limit is a single clamped-cosine light (1.023 / 0.886).

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from . import faults
-from ..appearance.albedo import delight
+from ..appearance.albedo import delight, match_tones
 from .assemble import add_hair, add_maps, hair_masks_and_color, iris_colors
 from .bundle import BundleWriter, check_output
 from ..model.camera import Camera, model_to_camera
@@ -171,7 +171,9 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
         view = replace(PhotoView.build(model, photo.rgb, cam, verts_cam), skin=None if seg is None else seg.skin)
         segments.append(seg)
         delit.append(delight(model, view, rot))
-        views.append(replace(view, rgb=delit[-1].albedo_rgb))
+        views.append(view)
+    delit = match_tones(delit)  # several photos: one skin tone, each cast moved into its light
+    views = [replace(view, rgb=lit.albedo_rgb) for view, lit in zip(views, delit)]
     with BundleWriter(output) as writer:
         textures = bake_textures(model, views, request.texture_size)
         texture_files = {i: add_maps(writer, model, i, t) for i, t in textures.items()}

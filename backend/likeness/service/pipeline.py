@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from . import faults
-from ..appearance.albedo import Delit, delight
+from ..appearance.albedo import Delit, delight, match_tones
 from .assemble import add_hair, add_maps, hair_masks_and_color, iris_colors
 from .bundle import BundleWriter, check_output, mesh_members
 from ..model.camera import Camera, model_to_camera
@@ -272,7 +272,9 @@ class Engine:
                 view = PhotoView.build(model, photo.rgb, cam, verts @ fit.rotation.T + fit.translation)
                 view = replace(view, skin=None if seg is None else seg.skin)
                 delit.append(delight(model, view, fit.rotation))
-                views.append(replace(view, rgb=delit[-1].albedo_rgb))
+                views.append(view)
+            delit = match_tones(delit)  # several photos: one skin tone, each cast moved into its light
+            views = [replace(view, rgb=lit.albedo_rgb) for view, lit in zip(views, delit)]
             # the hair masks and the preview's layout are made beside the colour textures (whose threads leave a
             # core idle part of the time)
             hair_job = _BACKGROUND.submit(hair_masks_and_color, model, views, segments, request.texture_size)
