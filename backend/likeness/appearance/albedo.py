@@ -209,3 +209,51 @@ def iris_color(rgb: np.ndarray, points_px: np.ndarray, light_camera: np.ndarray)
     keep = colors.sum(1) <= np.percentile(colors.sum(1), 75)
     front = sh.shading(light_camera, np.array([[0.0, 0.0, 1.0]]))[0]
     return np.clip(np.median(colors[keep], axis=0) / np.maximum(front, sh.MIN_SHADING), 0.0, 1.0)
+
+
+#: MediaPipe Face Mesh's eye openings (lid margins, closed loops from one corner): the subject's right eye, then
+#: the left. The first and the ninth points are the corners.
+EYE_OPENINGS = ((33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246),
+                (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466))
+#: An eye whose opening is less open than this (mean lid gap over the corner-to-corner width) shows no white.
+MIN_EYE_OPENING = 0.1  # open eyes in the dev photos: 0.15–0.28 (median 0.22)
+
+
+def sclera_color(rgb: np.ndarray, points_px: np.ndarray, light_camera: np.ndarray) -> np.ndarray | None:
+    """Linear RGB albedo (3,) of the whites of the eyes, or None where too little of them is seen.
+
+    Samples the eye openings (MediaPipe's lid landmarks) outside both irises (beyond 1.15 × their radius),
+    keeps the brighter half below the brightest twentieth (lashes and lid shadow are darker, catch-lights
+    brighter), takes its median and divides by the light's shading of a surface facing the camera, as
+    :func:`iris_color` does. Eyes less open than :data:`MIN_EYE_OPENING` are skipped (a closed eye is lashes);
+    too few pixels (small or turned-away eyes) give None.
+    """
+    h, w = rgb.shape[:2]
+    irises = [(points_px[c, :2], np.linalg.norm(points_px[list(rim), :2] - points_px[c, :2], axis=1).mean())
+              for c, rim in ((468, range(469, 473)), (473, range(474, 478)))]
+    samples = []
+    for opening in EYE_OPENINGS:
+        poly = points_px[list(opening), :2]
+        width = np.linalg.norm(poly[0] - poly[8])
+        area = 0.5 * abs(np.dot(poly[:, 0], np.roll(poly[:, 1], 1)) - np.dot(poly[:, 1], np.roll(poly[:, 0], 1)))
+        if width < 3 or area / width < MIN_EYE_OPENING * width:  # mean lid gap = area / width
+            continue
+        x0, y0 = np.maximum(np.floor(poly.min(0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(poly.max(0)).astype(int) + 1, (w, h))
+        if x1 - x0 < 3 or y1 - y0 < 2:
+            continue
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [np.round((poly - (x0, y0)) * 4).astype(np.int32)], 1, shift=2)  # pixel centres
+        yy, xx = np.nonzero(mask)
+        keep = np.ones(len(yy), bool)
+        for centre, radius in irises:
+            keep &= np.hypot(xx + x0 + 0.5 - centre[0], yy + y0 + 0.5 - centre[1]) > 1.15 * max(radius, 1.0)
+        samples.append(sh.SRGB8_TO_LINEAR[rgb[yy[keep] + y0, xx[keep] + x0]])
+    if not samples or sum(len(s) for s in samples) < 12:
+        return None
+    colors = np.concatenate(samples)
+    lum = colors @ sh.LUMINANCE
+    low, high = np.percentile(lum, [50, 95])
+    bright = colors[(lum >= low) & (lum <= high)]
+    front = sh.shading(light_camera, np.array([[0.0, 0.0, 1.0]]))[0]
+    return np.clip(np.median(bright, axis=0) / np.maximum(front, sh.MIN_SHADING), 0.0, 1.0)
