@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from collections import defaultdict
@@ -38,7 +39,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(__file__).resolve().parent)]
 import face_id  # noqa: E402
-from photo_fits import RESULTS, SHARED, model_path, write_results  # noqa: E402
+from photo_fits import FACE_LANDMARKER, RESULTS, SHARED, model_path, write_results  # noqa: E402
 
 DEV = SHARED / "data" / "faces_dev"
 VIEWS = (0.0, 30.0)  # degrees of yaw
@@ -67,10 +68,18 @@ def jobs(items: list[dict]) -> list[dict]:
     return out
 
 
-def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, reuse: bool, segmentation: bool) -> None:
-    """Write each job's bundle to ``work``/bundles/NAME."""
+def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, reuse: bool, segmentation: bool) -> bool:
+    """Write each job's bundle to ``work``/bundles/NAME; returns whether MediaPipe's blendshape scores were used.
+
+    Like a set-up product (``likeness models install mediapipe-blendshapes``), the fit uses MediaPipe's
+    blendshape model: the copy in ../shared unless ``$LIKENESS_MEDIAPIPE_TASK`` names another. (Runs before
+    5 December 2026 depended on the shell's ``$LIKENESS_MEDIAPIPE_TASK``; without the model the figures differ by
+    about 0.01, docs/quality.md section 7.)
+    """
     from likeness.service.pipeline import Engine, ReconstructRequest
 
+    if FACE_LANDMARKER.is_file():
+        os.environ.setdefault("LIKENESS_MEDIAPIPE_TASK", str(FACE_LANDMARKER))
     engine = Engine()
     engine.use_encoder = False  # the default product path
     engine.use_segmentation = segmentation
@@ -83,6 +92,7 @@ def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, r
         photos = [str(DEV / items[i]["file"]) for i in job["sources"]]
         engine.reconstruct(ReconstructRequest(photos=photos, output=str(out), texture_size=texture,
                                               model=model_path(), name=job["name"]))
+    return engine.scorer() is not None
 
 
 def render_name(job: dict, head: str, yaw: float) -> str:
@@ -212,14 +222,14 @@ def main() -> None:
     items = json.loads((DEV / "manifest.json").read_text())["items"]
     todo = jobs(items)[: args.limit or None]
     t0 = time.perf_counter()
-    reconstruct(work, items, todo, args.texture, args.reuse, not args.no_segmentation)
+    blendshapes = reconstruct(work, items, todo, args.texture, args.reuse, not args.no_segmentation)
     t_fit = time.perf_counter() - t0
     renders = render(work, todo, args.samples, args.reuse)
     t_render = time.perf_counter() - t0 - t_fit
     judge = face_id.FaceJudge()
     result = score(items, todo, renders, judge) if not args.limit else {"partial": True}
     result.update({"seconds": {"reconstruct": t_fit, "render": t_render, "total": time.perf_counter() - t0},
-                   "targets": TARGETS})
+                   "targets": TARGETS, "blendshapes": blendshapes})
     if args.limit:  # a quick look never replaces the full figures
         name += "_partial"
     write_results(name, result, vars(args))

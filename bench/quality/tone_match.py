@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -31,7 +32,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(__file__).resolve().parent)]
 from likeness_bench import DEV, jobs  # noqa: E402
-from photo_fits import model_path, write_results  # noqa: E402
+from photo_fits import FACE_LANDMARKER, model_path, write_results  # noqa: E402
 
 
 def patchiness(bundle: Path, texture: int) -> dict[str, float]:
@@ -65,6 +66,8 @@ def main() -> None:
     from likeness.service import pipeline
     from likeness.service.pipeline import Engine, ReconstructRequest
 
+    if FACE_LANDMARKER.is_file():  # as the likeness bench: the product set up with MediaPipe's blendshape model
+        os.environ.setdefault("LIKENESS_MEDIAPIPE_TASK", str(FACE_LANDMARKER))
     items = json.loads((DEV / "manifest.json").read_text())["items"]
     engine = Engine()
     engine.use_encoder = False
