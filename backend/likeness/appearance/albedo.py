@@ -219,18 +219,14 @@ EYE_OPENINGS = ((33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 1
 MIN_EYE_OPENING = 0.1  # open eyes in the dev photos: 0.15–0.28 (median 0.22)
 
 
-def sclera_color(rgb: np.ndarray, points_px: np.ndarray, light_camera: np.ndarray,
-                 skin_albedo: np.ndarray | None = None) -> np.ndarray | None:
+def sclera_color(rgb: np.ndarray, points_px: np.ndarray, light_camera: np.ndarray) -> np.ndarray | None:
     """Linear RGB albedo (3,) of the whites of the eyes, or None where too little of them is seen.
 
     Samples the eye openings (MediaPipe's lid landmarks) outside both irises (beyond 1.15 × their radius),
     keeps the brighter half below the brightest twentieth (lashes and lid shadow are darker, catch-lights
     brighter), takes its median and divides by the light's shading of a surface facing the camera, as
     :func:`iris_color` does. Eyes less open than :data:`MIN_EYE_OPENING` are skipped (a closed eye is lashes);
-    too few pixels (small or turned-away eyes) give None. The eye sits in the shadow of its lids and brow, which
-    the light (a function of the surface's direction only) does not know, so the whites read darker than they
-    are: given the photo's ``skin_albedo`` (linear RGB), the result is brightened (its colour kept) to at least
-    the skin's luminance, as a sclera's albedo is.
+    too few pixels (small or turned-away eyes) give None.
     """
     h, w = rgb.shape[:2]
     irises = [(points_px[c, :2], np.linalg.norm(points_px[list(rim), :2] - points_px[c, :2], axis=1).mean())
@@ -261,7 +257,4 @@ def sclera_color(rgb: np.ndarray, points_px: np.ndarray, light_camera: np.ndarra
     low, high = np.percentile(lum, [50, 95])
     bright = colors[(lum >= low) & (lum <= high)]
     front = sh.shading(light_camera, np.array([[0.0, 0.0, 1.0]]))[0]
-    albedo = np.median(bright, axis=0) / np.maximum(front, sh.MIN_SHADING)
-    if skin_albedo is not None:  # no darker than the skin (the socket's shadow is not in the light)
-        albedo = albedo * max(1.0, float(np.asarray(skin_albedo) @ sh.LUMINANCE) / max(albedo @ sh.LUMINANCE, 1e-6))
-    return np.clip(albedo, 0.0, 1.0)
+    return np.clip(np.median(bright, axis=0) / np.maximum(front, sh.MIN_SHADING), 0.0, 1.0)

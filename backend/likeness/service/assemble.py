@@ -81,11 +81,9 @@ def eye_colors(model: HeadModel, photos: list[Photo], found: list[FaceLandmarks]
     """The iris and sclera materials' colours (linear RGBA) as the photos show them (delit, averaged over the
     photos that see them); a material no photo sees keeps the head model's colour (absent here)."""
     colors = {}
-    measures = (("iris", lambda photo, lm, lit: iris_color(photo.rgb, lm.points_px, lit.light_camera)),
-                ("sclera", lambda photo, lm, lit: sclera_color(photo.rgb, lm.points_px, lit.light_camera,
-                                                               lit.skin_albedo)))
-    for name, measure in measures:
-        seen = [c for photo, lm, lit in zip(photos, found, delit) if (c := measure(photo, lm, lit)) is not None]
+    for name, measure in (("iris", iris_color), ("sclera", sclera_color)):
+        seen = [c for photo, lm, lit in zip(photos, found, delit)
+                if (c := measure(photo.rgb, lm.points_px, lit.light_camera)) is not None]
         if seen:
             color = (*np.mean(seen, axis=0).round(5).tolist(), 1.0)
             colors.update({i: color for i, mat in enumerate(model.materials) if mat.name == name})
