@@ -243,8 +243,7 @@ def sclera_color(rgb: np.ndarray, points_px: np.ndarray, light_camera: np.ndarra
         if x1 - x0 < 3 or y1 - y0 < 2:
             continue
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        # landmarks put pixel centres at +0.5, fillPoly at integers (in quarter pixels: shift=2)
-        cv2.fillPoly(mask, [np.round((poly - 0.5 - (x0, y0)) * 4).astype(np.int32)], 1, shift=2)
+        cv2.fillPoly(mask, [np.round((poly - (x0, y0)) * 4).astype(np.int32)], 1, shift=2)  # pixel centres
         yy, xx = np.nonzero(mask)
         keep = np.ones(len(yy), bool)
         for centre, radius in irises:
