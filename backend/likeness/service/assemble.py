@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..appearance.albedo import Delit, hair_color, iris_color, sclera_color
+from ..appearance.albedo import Delit, hair_color, iris_color
 from ..appearance.hair import hair_masks
 from ..appearance.maps import has_face_detail, normal_map, roughness_png
 from ..appearance.light import linear_to_srgb8
@@ -76,15 +76,12 @@ def add_hair(writer: BundleWriter, model: HeadModel, hair: dict[int, tuple[np.nd
     return {"color": np.round(np.clip(color, 0.0, 1.0), 5).tolist(), "materials": named}
 
 
-def eye_colors(model: HeadModel, photos: list[Photo], found: list[FaceLandmarks],
-               delit: list[Delit]) -> dict[int, tuple[float, float, float, float]]:
-    """The iris and sclera materials' colours (linear RGBA) as the photos show them (delit, averaged over the
-    photos that see them); a material no photo sees keeps the head model's colour (absent here)."""
-    colors = {}
-    for name, measure in (("iris", iris_color), ("sclera", sclera_color)):
-        seen = [c for photo, lm, lit in zip(photos, found, delit)
-                if (c := measure(photo.rgb, lm.points_px, lit.light_camera)) is not None]
-        if seen:
-            color = (*np.mean(seen, axis=0).round(5).tolist(), 1.0)
-            colors.update({i: color for i, mat in enumerate(model.materials) if mat.name == name})
-    return colors
+def iris_colors(model: HeadModel, photos: list[Photo], found: list[FaceLandmarks],
+                 delit: list[Delit]) -> dict[int, tuple[float, float, float, float]]:
+    """The iris material's colour (linear RGBA) from the photos' irises, averaged; empty when none is seen."""
+    seen = [c for photo, lm, lit in zip(photos, found, delit)
+            if (c := iris_color(photo.rgb, lm.points_px, lit.light_camera)) is not None]
+    if not seen:
+        return {}
+    color = (*np.mean(seen, axis=0).round(5).tolist(), 1.0)
+    return {i: color for i, mat in enumerate(model.materials) if mat.name == "iris"}

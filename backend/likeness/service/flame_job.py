@@ -18,7 +18,7 @@ import numpy as np
 
 from . import faults
 from ..appearance.albedo import delight, match_tones
-from .assemble import add_hair, add_maps, hair_masks_and_color, eye_colors
+from .assemble import add_hair, add_maps, hair_masks_and_color, iris_colors
 from .bundle import BundleWriter, check_output
 from ..model.camera import Camera, model_to_camera
 from ..model.correspondence import load_table
@@ -201,7 +201,7 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
         path = writer.finish(model=model, job_name=request.name or photos[0].path.stem,
                              vertices=shaped.astype(np.float32), identity=shape, photos=records,
                              texture_files=texture_files, warnings=warnings,
-                             base_colors=eye_colors(model, photos, found, delit),
+                             base_colors=iris_colors(model, photos, found, delit),
                              extra={"smirk": _provenance(runner.path), **({"hair": hair} if hair else {})})
     report("write", 1.0, "Done")
     return {"bundle": str(path), "warnings": warnings}

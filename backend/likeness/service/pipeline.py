@@ -17,7 +17,7 @@ import numpy as np
 
 from . import faults
 from ..appearance.albedo import Delit, delight, match_tones
-from .assemble import add_hair, add_maps, hair_masks_and_color, eye_colors
+from .assemble import add_hair, add_maps, hair_masks_and_color, iris_colors
 from .bundle import BundleWriter, check_output, mesh_members
 from ..model.camera import Camera, model_to_camera
 from ..model.correspondence import load_table
@@ -300,7 +300,7 @@ class Engine:
             warnings = [w for record in records for w in record["warnings"]]
             path = writer.finish(model=model, job_name=request.name or photos[0].path.stem, vertices=neutral,
                                  identity=identity, photos=records, texture_files=texture_files,
-                                 warnings=warnings, base_colors=eye_colors(model, photos, found, delit),
+                                 warnings=warnings, base_colors=iris_colors(model, photos, found, delit),
                                  extra={"hair": hair} if hair else None)
         report("write", 1.0, "Done")
         return {"bundle": str(path), "warnings": warnings}
