@@ -19,6 +19,8 @@ MAX_SIDE = 4096
 DEFAULT_FOCAL_MM = 50.0
 #: The same as a multiple of the photo's long side (a 36 mm-wide full frame).
 DEFAULT_FOCAL_FACTOR = DEFAULT_FOCAL_MM / 36.0
+#: Lenses (mm, full-frame equivalent) taken as real, from EXIF or from the job's ``lens_mm``; the same bounds.
+LENS_RANGE_MM = (8.0, 1200.0)
 _EXIF_IFD = 0x8769
 _FOCAL_35MM = 0xA405
 
@@ -99,7 +101,7 @@ def focal_from_exif(exif: Image.Exif, long_side: int, lens_mm: float | None = No
         f35 = float(exif.get_ifd(_EXIF_IFD).get(_FOCAL_35MM) or 0)
     except (TypeError, ValueError, KeyError):
         f35 = 0.0
-    if 8.0 <= f35 <= 1200.0:
+    if LENS_RANGE_MM[0] <= f35 <= LENS_RANGE_MM[1]:
         return f35 / 36.0 * long_side, "exif"
     if lens_mm:
         return float(lens_mm) / 36.0 * long_side, "lens"
