@@ -77,7 +77,7 @@ def main() -> None:
     for spec in sys.argv[1:] or [""]:
         parts = [part for part in spec.split(",") if part]
         refine = any(part == "refine" or part.startswith("refine.") for part in parts)
-        changes = {k: float(v) for k, v in (p.split("=") for p in parts if "=" in p and not p.startswith("refine."))}
+        changes = {k: _value(v) for k, v in (p.split("=") for p in parts if "=" in p and not p.startswith("refine."))}
         refining = {k[len("refine."):]: _value(v) for k, v in (p.split("=") for p in parts if p.startswith("refine."))}
         engine.settings = dataclasses.replace(FitSettings(), **changes)
         engine._models.clear()  # the landmark basis is built from the settings (landmark weights): rebuild it
