@@ -1,6 +1,6 @@
 """Likeness bench (docs/quality.md, "Likeness"): does a face-recognition network take the head for the person?
 
-Usage: .venv/bin/python bench/quality/likeness_bench.py [--samples 16] [--texture 1024] [--reuse]
+Usage: .venv/bin/python bench/quality/likeness_bench.py [--samples 16] [--texture 1024] [--reuse] [--fit FIELD=VALUE]
 About 25 min on 2 quiet CPU cores (most of it Cycles). Writes bench/results/likeness.json; bundles and renders stay in
 bench/results/likeness/ (``--reuse`` keeps the bundles already there and only renders and scores again).
 
@@ -20,12 +20,15 @@ different-person pairs. Rows:
 Per row and view: mean same-person distance, verification AUC, TAR at dlib's 0.6 threshold, rank-1
 identification among all dev photos; and for ``fitted`` the paired gain over ``mean_head`` (mean over the
 same-person pairs of the mean head's distance minus the fitted head's). Nothing here is tuned on: the bench only
-scores; the fit's settings were chosen on synthetic renders and the landmark benches.
+scores; the fit's settings were chosen on synthetic renders and the landmark benches. ``--fit FIELD=VALUE`` (a
+``FitSettings`` field, repeatable) checks a setting chosen elsewhere, in a folder and results file of its own
+(``likeness_fit_FIELD-VALUE``), never the default figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -68,7 +71,8 @@ def jobs(items: list[dict]) -> list[dict]:
     return out
 
 
-def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, reuse: bool, segmentation: bool) -> bool:
+def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, reuse: bool, segmentation: bool,
+                fit: dict[str, float] | None = None) -> bool:
     """Write each job's bundle to ``work``/bundles/NAME; returns whether MediaPipe's blendshape scores were used.
 
     Like a set-up product (``likeness models install mediapipe-blendshapes``), the fit uses MediaPipe's
@@ -83,6 +87,8 @@ def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, r
     engine = Engine()
     engine.use_encoder = False  # the default product path
     engine.use_segmentation = segmentation
+    if fit:
+        engine.settings = dataclasses.replace(engine.settings, **fit)
     (work / "bundles").mkdir(parents=True, exist_ok=True)
     for job in todo:
         out = work / "bundles" / job["name"]
@@ -207,6 +213,23 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def fit_settings(pairs: list[str]) -> dict[str, float]:
+    """``FIELD=VALUE`` pairs → fit settings to replace; an unknown field or a value that is not a number exits."""
+    from likeness.capture.fit import FitSettings
+
+    fields = {f.name: f for f in dataclasses.fields(FitSettings)}
+    out: dict[str, float] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in fields or fields[key].type not in ("float", "int"):
+            raise SystemExit(f"--fit {pair}: not a numeric FitSettings field")
+        try:
+            out[key] = int(value) if fields[key].type == "int" else float(value)
+        except ValueError:
+            raise SystemExit(f"--fit {pair}: {value!r} is not a number") from None
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
@@ -216,13 +239,18 @@ def main() -> None:
                     help="bake every covered pixel into the skin (no hair mask), as before the clean skin: "
                          "bench/results/likeness_no_segmentation.json, bundles and renders in the folder of that name")
     ap.add_argument("--limit", type=int, default=0, help="only the first N jobs (a quick look; figures partial)")
+    ap.add_argument("--fit", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a fit setting (likeness.capture.fit.FitSettings field, a number) for this run only")
     args = ap.parse_args()
+    fit = fit_settings(args.fit)
     name = "likeness_no_segmentation" if args.no_segmentation else "likeness"
+    if fit:
+        name += "_fit_" + "_".join(f"{k}-{v:g}" for k, v in fit.items())
     work = RESULTS / name
     items = json.loads((DEV / "manifest.json").read_text())["items"]
     todo = jobs(items)[: args.limit or None]
     t0 = time.perf_counter()
-    blendshapes = reconstruct(work, items, todo, args.texture, args.reuse, not args.no_segmentation)
+    blendshapes = reconstruct(work, items, todo, args.texture, args.reuse, not args.no_segmentation, fit)
     t_fit = time.perf_counter() - t0
     renders = render(work, todo, args.samples, args.reuse)
     t_render = time.perf_counter() - t0 - t_fit
