@@ -22,7 +22,6 @@ truth per coefficient. Writes ``bench/results/identity_from_landmarks.json`` (do
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -121,7 +120,8 @@ def main() -> None:
     missing = [i for i in range(args.shards) if not shard_path(args.data, "train", i, 2).is_file()]
     if missing:
         raise SystemExit(f"{len(missing)} training shards are missing in {args.data}: make them with "
-                         f"`python -m likeness.learned.train --data {args.data} --data-version 2 --shards {args.shards}`")
+                         f"`python -m likeness.learned.train --data {args.data} --data-version 2 "
+                         f"--shards {args.shards}`")
     with ProcessPoolExecutor(args.workers) as pool:
         paths = list(pool.map(fit_shard, [str(args.data)] * args.shards, range(args.shards)))
     fits = [np.load(p) for p in paths]
@@ -152,22 +152,24 @@ def main() -> None:
     rows = {"mean head": np.zeros_like(truth[test]), "fit as it is": fitted[test]}
     inputs = {"linear, from the fit's identity and expression": np.concatenate([fitted, cat["expression"]], 1),
               "linear, from the landmarks": marks}
+    inner = shard[train] < args.shards // 2  # the ridge's strength is chosen on this split of the training shards
+
+    def held_out_error(x: np.ndarray, lam: float) -> float:
+        mu, sd, w, b = ridge(x[train][inner], truth[train][inner], lam)
+        return float(np.mean((((x[train][~inner] - mu) / sd) @ w + b - truth[train][~inner]) ** 2))
+
     for name, x in inputs.items():
-        best = None
-        for lam in (10.0, 100.0, 1000.0, 10000.0):  # chosen on the training shards' own split, never on the test shards
-            inner = shard[train] < args.shards // 2
-            mu, sd, w, b = ridge(x[train][inner], truth[train][inner], lam)
-            err = np.mean((((x[train][~inner] - mu) / sd) @ w + b - truth[train][~inner]) ** 2)
-            best = min(best or (err, lam), (err, lam))
-        mu, sd, w, b = ridge(x[train], truth[train], best[1])
-        rows[f"{name} (ridge {best[1]:g})"] = ((x[test] - mu) / sd) @ w + b
+        lam = min((10.0, 100.0, 1000.0, 10000.0), key=lambda value: held_out_error(x, value))
+        mu, sd, w, b = ridge(x[train], truth[train], lam)
+        rows[f"{name} (ridge {lam:g})"] = ((x[test] - mu) / sd) @ w + b
     result = {"faces": {"fitting the estimators": int(train.sum()), "scored": int(test.sum())},
               "rows": {name: {"shape_error_mm": shape_error(p), "r2_mean": float(r2(p).mean()),
                               "r2_first_10": np.round(r2(p)[:10], 3).tolist()} for name, p in rows.items()},
               "fit_truth_correlation_first_10": [float(np.corrcoef(fitted[test][:, k], truth[test][:, k])[0, 1])
                                                  for k in range(10)]}
     for name, row in result["rows"].items():
-        print(f"{name:62s} {row['shape_error_mm']:.2f} mm  R² {row['r2_mean']:+.3f}  first modes {row['r2_first_10'][:5]}")
+        print(f"{name:62s} {row['shape_error_mm']:.2f} mm  R² {row['r2_mean']:+.3f}  "
+              f"first modes {row['r2_first_10'][:5]}")
     print("fit vs truth, correlation of the first 10 coefficients:",
           np.round(result["fit_truth_correlation_first_10"], 2).tolist())
     path = write_results("identity_from_landmarks", result, {"shards": args.shards, "data": str(args.data)})
