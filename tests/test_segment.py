@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from likeness.capture.segment import (BACKGROUND, CLOTHING, FACE_OVAL, FEATURES, HAIR, SKIN, SKIN_SAMPLES,
-                                      PersonSegmenter, label_pixels, segment_photo)
+from likeness.capture.segment import (BACKGROUND, CLOTHING, FACE_OVAL, FEATURES, HAIR, OPENING, OPENINGS, SKIN,
+                                      SKIN_SAMPLES, PersonSegmenter, label_pixels, segment_photo)
 
 SIZE = 256
 CENTRE, AXES = (128.0, 130.0), (48.0, 62.0)  # the face's ellipse (x, y) and half-axes, px
@@ -22,9 +22,22 @@ def _ellipse(scale: float = 1.0, dy: float = 0.0) -> np.ndarray:
     return ((xs - CENTRE[0]) / (AXES[0] * scale)) ** 2 + ((ys - CENTRE[1] - dy) / (AXES[1] * scale)) ** 2 <= 1.0
 
 
-def synthetic_portrait(seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+#: Where the synthetic face's mouth and eyes lie: centre and half-axes (x, y) as fractions of AXES.
+MOUTH, EYES = ((0.0, 0.5), (0.25, 0.0)), (((-0.3, -0.25), (0.15, 0.04)), ((0.3, -0.25), (0.15, 0.04)))
+
+
+def _ring(centre: tuple[float, float], half: tuple[float, float], n: int) -> np.ndarray:
+    """n points (px) around an ellipse of the face's frame (fractions of AXES about CENTRE)."""
+    t = np.pi + np.arange(n) * 2 * np.pi / n
+    return np.stack([CENTRE[0] + AXES[0] * (centre[0] + half[0] * np.cos(t)),
+                     CENTRE[1] + AXES[1] * (centre[1] + half[1] * np.sin(t))], 1)
+
+
+def synthetic_portrait(seed: int = 0, mouth_open: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """A skin-coloured face ellipse under a dark hair cap, a neck and a green shirt on a blue wall, with
-    MediaPipe-numbered landmarks where a face detector would put them; also the true regions."""
+    MediaPipe-numbered landmarks where a face detector would put them; also the true regions. ``mouth_open`` > 0
+    (half-height, a fraction of the face's half-height) shows teeth and the mouth's dark inside between the lips
+    (region ``mouth``)."""
     ys = np.mgrid[0:SIZE, 0:SIZE][0] + 0.5
     face = _ellipse()
     cap = _ellipse(1.3, -12.0) & ~face & (ys < CENTRE[1] - 10)
@@ -34,6 +47,14 @@ def synthetic_portrait(seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str,
     image[:] = WALL_RGB
     for region, colour in ((face, SKIN_RGB), (neck, SKIN_RGB), (cap, HAIR_RGB), (shirt, SHIRT_RGB)):
         image[region] = colour
+    xs = np.mgrid[0:SIZE, 0:SIZE][1] + 0.5
+    mouth = np.zeros_like(face)
+    if mouth_open > 0:
+        (mx, my), (ha, _) = MOUTH
+        u, v = (xs - CENTRE[0]) / AXES[0] - mx, (ys - CENTRE[1]) / AXES[1] - my
+        mouth = (u / ha) ** 2 + (v / mouth_open) ** 2 <= 1.0
+        image[mouth] = (45, 20, 25)  # the dark inside, the upper teeth in front
+        image[mouth & (v < 0)] = (235, 232, 222)
     image += np.random.default_rng(seed).normal(0, 4, image.shape)
     rgb = np.clip(image, 0, 255).astype(np.uint8)
 
@@ -49,9 +70,12 @@ def synthetic_portrait(seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str,
     for i, (u, v) in marks.items():
         points[i] = [cx + u * a, cy + v * b]
     points[SKIN_SAMPLES] = [cx, cy] + np.array([[-0.5, 0.15], [0.5, 0.15]] * 6) * [a, b]
+    # the inner lip line (shut unless the mouth is open) and the lid margins, in MediaPipe's order around
+    for ring, (centre, half) in zip(OPENINGS, ((MOUTH[0], (MOUTH[1][0], mouth_open)), *EYES)):
+        points[ring] = _ring(centre, half, len(ring))
     person = (face | cap | neck | shirt).astype(np.float32)
     return rgb, points, {"face": face, "cap": cap, "neck": neck, "shirt": shirt, "wall": person == 0,
-                         "person": person}
+                         "person": person, "mouth": mouth}
 
 
 def share(labels: np.ndarray, region: np.ndarray, label: int) -> float:
@@ -67,9 +91,37 @@ def test_synthetic_portrait_is_labelled():
     assert share(labels, truth["shirt"], CLOTHING) > 0.95
     assert share(labels, truth["wall"], BACKGROUND) > 0.99
     assert skin[truth["cap"]].mean() < 0.05 and skin[truth["shirt"]].mean() < 0.05
-    assert skin[cv2.erode(truth["face"].astype(np.uint8), np.ones((5, 5))) > 0].min() > 0.9
+    openings = np.zeros((SIZE, SIZE), np.uint8)
+    for ring in OPENINGS[1:]:
+        cv2.fillPoly(openings, [np.round(points[ring]).astype(np.int32)], 1)
+    assert share(labels, openings > 0, OPENING) == 1.0  # the eyeballs
+    lip_line = np.zeros_like(openings)
+    cv2.fillPoly(lip_line, [np.round(points[OPENINGS[0]]).astype(np.int32)], 1)
+    assert share(labels, lip_line > 0, SKIN) == 1.0  # the mouth is shut: its line is lip, not an opening
+    skin_only = ((cv2.erode(truth["face"].astype(np.uint8), np.ones((5, 5))) > 0)
+                 & ~(cv2.dilate(openings, np.ones((5, 5))) > 0))
+    assert skin[skin_only].min() > 0.9
     assert hair[truth["cap"]].mean() > 0.9
     assert np.abs(hair_rgb - HAIR_RGB).max() < 10
+
+
+def test_teeth_and_the_mouths_inside_are_never_skin():
+    """What the inner lip line encloses (teeth, the dark inside) is an opening: it gets no skin weight, so a lip the
+    fit places a few pixels off cannot carry teeth into the skin albedo; the face around it stays skin."""
+    rgb, points, truth = synthetic_portrait(mouth_open=0.08)
+    labels, skin, *_ = label_pixels(rgb, points, truth["person"])
+    inside = cv2.erode(truth["mouth"].astype(np.uint8), np.ones((3, 3))) > 0
+    assert inside.sum() > 100 and share(labels, inside, OPENING) == 1.0
+    assert skin[truth["mouth"]].max() == 0.0
+    eyes = np.zeros((SIZE, SIZE), np.uint8)
+    for ring in OPENINGS[1:]:
+        cv2.fillPoly(eyes, [np.round(points[ring]).astype(np.int32)], 1)
+    eyes = eyes > 0
+    assert share(labels, eyes, OPENING) == 1.0 and skin[eyes].max() == 0.0  # the eyeballs too
+    around = truth["face"] & ~(cv2.dilate((truth["mouth"] | eyes).astype(np.uint8), np.ones((5, 5))) > 0)
+    assert share(labels, around, SKIN) > 0.98
+    shut, *_ = label_pixels(*synthetic_portrait()[:2], truth["person"])  # a shut mouth encloses nothing
+    assert share(shut, truth["mouth"], SKIN) == 1.0
 
 
 def test_without_the_person_model_the_landmarks_and_colours_still_label():
@@ -185,6 +237,7 @@ def test_astronaut_skin_albedo_carries_no_hair(astronaut_views):
     after = nonskin_share(model, [view], [seg], 256, masked=True)
     assert before["hair"] > 0.05, before  # without the mask her hair is painted on the scalp
     assert after["hair"] < 0.002 and after["nonskin"] < 0.005, after
+    assert before["opening"] > 0.0 and after["opening"] == 0.0  # her eyes are open: the lids' inner texels
     assert before["texels"] == after["texels"] > 1000
 
 

@@ -13,7 +13,10 @@ the photo's pixels:
   own surface and always count as skin, whatever their colour;
 - **hair**: person pixels that are not skin-like, above the mouth; their colour model comes from those above and
   around the forehead. Non-skin pixels far from both models (a hat, a hand, glasses frames) are occluders;
-- **clothing / body**: person pixels that are not skin-like, below the mouth (beside and below the jaw).
+- **clothing / body**: person pixels that are not skin-like, below the mouth (beside and below the jaw);
+- **openings**: what the inner lip line and the lid margins enclose (teeth, tongue, the mouth's dark inside, the
+  eyeballs) is never skin, so a lip or lid that the fit places a few pixels off does not carry teeth or sclera
+  into the skin albedo (a neutral head would show a white line between its lips).
 
 Pixels: (H,W) arrays, x right, y down, as the photo. Everything here is vectorised NumPy/OpenCV.
 """
@@ -28,8 +31,9 @@ import numpy as np
 from .selfie import PersonSegmenter
 
 #: Label values of :attr:`Segmentation.labels`.
-BACKGROUND, SKIN, HAIR, CLOTHING, OCCLUDER = 0, 1, 2, 3, 4
-LABEL_NAMES = {BACKGROUND: "background", SKIN: "skin", HAIR: "hair", CLOTHING: "clothing", OCCLUDER: "occluder"}
+BACKGROUND, SKIN, HAIR, CLOTHING, OCCLUDER, OPENING = 0, 1, 2, 3, 4, 5
+LABEL_NAMES = {BACKGROUND: "background", SKIN: "skin", HAIR: "hair", CLOTHING: "clothing", OCCLUDER: "occluder",
+               OPENING: "opening"}
 #: Photos are labelled with their long side at most this many pixels.
 WORK_SIDE = 512
 #: Skin-colour distance (Mahalanobis, in standard deviations of the learned skin) below which a pixel is fully
@@ -50,6 +54,11 @@ SKIN_SAMPLES = [50, 280, 117, 346, 205, 425, 151, 108, 337, 9, 197, 6]
 #: Brows, eyes, nose and lips: their hull is "face features" (always skin).
 FEATURES = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300, 33, 133, 263, 362, 145, 374, 1, 98, 327, 61, 291, 17,
             14, 0]
+#: The inner lip line and each eye's lid margin, in order around: what they enclose is an opening (teeth, tongue,
+#: eyeball), not skin.
+OPENINGS = ([78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95],
+            [33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7],
+            [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249])
 _MOUTH = (61, 291)
 _BROWS = (105, 334)
 _CHIN, _TOP = 152, 10
@@ -142,6 +151,13 @@ def _polygon(shape: tuple[int, int], points: np.ndarray, hull: bool = False) -> 
     return mask.astype(bool)
 
 
+def _thickness(ring: np.ndarray) -> float:
+    """Mean width (px) of a closed polygon (K,2): twice its area over its perimeter (a thin sliver's width)."""
+    x, y = ring[:, 0], ring[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    return 2.0 * area / max(float(np.linalg.norm(ring - np.roll(ring, -1, axis=0), axis=1).sum()), 1e-9)
+
+
 def landmark_person(shape: tuple[int, int], points_px: np.ndarray) -> np.ndarray:
     """Fallback person probability (h,w) float32 from the face landmarks alone: the face oval grown to take in
     hair and ears (×1.5 about its centre, more upward), plus neck and shoulders below it."""
@@ -221,6 +237,9 @@ def label_pixels(rgb: np.ndarray, points_px: np.ndarray, person: np.ndarray | No
     labels[oval] = SKIN
     labels[face & (skin_d > SKIN_FAR) & hair_like] = HAIR
     labels[face & (skin_d > 2 * SKIN_FAR) & ~hair_like] = OCCLUDER
+    for ring in OPENINGS:
+        if _thickness(points[ring]) >= 1.0:  # a shut mouth or eye is a line: its pixels stay lip and lid
+            labels[_polygon(shape, points[ring])] = OPENING
 
     skin = np.where(oval, 1.0, skin_like * np.clip(person * 2.0 - 0.5, 0.0, 1.0))
     skin = np.where(labels == SKIN, skin, 0.0).astype(np.float32)
