@@ -22,8 +22,8 @@ def _ellipse(scale: float = 1.0, dy: float = 0.0) -> np.ndarray:
     return ((xs - CENTRE[0]) / (AXES[0] * scale)) ** 2 + ((ys - CENTRE[1] - dy) / (AXES[1] * scale)) ** 2 <= 1.0
 
 
-#: Where the synthetic face's mouth and eyes lie: centre and half-axes (x, y) as fractions of AXES.
-MOUTH, EYES = ((0.0, 0.5), (0.25, 0.0)), (((-0.3, -0.25), (0.15, 0.04)), ((0.3, -0.25), (0.15, 0.04)))
+#: Where the synthetic face's mouth lies: centre and half-width (x) as fractions of AXES.
+MOUTH = ((0.0, 0.5), 0.25)
 
 
 def _ring(centre: tuple[float, float], half: tuple[float, float], n: int) -> np.ndarray:
@@ -50,7 +50,7 @@ def synthetic_portrait(seed: int = 0, mouth_open: float = 0.0) -> tuple[np.ndarr
     xs = np.mgrid[0:SIZE, 0:SIZE][1] + 0.5
     mouth = np.zeros_like(face)
     if mouth_open > 0:
-        (mx, my), (ha, _) = MOUTH
+        (mx, my), ha = MOUTH
         u, v = (xs - CENTRE[0]) / AXES[0] - mx, (ys - CENTRE[1]) / AXES[1] - my
         mouth = (u / ha) ** 2 + (v / mouth_open) ** 2 <= 1.0
         image[mouth] = (45, 20, 25)  # the dark inside, the upper teeth in front
@@ -70,9 +70,8 @@ def synthetic_portrait(seed: int = 0, mouth_open: float = 0.0) -> tuple[np.ndarr
     for i, (u, v) in marks.items():
         points[i] = [cx + u * a, cy + v * b]
     points[SKIN_SAMPLES] = [cx, cy] + np.array([[-0.5, 0.15], [0.5, 0.15]] * 6) * [a, b]
-    # the inner lip line (shut unless the mouth is open) and the lid margins, in MediaPipe's order around
-    for ring, (centre, half) in zip(OPENINGS, ((MOUTH[0], (MOUTH[1][0], mouth_open)), *EYES)):
-        points[ring] = _ring(centre, half, len(ring))
+    # the inner lip line (shut unless the mouth is open), in MediaPipe's order around
+    points[OPENINGS[0]] = _ring(MOUTH[0], (MOUTH[1], mouth_open), len(OPENINGS[0]))
     person = (face | cap | neck | shirt).astype(np.float32)
     return rgb, points, {"face": face, "cap": cap, "neck": neck, "shirt": shirt, "wall": person == 0,
                          "person": person, "mouth": mouth}
@@ -91,16 +90,10 @@ def test_synthetic_portrait_is_labelled():
     assert share(labels, truth["shirt"], CLOTHING) > 0.95
     assert share(labels, truth["wall"], BACKGROUND) > 0.99
     assert skin[truth["cap"]].mean() < 0.05 and skin[truth["shirt"]].mean() < 0.05
-    openings = np.zeros((SIZE, SIZE), np.uint8)
-    for ring in OPENINGS[1:]:
-        cv2.fillPoly(openings, [np.round(points[ring]).astype(np.int32)], 1)
-    assert share(labels, openings > 0, OPENING) == 1.0  # the eyeballs
-    lip_line = np.zeros_like(openings)
+    lip_line = np.zeros((SIZE, SIZE), np.uint8)
     cv2.fillPoly(lip_line, [np.round(points[OPENINGS[0]]).astype(np.int32)], 1)
     assert share(labels, lip_line > 0, SKIN) == 1.0  # the mouth is shut: its line is lip, not an opening
-    skin_only = ((cv2.erode(truth["face"].astype(np.uint8), np.ones((5, 5))) > 0)
-                 & ~(cv2.dilate(openings, np.ones((5, 5))) > 0))
-    assert skin[skin_only].min() > 0.9
+    assert skin[cv2.erode(truth["face"].astype(np.uint8), np.ones((5, 5))) > 0].min() > 0.9
     assert hair[truth["cap"]].mean() > 0.9
     assert np.abs(hair_rgb - HAIR_RGB).max() < 10
 
@@ -113,12 +106,7 @@ def test_teeth_and_the_mouths_inside_are_never_skin():
     inside = cv2.erode(truth["mouth"].astype(np.uint8), np.ones((3, 3))) > 0
     assert inside.sum() > 100 and share(labels, inside, OPENING) == 1.0
     assert skin[truth["mouth"]].max() == 0.0
-    eyes = np.zeros((SIZE, SIZE), np.uint8)
-    for ring in OPENINGS[1:]:
-        cv2.fillPoly(eyes, [np.round(points[ring]).astype(np.int32)], 1)
-    eyes = eyes > 0
-    assert share(labels, eyes, OPENING) == 1.0 and skin[eyes].max() == 0.0  # the eyeballs too
-    around = truth["face"] & ~(cv2.dilate((truth["mouth"] | eyes).astype(np.uint8), np.ones((5, 5))) > 0)
+    around = truth["face"] & ~(cv2.dilate(truth["mouth"].astype(np.uint8), np.ones((5, 5))) > 0)
     assert share(labels, around, SKIN) > 0.98
     shut, *_ = label_pixels(*synthetic_portrait()[:2], truth["person"])  # a shut mouth encloses nothing
     assert share(shut, truth["mouth"], SKIN) == 1.0
@@ -237,7 +225,7 @@ def test_astronaut_skin_albedo_carries_no_hair(astronaut_views):
     after = nonskin_share(model, [view], [seg], 256, masked=True)
     assert before["hair"] > 0.05, before  # without the mask her hair is painted on the scalp
     assert after["hair"] < 0.002 and after["nonskin"] < 0.005, after
-    assert before["opening"] > 0.0 and after["opening"] == 0.0  # her eyes are open: the lids' inner texels
+    assert after["opening"] == 0.0
     assert before["texels"] == after["texels"] > 1000
 
 

@@ -14,9 +14,11 @@ the photo's pixels:
 - **hair**: person pixels that are not skin-like, above the mouth; their colour model comes from those above and
   around the forehead. Non-skin pixels far from both models (a hat, a hand, glasses frames) are occluders;
 - **clothing / body**: person pixels that are not skin-like, below the mouth (beside and below the jaw);
-- **openings**: what the inner lip line and the lid margins enclose (teeth, tongue, the mouth's dark inside, the
-  eyeballs) is never skin, so a lip or lid that the fit places a few pixels off does not carry teeth or sclera
-  into the skin albedo (a neutral head would show a white line between its lips).
+- **the mouth's opening**: what the inner lip line encloses (teeth, tongue, the mouth's dark inside) is never
+  skin, so a lip that the fit places a few pixels off does not carry teeth into the skin albedo (a neutral head
+  would show a white line between its lips). The eyes are left alone: MediaPipe's lid contour runs along the lash
+  line, which is the only lash line the head shows (its eyelash cards are hidden), and the likeness bench lost
+  0.012 with the eyes' openings masked as well (docs/quality.md, section 5).
 
 Pixels: (H,W) arrays, x right, y down, as the photo. Everything here is vectorised NumPy/OpenCV.
 """
@@ -54,11 +56,8 @@ SKIN_SAMPLES = [50, 280, 117, 346, 205, 425, 151, 108, 337, 9, 197, 6]
 #: Brows, eyes, nose and lips: their hull is "face features" (always skin).
 FEATURES = [70, 63, 105, 66, 107, 336, 296, 334, 293, 300, 33, 133, 263, 362, 145, 374, 1, 98, 327, 61, 291, 17,
             14, 0]
-#: The inner lip line and each eye's lid margin, in order around: what they enclose is an opening (teeth, tongue,
-#: eyeball), not skin.
-OPENINGS = ([78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95],
-            [33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7],
-            [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249])
+#: The inner lip line, in order around: what it encloses is the mouth's opening (teeth, tongue), not skin.
+OPENINGS = ([78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95],)
 _MOUTH = (61, 291)
 _BROWS = (105, 334)
 _CHIN, _TOP = 152, 10
