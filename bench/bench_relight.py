@@ -6,9 +6,10 @@ Writes bench/results/relight.json and prints a table (figures go into docs/quali
 1. Synthetic: one skin tone with the fine detail of the albedo the pipeline baked from the astronaut portrait
    (its high-pass, so the truth has no shading of its own) is put on the ICT head (true pose and shape),
    rendered Lambertian under four SH lights (front, strong left, strong right, top) with the backend's own
-   renderer, then delit and baked again. Reported: error against the true albedo (median relative, skin of
-   the face tile, after one global exposure scale), agreement between the lights, and the left/right balance
-   under side light, each beside the raw projected texture. (The render uses the same Lambertian SH model as the
+   renderer, then delit and baked again (``--occlusion``: the renders with the head's ambient occlusion and the
+   delighting dividing it out, as ``likeness reconstruct --occlusion`` does). Reported: error against the true
+   albedo (median relative, skin of the face tile, after one global exposure scale), agreement between the
+   lights, and the left/right balance under side light, each beside the raw projected texture. (The render uses the same Lambertian SH model as the
    delighting: it measures the estimator, not skin's departures from Lambert.)
 2. Real: dev photos are reconstructed, and the head re-rendered under each photo's estimated light from its
    camera; PSNR and SSIM against the photo inside the face tile's mask, beside the PSNR of the same albedo under
@@ -63,7 +64,7 @@ def detail_albedo(texture: np.ndarray) -> np.ndarray:
     return sh.linear_to_srgb8(np.clip(np.array([0.45, 0.3, 0.22], np.float32) * detail, 0, 1))
 
 
-def synthetic(engine: Engine, model_path: str, tmp: Path) -> dict:
+def synthetic(engine: Engine, model_path: str, tmp: Path, occlusion: bool) -> dict:
     import skimage.data
     from PIL import Image
 
@@ -81,9 +82,10 @@ def synthetic(engine: Engine, model_path: str, tmp: Path) -> dict:
     want = sh.SRGB8_TO_LINEAR[truth[0].reshape(-1, 3)[texels]].mean(1)
     out = {}
     for name, direction in LIGHTS.items():
-        image, _ = render_lit(model, verts, camera, truth, sh.directional(direction, 0.8, 0.12), max_side=800)
+        image, _ = render_lit(model, verts, camera, truth, sh.directional(direction, 0.8, 0.12), max_side=800,
+                              occlusion=occlusion)
         view = PhotoView.build(model, image, camera, verts)
-        lit = delight(model, view, rotation)
+        lit = delight(model, view, rotation, occlusion=occlusion)
         for kind, v in (("raw", view), ("albedo", replace(view, rgb=lit.albedo_rgb))):
             got = sh.SRGB8_TO_LINEAR[bake_textures(model, [v], SIZE)[0].reshape(-1, 3)[texels]].mean(1)
             out[(name, kind)] = got
@@ -105,13 +107,14 @@ def synthetic(engine: Engine, model_path: str, tmp: Path) -> dict:
     return report
 
 
-def real(engine: Engine, model_path: str, tmp: Path, count: int) -> dict:
+def real(engine: Engine, model_path: str, tmp: Path, count: int, occlusion: bool) -> dict:
     from skimage.metrics import structural_similarity
 
     photos = sorted(DEV_IMAGES.glob("dev_0[0-3]*_london_*.jpg"))[:count]
     psnr, ssim, psnr_flat = [], [], []
     for k, photo in enumerate(photos):
-        bundle = engine.reconstruct(ReconstructRequest([str(photo)], str(tmp / f"real{k}"), SIZE, model_path))["bundle"]
+        bundle = engine.reconstruct(ReconstructRequest([str(photo)], str(tmp / f"real{k}"), SIZE, model_path,
+                                                       occlusion=occlusion))["bundle"]
         model, manifest, textures = bundle_head(bundle)
         entry = manifest["photos"][0]
         from PIL import Image
@@ -140,11 +143,12 @@ def _face_mask(model, entry: dict, hit: np.ndarray) -> np.ndarray:
     black = replace(model, materials=tuple(replace(m, base_color=(0, 0, 0, m.base_color[3]))
                                            for m in model.materials))
     flat = sh.directional([0, 0, 1], 0.0, 1.0)  # uniform light: the render is the texture
-    image, _ = relight(black, entry, {0: np.full((64, 64, 3), 255, np.uint8)}, flat, None, max_side=max(hit.shape))
+    image, _ = relight(black, entry, {0: np.full((64, 64, 3), 255, np.uint8)}, flat, None, max_side=max(hit.shape),
+                       occlusion=False)
     return hit & (image.mean(2) > 200)
 
 
-def speed(engine: Engine, model_path: str) -> dict:
+def speed(engine: Engine, model_path: str, occlusion: bool) -> dict:
     from likeness.capture.images import load_photo
 
     model, _ = engine.model(model_path)
@@ -157,7 +161,7 @@ def speed(engine: Engine, model_path: str) -> dict:
         verts = model.vertices(result.identity) + np.tensordot(fit.expression, model.expression_basis, axes=1)
         view = PhotoView.build(model, photo.rgb, cam, verts @ fit.rotation.T + fit.translation)
         t0 = time.perf_counter()
-        lit = delight(model, view, fit.rotation)
+        lit = delight(model, view, fit.rotation, occlusion=occlusion)
         t1 = time.perf_counter()
         textures = bake_textures(model, [replace(view, rgb=lit.albedo_rgb)], 2048)
         t2 = time.perf_counter()
@@ -173,16 +177,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=12)
     parser.add_argument("--parts", default="synthetic,real,speed", help="comma-separated subset to run")
+    parser.add_argument("--occlusion", action="store_true",
+                        help="with the head's own occlusion: in the synthetic renders, the delighting and the "
+                             "re-renders")
     args = parser.parse_args()
     parts = args.parts.split(",")
     model_path = str(find_ict_model())
     engine = Engine()
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {"synthetic": lambda: synthetic(engine, model_path, Path(tmp)),
-                "real": lambda: real(engine, model_path, Path(tmp), args.photos),
-                "speed": lambda: speed(engine, model_path)}
+        runs = {"synthetic": lambda: synthetic(engine, model_path, Path(tmp), args.occlusion),
+                "real": lambda: real(engine, model_path, Path(tmp), args.photos, args.occlusion),
+                "speed": lambda: speed(engine, model_path, args.occlusion)}
         results = {part: runs[part]() for part in parts}
-    out = REPO / "bench" / "results" / "relight.json"
+    out = REPO / "bench" / "results" / ("relight_occlusion.json" if args.occlusion else "relight.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
     if "synthetic" in results:

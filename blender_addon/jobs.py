@@ -70,11 +70,12 @@ def unique_output(folder: Path, name: str) -> Path:
 
 def start_reconstruct(scene: bpy.types.Scene, photos: list[str], output_dir: Path, texture_size: int,
                       model: str = "", refine: bool = False, encoder: bool | str = False,
-                      lens_mm: float = 0.0) -> Request:
+                      lens_mm: float = 0.0, occlusion: bool = False) -> Request:
     """Send a ``reconstruct`` job for ``photos`` to the warm backend; its result is imported into ``scene``.
     ``refine`` asks for the refinement against the photos after the landmark fit; ``encoder`` for the learned
     expression encoder (true) or SMIRK (``"smirk"``; with ``model="flame"`` a FLAME head, docs/flame_smirk.md);
-    ``lens_mm`` is the lens (mm, full-frame equivalent) of photos without EXIF, 0 for the backend's default."""
+    ``lens_mm`` is the lens (mm, full-frame equivalent) of photos without EXIF, 0 for the backend's default;
+    ``occlusion`` divides the head's own occlusion out of the skin too."""
     if SESSION.active("reconstruct") is not None:
         raise LikenessError("A reconstruction is already running.", "Wait for it to finish or press Cancel.")
     missing = [p for p in photos if not Path(p).is_file()]
@@ -88,7 +89,8 @@ def start_reconstruct(scene: bpy.types.Scene, photos: list[str], output_dir: Pat
     output_dir.mkdir(parents=True, exist_ok=True)
     params = {"photos": [str(Path(p).resolve()) for p in photos], "output": str(output),
               "texture_size": int(texture_size), "name": name, "model": model or None, "refine": bool(refine),
-              "encoder": encoder if encoder == "smirk" else bool(encoder), "lens_mm": float(lens_mm) or None}
+              "encoder": encoder if encoder == "smirk" else bool(encoder), "lens_mm": float(lens_mm) or None,
+              "occlusion": bool(occlusion)}
     request = SESSION.submit("reconstruct", params, {"scene": scene.name, "output": str(output)})
     _show_progress(scene, 0.0, "Starting the backend...", is_error=False)
     ensure_timer()

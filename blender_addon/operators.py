@@ -109,7 +109,8 @@ class LIKENESS_OT_reconstruct(bpy.types.Operator):
         try:
             model = bpy.path.abspath(self.model) if self.model else ("flame" if settings.smirk_flame else "")
             jobs.start_reconstruct(context.scene, photos, folder, size, model, settings.refine,
-                                   "smirk" if settings.smirk_flame else settings.encoder, settings.lens_mm)
+                                   "smirk" if settings.smirk_flame else settings.encoder, settings.lens_mm,
+                                   settings.occlusion)
         except LikenessError as exc:
             return report_error(self, exc)
         self.report({"INFO"}, f"Reconstructing from {len(photos)} photo{'s' * (len(photos) != 1)}...")

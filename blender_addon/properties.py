@@ -37,6 +37,12 @@ class LikenessSettings(bpy.types.PropertyGroup):
                     "taken from a few metres: 85 mm or more; a phone's main camera: 26 mm. The head's proportions "
                     "follow it",
     )
+    occlusion: BoolProperty(
+        name="Remove Occlusion From Skin", default=False,
+        description="Also divide the head's own shadowing (eye sockets, the sides of the nose, creases) out of the "
+                    "skin texture, as Blender adds it back when it renders: truer under new lights, flatter under "
+                    "even light",
+    )
     encoder: BoolProperty(
         name="Learned Expression (experimental)", default=False,
         description="Read the expression with the learned expression encoder (needs torch in the backend, which "

@@ -103,6 +103,17 @@ def test_api_reconstruct_with_a_named_lens(addon, scene, backend_python, model_p
     assert camera.data.lens == pytest.approx(85.0, abs=0.01)
 
 
+def test_api_reconstruct_removing_occlusion(addon, scene, backend_python, model_path, tmp_path):
+    """``occlusion=True`` (the panel's **Remove Occlusion From Skin**) travels with the job: the manifest says the
+    head's own occlusion was divided out of the albedo."""
+    import json
+
+    head, _camera = addon.api.reconstruct([DEV_PHOTO], output_dir=tmp_path / "out", texture_size=256,
+                                          model=model_path, occlusion=True)
+    manifest = json.loads((Path(head["likeness_bundle"]) / "manifest.json").read_text())
+    assert manifest["photos"][0]["light"]["occlusion"] is True
+
+
 def test_api_reconstruct_with_the_expression_encoder(addon, scene, backend_python, model_path, tmp_path):
     """``encoder=True`` travels with the job to the backend, whose manifest then says the encoder read the photo."""
     import json

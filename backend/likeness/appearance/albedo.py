@@ -4,8 +4,10 @@ Works in the photo (image space), before the UV bake: every pixel the head cover
 estimated SH light gives its surface normal, in linear RGB. The bake then blends these albedo photos exactly as
 it blends plain photos, so several photos under different lights agree. Pixels brighter than the skin can be
 (specular highlights) are pulled back towards the skin's albedo; shading below :data:`~.light.MIN_SHADING`
-(deep or cast shadow) is not trusted and is divided by that floor instead. Cast shadows are not modelled: a
-nose shadow under a hard side light remains slightly darker in the albedo.
+(deep or cast shadow) is not trusted and is divided by that floor instead. The light the head hides from
+itself (its ambient occlusion, with the light bouncing inside creases: :mod:`~.occlusion`) is divided out with it,
+so eye sockets, the sides of the nose and a smile's fold are not painted darker than the skin is. Cast shadows of
+a directional light are not modelled: a nose shadow under a hard side light remains slightly darker in the albedo.
 
 Several photos of one job are then brought to one skin tone (:func:`match_tones`): each photo's colour cast and
 exposure, relative to what the photos agree on, moves from its albedo into its light.
@@ -22,6 +24,7 @@ from scipy import ndimage
 from . import light as sh
 from ..model.headmodel import HeadModel
 from ..model.regions import SKIN, vertex_regions
+from .occlusion import effective_occlusion, vertex_occlusion
 from .texture import PhotoView
 
 #: Fewer well-seen skin vertices than this and the light is taken as uniform (nothing is divided out).
@@ -44,10 +47,13 @@ class Delit:
     skin_samples: int = 0  # how many well-seen skin vertices the light and ``skin_albedo`` rest on
 
 
-def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray) -> Delit:
+def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray, occlusion: bool = False) -> Delit:
     """Estimate the light of one photo from its fitted head and divide it out of the pixels the head covers.
 
     ``rotation`` is the head-to-camera rotation of the fit (3×3), used to express the light in the head frame.
+    With ``occlusion`` the light that the head hides from itself (eye sockets, the sides of the nose, a smile's
+    fold: :mod:`likeness.appearance.occlusion`) is divided out too, so a renderer, which adds its own occlusion,
+    does not darken those places twice; without it (a photo drawn by a renderer without occlusion) only the SH light.
     """
     normals, px, weight = view.normals, view.px, view.visibility
     skin = (vertex_regions(model) == SKIN) & (np.arange(model.vertex_count) < model.face_vertex_count)
@@ -55,15 +61,28 @@ def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray) -> Delit:
     if view.skin is not None:  # and where the photo's pixel is skin (likeness.capture.segment): no fringe, no hand
         use[use] = view.skin_at_vertices()[use] > 0.5
     colors = _sample_linear(view.rgb, px[use])
-    if use.sum() < MIN_SKIN_SAMPLES:  # too little skin seen to tell the light: leave the photo as it is
-        light_camera = sh.directional([0.0, 0.0, 1.0], strength=0.0, ambient=1.0)
-    else:
-        light_camera = sh.estimate(colors, normals[use], weight[use])
-    shading = np.maximum(sh.shading(light_camera, normals[use]), sh.MIN_SHADING)
-    skin_albedo = np.median(colors / shading, axis=0) if use.any() else np.full(3, 0.5, np.float32)
-    shade = _shading_image(model, view, light_camera)
+    light_camera, skin_albedo = _light_and_skin(colors, normals[use], weight[use], np.ones((int(use.sum()), 3)))
+    reach = None  # (V,3) share of the open-sky light reaching each vertex
+    if occlusion and use.sum() >= MIN_SKIN_SAMPLES:
+        reach = effective_occlusion(vertex_occlusion(model, view.vertices_cam, normals), skin_albedo)
+        light_camera, skin_albedo = _light_and_skin(colors, normals[use], weight[use], reach[use])
+    shade = _shading_image(model, view, light_camera, reach)
     albedo = _divide(view.rgb, shade, skin_albedo)
     return Delit(albedo, light_camera, sh.rotate(light_camera, np.asarray(rotation).T), skin_albedo, int(use.sum()))
+
+
+def _light_and_skin(colors: np.ndarray, normals: np.ndarray, weights: np.ndarray,
+                    reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The SH light (camera frame) and the skin's median linear albedo (3,) from skin samples: linear ``colors``
+    (N,3), unit ``normals`` (N,3), view weights (N,) and the share (N,3) of the light that reaches each sample."""
+    if len(colors) < MIN_SKIN_SAMPLES:  # too little skin seen to tell the light: leave the photo as it is
+        light = sh.directional([0.0, 0.0, 1.0], strength=0.0, ambient=1.0)
+    else:
+        light = sh.estimate(colors / np.maximum(reach, sh.MIN_SHADING), normals, weights)
+    if not len(colors):
+        return light, np.full(3, 0.5, np.float32)
+    shading = np.maximum(sh.shading(light, normals) * reach, sh.MIN_SHADING)
+    return light, np.median(colors / shading, axis=0)
 
 
 #: When the photos of a job are matched, a photo's exposure (luminance) moves by at most this factor, and its
@@ -125,10 +144,11 @@ def _sample_linear(rgb: np.ndarray, px: np.ndarray) -> np.ndarray:
     return sh.SRGB8_TO_LINEAR[rgb[row, col]]
 
 
-def _shading_image(model: HeadModel, view: PhotoView, light: np.ndarray) -> tuple:
+def _shading_image(model: HeadModel, view: PhotoView, light: np.ndarray, reach: np.ndarray | None = None) -> tuple:
     """Shading (h,w,3) float32 over the head's bounding box in the photo, and that box (x0, y0, x1, y1).
 
-    Computed at the raster's resolution from interpolated vertex normals, extended past the silhouette with
+    Computed at the raster's resolution from interpolated vertex normals (times the interpolated share of the
+    light that reaches each vertex, ``reach`` (V,3), where given), extended past the silhouette with
     the nearest covered value, then resized to the photo's pixels. Only the raster around the head is worked on
     (every covered pixel, and the nearest covered pixel of every pixel the resize reads, lie in it).
     """
@@ -147,7 +167,7 @@ def _shading_image(model: HeadModel, view: PhotoView, light: np.ndarray) -> tupl
     n = raster.at_pixels(model, view.normals)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
     small = np.zeros((*hit.shape, 3), np.float32)
-    small[hit] = sh.shading(light, n)
+    small[hit] = sh.shading(light, n) if reach is None else sh.shading(light, n) * raster.at_pixels(model, reach)
     _, (near_r, near_c) = ndimage.distance_transform_edt(~hit, return_indices=True)
     small = small[near_r, near_c]
     x0, y0, x1, y1 = box

@@ -19,7 +19,9 @@ from ..service.bundle import read_bundle
 from ..model.camera import Camera
 from ..errors import BadInput
 from ..model.headmodel import HeadModel, Material
+from .occlusion import effective_occlusion, vertex_occlusion
 from .preview import surface
+from .raster import vertex_normals
 from .views import rasterize_head
 
 #: Named lights: direction towards the light in the head frame (+X subject's left, +Y up, +Z out of the face).
@@ -79,30 +81,42 @@ def named_light(spec: str, photo: dict) -> np.ndarray:
 
 
 def relight(model: HeadModel, photo: dict, textures: dict[int, np.ndarray], light_head: np.ndarray,
-            photo_rgb: np.ndarray | None = None, max_side: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+            photo_rgb: np.ndarray | None = None, max_side: int = 1024,
+            occlusion: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Render one photo's view (manifest entry ``photo``) of the head under ``light_head`` (9,3).
 
     Returns the image (uint8 sRGB) and the head's mask at the photo's size scaled to ``max_side``; the photo
-    (or grey) shows around the head.
+    (or grey) shows around the head. With ``occlusion`` the head's own occlusion darkens its creases
+    (:func:`render_lit`); None: where the delighting divided it out (the photo's ``light.occlusion``).
     """
+    if occlusion is None:
+        occlusion = bool(photo.get("light", {}).get("occlusion", False))
     width, height = photo["image_size"]
     cam = photo["camera"]
     camera = Camera(cam["focal_px"], tuple(cam["principal_point_px"]), (width, height))
     matrix = np.asarray(photo["pose"]["model_to_camera"], np.float64)
     weights = np.array([photo["expression"].get(n, 0.0) for n in model.expression_names])
     verts = model.vertices(expression=weights) @ matrix[:3, :3].T + matrix[:3, 3]
-    return render_lit(model, verts, camera, textures, sh.rotate(light_head, matrix[:3, :3]), photo_rgb, max_side)
+    return render_lit(model, verts, camera, textures, sh.rotate(light_head, matrix[:3, :3]), photo_rgb, max_side,
+                      occlusion)
 
 
 def render_lit(model: HeadModel, vertices_cam: np.ndarray, camera: Camera, textures: dict[int, np.ndarray],
                light_camera: np.ndarray, background: np.ndarray | None = None,
-               max_side: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+               max_side: int = 1024, occlusion: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The posed head (camera frame, metres) with albedo ``textures`` (sRGB) under an SH light (9,3, camera
-    frame), Lambertian; image (uint8 sRGB) and mask at the camera's size scaled to ``max_side``."""
+    frame), Lambertian; image (uint8 sRGB) and mask at the camera's size scaled to ``max_side``. With
+    ``occlusion`` the head's own ambient occlusion darkens its creases as delighting assumes
+    (:mod:`likeness.appearance.occlusion`; about 0.4 s more), so the render of a photo's view under that photo's
+    light can be compared with the photo."""
     raster = rasterize_head(model, vertices_cam, camera, max_side)
     hit, colors, normals, _ = surface(model, vertices_cam, raster, textures)
+    albedo = sh.SRGB8_TO_LINEAR[np.round(colors).astype(np.uint8)]
     shading = np.maximum(sh.shading(light_camera, normals), 0)
-    shaded = sh.SRGB8_TO_LINEAR[np.round(colors).astype(np.uint8)] * shading
+    if occlusion:
+        ambient = vertex_occlusion(model, vertices_cam, vertex_normals(vertices_cam, model.triangles))
+        shading = shading * effective_occlusion(raster.at_pixels(model, ambient[:, None])[:, 0], albedo)
+    shaded = albedo * shading
     h, w = raster.triangle.shape
     if background is not None:
         out = cv2.resize(background, (w, h), interpolation=cv2.INTER_AREA)

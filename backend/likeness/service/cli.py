@@ -41,7 +41,8 @@ def _reconstruct(photos: list[str], args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = Engine(device=args.device).reconstruct(ReconstructRequest(
         photos=photos, output=args.output, texture_size=args.texture_size, model=args.model,
-        name=args.name, device=args.device, refine=args.refine, encoder=args.encoder or None, lens_mm=args.lens),
+        name=args.name, device=args.device, refine=args.refine, encoder=args.encoder or None, lens_mm=args.lens,
+        occlusion=args.occlusion),
         report=_progress)
     return _bundle_written(result, start)
 
@@ -200,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--lens", type=float, metavar="MM",
                        help="the lens of photos without EXIF, mm full-frame equivalent (default 50; a portrait from "
                             "a few metres: 85 or more; a phone's main camera: 26)")
+        p.add_argument("--occlusion", action="store_true",
+                       help="divide the head's own occlusion (eye sockets, the sides of the nose, creases) out of the "
+                            "albedo as well: truer under a new light in Blender, flatter under even light")
 
     rec = sub.add_parser("reconstruct", help="photos of one person → bundle")
     rec.add_argument("photos", nargs="+", help="photos of the same person")

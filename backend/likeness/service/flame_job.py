@@ -170,7 +170,7 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
         seg = engine.segment(photo, lm)  # only skin reaches the albedo (likeness.capture.segment)
         view = replace(PhotoView.build(model, photo.rgb, cam, verts_cam), skin=None if seg is None else seg.skin)
         segments.append(seg)
-        delit.append(delight(model, view, rot))
+        delit.append(delight(model, view, rot, occlusion=request.occlusion))
         views.append(view)
     delit = match_tones(delit)  # several photos: one skin tone, each cast moved into its light
     views = [replace(view, rgb=lit.albedo_rgb) for view, lit in zip(views, delit)]
@@ -184,7 +184,8 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
         for k, (photo, view, lm, read, lit, fit) in enumerate(zip(photos, views, found, reads, delit, fits)):
             record = _record(model, bridge, photo, view, lm, read, fit, shape)
             record["light"] = {"sh": np.round(lit.light_head, 5).tolist(), "frame": "head",
-                               "skin_albedo": np.round(lit.skin_albedo, 5).tolist()}
+                               "skin_albedo": np.round(lit.skin_albedo, 5).tolist(),
+                               "occlusion": bool(request.occlusion)}
             record["path"] = writer.add_image(f"photos/photo_{k:02d}.jpg", photo.rgb)
             records.append(record)
         from ..appearance.preview import preview_image

@@ -37,7 +37,8 @@ def reconstruct(engine: Engine, params: dict, report: Report, cancelled: Callabl
                                      device=str(params.get("device") or "auto"),
                                      refine=bool(params.get("refine", False)),
                                      encoder=_encoder(params.get("encoder")),
-                                     lens_mm=None if params.get("lens_mm") in (None, 0) else float(params["lens_mm"]))
+                                     lens_mm=None if params.get("lens_mm") in (None, 0) else float(params["lens_mm"]),
+                                     occlusion=bool(params.get("occlusion", False)))
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"Bad reconstruct parameters: {exc}.", "See docs/protocol.md.") from exc
     return engine.reconstruct(request, report, cancelled)

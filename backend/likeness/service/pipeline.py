@@ -55,6 +55,7 @@ class ReconstructRequest:
     refine: bool = False  # refine each photo's fit against its image (likeness.capture.refine): slower
     encoder: bool | str | None = None  # the learned expression encoder (True/"learned"), "smirk", None: the engine's
     lens_mm: float | None = None  # the lens (mm, full-frame equivalent) of photos without EXIF; None: 50 mm
+    occlusion: bool = False  # divide the head's own ambient occlusion out of the albedo (likeness.appearance.occlusion)
 
 
 @dataclass
@@ -271,7 +272,7 @@ class Engine:
                 verts = neutral + np.tensordot(fit.expression, model.expression_basis, axes=1)
                 view = PhotoView.build(model, photo.rgb, cam, verts @ fit.rotation.T + fit.translation)
                 view = replace(view, skin=None if seg is None else seg.skin)
-                delit.append(delight(model, view, fit.rotation))
+                delit.append(delight(model, view, fit.rotation, occlusion=request.occlusion))
                 views.append(view)
             delit = match_tones(delit)  # several photos: one skin tone, each cast moved into its light
             views = [replace(view, rgb=lit.albedo_rgb) for view, lit in zip(views, delit)]
@@ -282,7 +283,8 @@ class Engine:
             for k, (photo, view, fit, lm, lit) in enumerate(zip(photos, views, result.photos, found, delit)):
                 record = _photo_record(model, photo, view, fit, lm, identity)
                 record["light"] = {"sh": np.round(lit.light_head, 5).tolist(), "frame": "head",
-                                   "skin_albedo": np.round(lit.skin_albedo, 5).tolist()}
+                                   "skin_albedo": np.round(lit.skin_albedo, 5).tolist(),
+                                   "occlusion": bool(request.occlusion)}
                 record["warnings"] += extra[k]
                 record["path"] = photo_files[k]
                 record["fit"].update(iterations=result.iterations, landmarks_used=len(basis.base))
