@@ -9,8 +9,8 @@ Writes bench/results/relight.json and prints a table (figures go into docs/quali
    renderer, then delit and baked again (``--occlusion``: the renders with the head's ambient occlusion and the
    delighting dividing it out, as ``likeness reconstruct --occlusion`` does). Reported: error against the true
    albedo (median relative, skin of the face tile, after one global exposure scale), agreement between the
-   lights, and the left/right balance under side light, each beside the raw projected texture. (The render uses the same Lambertian SH model as the
-   delighting: it measures the estimator, not skin's departures from Lambert.)
+   lights, and the left/right balance under side light, each beside the raw projected texture. (The render uses
+   the same Lambertian SH model as the delighting: it measures the estimator, not skin's departures from Lambert.)
 2. Real: dev photos are reconstructed, and the head re-rendered under each photo's estimated light from its
    camera; PSNR and SSIM against the photo inside the face tile's mask, beside the PSNR of the same albedo under
    a uniform light at the best exposure (how much of the photo's shading the estimated light explains).

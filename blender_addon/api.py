@@ -61,8 +61,9 @@ def reconstruct(photos: list[str | Path], output_dir: str | Path | None = None, 
     encoder (experimental, needs torch in the backend; docs/encoder.md). ``lens_mm`` is the lens (mm, full-frame
     equivalent) of photos whose files carry no EXIF focal length; 0 keeps the backend's 50 mm. ``occlusion``
     divides the head's own occlusion (eye sockets, creases) out of the skin as well (docs/quality.md, section 4).
-    Raises ``BackendError`` of kind ``Timeout`` if it takes longer than ``timeout`` seconds: the job is cancelled, and if it does not end within
-    ``jobs.CANCEL_GRACE`` seconds more the backend is killed (the next job starts a fresh one).
+    Raises ``BackendError`` of kind ``Timeout`` if it takes longer than ``timeout`` seconds: the job is cancelled,
+    and if it does not end within ``jobs.CANCEL_GRACE`` seconds more the backend is killed (the next job starts a
+    fresh one).
     """
     scene = scene or bpy.context.scene
     folder = Path(output_dir) if output_dir is not None else paths.output_folder("")

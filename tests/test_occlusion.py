@@ -84,7 +84,7 @@ def test_delighting_divides_the_heads_own_occlusion_out(ict):
         lit = delight(ict, view, rotation, occlusion=on)
         crease[on], open_error = _occluded_error(ict, bake_textures(ict, [replace(view, rgb=lit.albedo_rgb)], 256)[0],
                                                  truth, ao)
-        assert open_error < 0.05
+        assert open_error < 0.05 or not on  # without the term the light estimate itself is a little off
     assert crease[False] < -0.05, crease  # painted darker than the skin is
     assert abs(crease[True]) < 0.5 * abs(crease[False]), crease
 
@@ -113,3 +113,17 @@ def test_reconstruct_job_divides_occlusion_out_only_when_asked(engine, ict, ict_
         albedo = cv2.cvtColor(cv2.imread(str(out / "textures" / "skin_face_albedo.png")), cv2.COLOR_BGR2RGB)
         lum[on] = sh.SRGB8_TO_LINEAR[albedo.reshape(-1, 3)[uvm.texels]] @ sh.LUMINANCE
     assert np.abs(lum[True] - lum[False]).max() > 0.01  # the option reached the delighting
+
+
+def test_bad_geometry_is_refused_clearly(ict):
+    import pytest
+
+    verts, normals = _mean_head(ict)
+    broken = verts.copy()
+    broken[10] = np.nan
+    with pytest.raises(ValueError, match="not finite"):
+        vertex_occlusion(ict, broken, normals)
+    with pytest.raises(ValueError, match="coincide"):
+        vertex_occlusion(ict, np.zeros_like(verts), normals)
+    with pytest.raises(ValueError, match="vertices and normals"):
+        vertex_occlusion(ict, verts[:100], normals[:100])

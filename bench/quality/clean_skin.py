@@ -3,9 +3,9 @@
 Usage: .venv/bin/python bench/quality/clean_skin.py [--size 512] [--limit N]
 Fits each of the 65 dev photos in ../shared/data/faces_dev alone, labels it (likeness.capture.segment) and measures,
 with likeness.appearance.cleanskin, the share of the skin albedo's seen texels whose colour came mostly from pixels
-labelled hair, clothing, background or opening (teeth, the mouth's inside, eyeballs): with the skin masks (as the
-pipeline bakes now), with the masks as they were before openings were labelled (``openings_kept``), and without
-masks (``before``).
+labelled hair, clothing, background or the mouth's opening (teeth, tongue, the mouth's inside): with the skin masks
+(as the pipeline bakes now), with the masks as they were before the opening was labelled (``openings_kept``), and
+without masks (``before``).
 Also times the segmentation per photo. Prints a table and writes bench/results/clean_skin.json. About a minute on 2
 cores.
 """

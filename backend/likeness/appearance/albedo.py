@@ -4,9 +4,10 @@ Works in the photo (image space), before the UV bake: every pixel the head cover
 estimated SH light gives its surface normal, in linear RGB. The bake then blends these albedo photos exactly as
 it blends plain photos, so several photos under different lights agree. Pixels brighter than the skin can be
 (specular highlights) are pulled back towards the skin's albedo; shading below :data:`~.light.MIN_SHADING`
-(deep or cast shadow) is not trusted and is divided by that floor instead. The light the head hides from
-itself (its ambient occlusion, with the light bouncing inside creases: :mod:`~.occlusion`) is divided out with it,
-so eye sockets, the sides of the nose and a smile's fold are not painted darker than the skin is. Cast shadows of
+(deep or cast shadow) is not trusted and is divided by that floor instead. With ``occlusion=True`` (the job's
+``occlusion`` option, off by default) the light the head hides from itself (its ambient occlusion, with the light
+bouncing inside creases: :mod:`~.occlusion`) is divided out too, so eye sockets, the sides of the nose and a smile's
+fold are not painted darker than the skin is. Cast shadows of
 a directional light are not modelled: a nose shadow under a hard side light remains slightly darker in the albedo.
 
 Several photos of one job are then brought to one skin tone (:func:`match_tones`): each photo's colour cast and
@@ -45,6 +46,7 @@ class Delit:
     light_head: np.ndarray  # (9,3) SH, head frame (+X subject's left, +Y up, +Z out of the face)
     skin_albedo: np.ndarray  # (3,) linear RGB median albedo of the seen skin
     skin_samples: int = 0  # how many well-seen skin vertices the light and ``skin_albedo`` rest on
+    occlusion: bool = False  # whether the head's own occlusion was divided out too (:func:`delight`)
 
 
 def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray, occlusion: bool = False) -> Delit:
@@ -68,7 +70,8 @@ def delight(model: HeadModel, view: PhotoView, rotation: np.ndarray, occlusion: 
         light_camera, skin_albedo = _light_and_skin(colors, normals[use], weight[use], reach[use])
     shade = _shading_image(model, view, light_camera, reach)
     albedo = _divide(view.rgb, shade, skin_albedo)
-    return Delit(albedo, light_camera, sh.rotate(light_camera, np.asarray(rotation).T), skin_albedo, int(use.sum()))
+    return Delit(albedo, light_camera, sh.rotate(light_camera, np.asarray(rotation).T), skin_albedo, int(use.sum()),
+                 reach is not None)
 
 
 def _light_and_skin(colors: np.ndarray, normals: np.ndarray, weights: np.ndarray,
@@ -123,7 +126,7 @@ def match_tones(delit: list[Delit]) -> list[Delit]:
         tables = sh.linear_to_srgb8(sh.SRGB8_TO_LINEAR[:, None] * gain[None, :].astype(np.float32))
         rgb = np.stack([cv2.LUT(d.albedo_rgb[..., c], tables[:, c]) for c in range(3)], axis=-1)
         out.append(Delit(rgb, d.light_camera / gain, d.light_head / gain, d.skin_albedo * gain,
-                         d.skin_samples))
+                         d.skin_samples, d.occlusion))
     return out
 
 

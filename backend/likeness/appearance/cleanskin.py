@@ -2,7 +2,7 @@
 
 The bake is run on probe images instead of the photos: each photo's pixels are replaced by its labels
 (:mod:`likeness.capture.segment`) as colour channels (red = hair, green = clothing/body, blue = background; a
-second probe's red = the mouth's and eyes' openings), and the probe is baked exactly as the albedo is (same
+second probe's red = the mouth's opening), and the probe is baked exactly as the albedo is (same
 weights, mirror images and fill; the fill is black). A texel's probe colour is then the share of its colour that
 came from hair, clothing, background and opening pixels.
 """
@@ -43,8 +43,9 @@ def nonskin_share(model: HeadModel, views: list[PhotoView], segments: list[Segme
     "nonskin": share, "hair": share, "clothing": share, "background": share, "opening": share, "mean_share": mean
     non-skin share of the colour}``, shares in [0, 1].
     """
-    if len(views) != len(segments) or not views:
-        raise ValueError("nonskin_share needs one segmentation per view, and at least one view")
+    if len(views) != len(segments) or not views or (skins is not None and len(skins) != len(views)):
+        raise ValueError("nonskin_share needs one segmentation (and skin weights, if given) per view, and at least "
+                         "one view")
     black = np.zeros(3)
     # the probes have the labels' size: the pixel positions scale with them
     views = [replace(v, px=v.px * np.array([s.labels.shape[1] / v.rgb.shape[1], s.labels.shape[0] / v.rgb.shape[0]],

@@ -32,8 +32,8 @@ SIZE = 192
 #: depth varies within a pixel, and a few millimetres of surface bending toward the light is not a shadow.
 BIAS = 0.003
 #: What hides the face from the light: the visible surfaces without the mouth's inside, the teeth and the irises
-#: (behind the lips and inside the eyeballs), and without the back of the head (farther behind the face's mean
-#: depth than this, metres, in the model's neutral head frame) which the face cannot face.
+#: (behind the lips and inside the eyeballs), and without the back of the head (farther behind the 68 facial
+#: landmarks' median depth than this, metres, in the model's neutral head frame) which the face cannot face.
 _HIDDEN_MATERIALS = ("mouth", "teeth", "iris")
 _BEHIND = 0.1
 
@@ -44,8 +44,8 @@ def occluders(model: HeadModel) -> np.ndarray:
     :data:`_HIDDEN_MATERIALS`, :data:`_BEHIND`)."""
     keep = np.array([m.base_color[3] > 0 and m.name not in _HIDDEN_MATERIALS for m in model.materials])
     tris = model.triangles[keep[model.face_material[model.triangle_face]]]
-    depth = model.neutral[:, 2].astype(np.float64)
-    front = depth[tris].mean(1) > np.median(depth[:model.face_vertex_count]) - _BEHIND
+    depth = model.neutral[:, 2].astype(np.float64)  # the landmarks: the same cut on a bundle's fitted head
+    front = depth[tris].mean(1) > np.median(depth[np.asarray(model.landmarks_68)]) - _BEHIND
     return tris[front]
 
 
@@ -59,10 +59,17 @@ def vertex_occlusion(model: HeadModel, vertices: np.ndarray, normals: np.ndarray
     """
     vertices = np.asarray(vertices, np.float64)
     normals = np.asarray(normals, np.float64)
+    if vertices.shape != normals.shape or vertices.shape != (model.vertex_count, 3):
+        raise ValueError(f"expected ({model.vertex_count}, 3) vertices and normals, got {vertices.shape} and "
+                         f"{normals.shape}")
+    if not (np.isfinite(vertices).all() and np.isfinite(normals).all()):
+        raise ValueError("the head's vertices or normals are not finite")
     tris = occluders(model)
     centre = vertices.mean(0)
     rel = vertices - centre
     radius = float(np.linalg.norm(rel, axis=1).max())
+    if radius <= 0:
+        raise ValueError("the head's vertices all coincide")
     scale = (size - 2) / (2 * radius)  # pixels per metre: the whole head fits in every view
     open_sum = np.zeros(len(vertices))
     weight_sum = np.zeros(len(vertices))

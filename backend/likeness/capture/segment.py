@@ -17,8 +17,8 @@ the photo's pixels:
 - **the mouth's opening**: what the inner lip line encloses (teeth, tongue, the mouth's dark inside) is never
   skin, so a lip that the fit places a few pixels off does not carry teeth into the skin albedo (a neutral head
   would show a white line between its lips). The eyes are left alone: MediaPipe's lid contour runs along the lash
-  line, which is the only lash line the head shows (its eyelash cards are hidden), and the likeness bench lost
-  0.012 with the eyes' openings masked as well (docs/quality.md, section 5).
+  line, which is the only lash line the head shows (its eyelash cards are hidden), and masking the eyes as well
+  cost the likeness bench 0.008 at 30° (docs/quality.md, section 6).
 
 Pixels: (H,W) arrays, x right, y down, as the photo. Everything here is vectorised NumPy/OpenCV.
 """

@@ -270,6 +270,7 @@ def _write(output: Path, model: HeadModel, manifest: dict | None, root: Path | N
             if "light" in record["what"]:
                 rec["light"] = {"sh": np.round(result.light, 5).tolist(), "frame": "head",
                                 "skin_albedo": rec.get("light", {}).get("skin_albedo", [0.5, 0.4, 0.35]),
+                                "occlusion": bool(rec.get("light", {}).get("occlusion", False)),
                                 "from_edit": record["prompt"]}
             photos.append(rec)
         writer.add_image("preview.png", lambda: _preview(model, inputs, result))

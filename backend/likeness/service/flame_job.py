@@ -185,7 +185,7 @@ def reconstruct_flame(engine, request, report: Report, cancelled: Callable[[], b
             record = _record(model, bridge, photo, view, lm, read, fit, shape)
             record["light"] = {"sh": np.round(lit.light_head, 5).tolist(), "frame": "head",
                                "skin_albedo": np.round(lit.skin_albedo, 5).tolist(),
-                               "occlusion": bool(request.occlusion)}
+                               "occlusion": lit.occlusion}
             record["path"] = writer.add_image(f"photos/photo_{k:02d}.jpg", photo.rgb)
             records.append(record)
         from ..appearance.preview import preview_image

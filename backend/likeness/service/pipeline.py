@@ -284,7 +284,7 @@ class Engine:
                 record = _photo_record(model, photo, view, fit, lm, identity)
                 record["light"] = {"sh": np.round(lit.light_head, 5).tolist(), "frame": "head",
                                    "skin_albedo": np.round(lit.skin_albedo, 5).tolist(),
-                                   "occlusion": bool(request.occlusion)}
+                                   "occlusion": lit.occlusion}
                 record["warnings"] += extra[k]
                 record["path"] = photo_files[k]
                 record["fit"].update(iterations=result.iterations, landmarks_used=len(basis.base))
