@@ -1,6 +1,6 @@
 """Dev-photo quality (docs/quality.md, section 2): smile vs neutral, identity consistency, landmark NME.
 
-Usage: .venv/bin/python bench/quality/dev_photos.py [--no-blendshapes] [--refine]
+Usage: .venv/bin/python bench/quality/dev_photos.py [--no-blendshapes] [--refine] [--fit FIELD=VALUE ...]
        LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/quality/dev_photos.py   # → dev_photos_encoder.json
 Fits each of the 65 photos in ../shared/data/faces_dev alone (as a user with one photo would), prints the tables
 and writes bench/results/dev_photos.json (dev_photos_no_blendshapes.json without MediaPipe's blendshape evidence,
@@ -26,7 +26,7 @@ import frl_landmarks as frl
 from likeness.model.geometry import similarity_transform
 from likeness.model.headmodel import HeadModel
 from likeness.capture.images import load_photo
-from photo_fits import SHARED, Fitter, MediaPipeScores, SingleFit, table, write_results
+from photo_fits import SHARED, Fitter, MediaPipeScores, SingleFit, fit_settings, table, write_results
 
 DEV = SHARED / "data" / "faces_dev"
 SMILE = ("mouthSmile_L", "mouthSmile_R")
@@ -221,8 +221,12 @@ def main() -> None:
                         help="fit without MediaPipe's blendshape scores as expression evidence")
     parser.add_argument("--refine", action="store_true",
                         help="refine each fit against its photo (likeness.capture.refine)")
+    parser.add_argument("--fit", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a fit setting (likeness.capture.fit.FitSettings field, a number) for this run only: "
+                             "dev_photos_fit_<FIELD>-<VALUE>.json")
     args = parser.parse_args()
-    fitter = Fitter(blendshapes=not args.no_blendshapes, refine=args.refine)
+    fit = fit_settings(args.fit)
+    fitter = Fitter(blendshapes=not args.no_blendshapes, refine=args.refine, fit=fit)
     items = load_items()
     fits, scores = fit_all(items, fitter)
     names = fitter.model.expression_names
@@ -239,6 +243,7 @@ def main() -> None:
                  for it, f in zip(items, fits)]
     path = write_results("dev_photos" + ("_no_blendshapes" if args.no_blendshapes else "")
                          + ("_refine" if args.refine else "")
+                         + ("_fit_" + "_".join(f"{k}-{v:g}" for k, v in fit.items()) if fit else "")
                          + ("_encoder" if fitter.engine.encoder(fitter.model) is not None else ""), {
         "targets": {"smile": "perfectly separated", "identity_shared_photo": PAIR_TARGET, "nme": NME_TARGET},
         "smile": smile, "neutral_shapes": leaks, "smile_shapes": smiles, "identity": identity, "nme": nme,

@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(__file__).resolve().parent)]
 import face_id  # noqa: E402
-from photo_fits import FACE_LANDMARKER, RESULTS, SHARED, model_path, write_results  # noqa: E402
+from photo_fits import FACE_LANDMARKER, RESULTS, SHARED, fit_settings, model_path, write_results  # noqa: E402
 
 DEV = SHARED / "data" / "faces_dev"
 VIEWS = (0.0, 30.0)  # degrees of yaw
@@ -211,23 +211,6 @@ def table(result: dict) -> str:
             lines.append(f"| {label} | {view}° | {f['same_mean']:.3f}{gain} | {f['auc']:.3f} | {f['tar']:.0%} | "
                          f"{f['rank1']:.0%} | {f['probes']} | {f['render_detected']:.0%} |")
     return "\n".join(lines)
-
-
-def fit_settings(pairs: list[str]) -> dict[str, float]:
-    """``FIELD=VALUE`` pairs → fit settings to replace; an unknown field or a value that is not a number exits."""
-    from likeness.capture.fit import FitSettings
-
-    fields = {f.name: f for f in dataclasses.fields(FitSettings)}
-    out: dict[str, float] = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        if key not in fields or fields[key].type not in ("float", "int"):
-            raise SystemExit(f"--fit {pair}: not a numeric FitSettings field")
-        try:
-            out[key] = int(value) if fields[key].type == "int" else float(value)
-        except ValueError:
-            raise SystemExit(f"--fit {pair}: {value!r} is not a number") from None
-    return out
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from likeness.model.camera import Camera
 from likeness.model.geometry import head_angles
+from likeness.capture.fit import FitSettings
 from likeness.capture.images import DEFAULT_FOCAL_FACTOR, Photo
 from likeness.service.pipeline import Engine
 
@@ -55,12 +56,15 @@ class Fitter:
     ../shared unless ``$LIKENESS_MEDIAPIPE_TASK`` names another.
     """
 
-    def __init__(self, blendshapes: bool = True, path: str | None = None, refine: bool = False) -> None:
+    def __init__(self, blendshapes: bool = True, path: str | None = None, refine: bool = False,
+                 fit: dict[str, float] | None = None) -> None:
         self.path = path or model_path()
         self.refine = refine  # also run the refinement against the photo (likeness.capture.refine)
         if blendshapes:
             os.environ.setdefault("LIKENESS_MEDIAPIPE_TASK", str(FACE_LANDMARKER))
         self.engine = Engine(use_blendshapes=blendshapes)
+        if fit:  # before the model loads: its landmark basis is built with the settings (identity_count)
+            self.engine.settings = dataclasses.replace(self.engine.settings, **fit)
         self.model, _ = self.engine.model(self.path)
 
     def fit(self, photo: Photo) -> SingleFit:
@@ -105,6 +109,21 @@ class MediaPipeScores:
 
         result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)))
         return {c.category_name: float(c.score) for c in (result.face_blendshapes or [[]])[0]}
+
+
+def fit_settings(pairs: list[str]) -> dict[str, float]:
+    """``FIELD=VALUE`` pairs → fit settings to replace; an unknown field or a value that is not a number exits."""
+    fields = {f.name: f for f in dataclasses.fields(FitSettings)}
+    out: dict[str, float] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in fields or fields[key].type not in ("float", "int"):
+            raise SystemExit(f"--fit {pair}: not a numeric FitSettings field")
+        try:
+            out[key] = int(value) if fields[key].type == "int" else float(value)
+        except ValueError:
+            raise SystemExit(f"--fit {pair}: {value!r} is not a number") from None
+    return out
 
 
 def frame_photo(rgb: np.ndarray, name: str) -> Photo:

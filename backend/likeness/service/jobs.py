@@ -23,6 +23,16 @@ def job(name: str) -> Callable[[Job], Job]:
     return register
 
 
+def _flag(params: dict, key: str, default: bool) -> bool:
+    """A yes/no parameter: a JSON boolean (or 0/1); anything else, the string "false" included, is refused."""
+    value = params.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise BadRequest(f"`{key}` must be true or false, not {value!r}.", "See docs/protocol.md.")
+
+
 @job("reconstruct")
 def reconstruct(engine: Engine, params: dict, report: Report, cancelled: Callable[[], bool]) -> dict:
     photos = params.get("photos")
@@ -35,10 +45,10 @@ def reconstruct(engine: Engine, params: dict, report: Report, cancelled: Callabl
                                      texture_size=int(params.get("texture_size") or 2048),
                                      model=params.get("model"), name=params.get("name"),
                                      device=str(params.get("device") or "auto"),
-                                     refine=bool(params.get("refine", False)),
+                                     refine=_flag(params, "refine", False),
                                      encoder=_encoder(params.get("encoder")),
                                      lens_mm=None if params.get("lens_mm") in (None, 0) else float(params["lens_mm"]),
-                                     occlusion=bool(params.get("occlusion", False)))
+                                     occlusion=_flag(params, "occlusion", False))
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"Bad reconstruct parameters: {exc}.", "See docs/protocol.md.") from exc
     return engine.reconstruct(request, report, cancelled)
@@ -46,7 +56,9 @@ def reconstruct(engine: Engine, params: dict, report: Report, cancelled: Callabl
 
 def _encoder(value) -> bool | str | None:
     """The job's ``encoder``: null (the backend's setting), a boolean (the learned encoder), or "smirk"."""
-    return value if value is None or value == "smirk" else bool(value)
+    if value is None or value == "smirk":
+        return value
+    return _flag({"encoder": value}, "encoder", False)
 
 
 @job("track")
@@ -58,10 +70,10 @@ def track(engine: Engine, params: dict, report: Report, cancelled: Callable[[], 
                          "Send {\"video\": \"/path/clip.mp4\", \"output\": \"/out/clip_track\"}.")
     try:
         request = TrackRequest(video=params["video"], output=params["output"], model=params.get("model"),
-                               head=bool(params.get("head", True)),
+                               head=_flag(params, "head", True),
                                texture_size=int(params.get("texture_size") or 1024),
-                               smooth=bool(params.get("smooth", True)),
-                               blendshapes=bool(params.get("blendshapes", False)),
+                               smooth=_flag(params, "smooth", True),
+                               blendshapes=_flag(params, "blendshapes", False),
                                max_frames=int(params["max_frames"]) if params.get("max_frames") else None,
                                name=params.get("name"))
     except (TypeError, ValueError) as exc:
