@@ -209,3 +209,23 @@ def test_ray_batch_on_two_nodes_with_a_corrupt_photo(ray_cluster, ict_path, tmp_
     assert jobs["bad"]["error"]["type"] == "BadInput"
     assert len({j["node"] for j in jobs.values()}) == 2  # both nodes worked
     assert (out / "a" / "manifest.json").is_file() and (out / "b" / "manifest.json").is_file()
+
+
+def test_batch_options_reach_every_photo_job(ict_path, tmp_path):
+    """--occlusion and --lens apply to the batch's photo jobs as they do to `likeness reconstruct`; a lens out of
+    range is refused before any job runs."""
+    spec = tmp_path / "spec"
+    link(dev_photo(PHOTOS[2]), spec / "cid.jpg")
+    out = tmp_path / "out"
+    bad = likeness("batch", spec, "-o", out, "--lens", 5000, "--model", ict_path)
+    assert bad.returncode == 2 and "lens" in bad.stderr and not out.exists()
+    proc = likeness("batch", spec, "-o", out, "--texture-size", 128, "--workers", 1, "--model", ict_path,
+                    "--occlusion", "--lens", 85)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "cid" / "manifest.json").read_text())
+    assert manifest["photos"][0]["light"]["occlusion"] is True
+    camera = manifest["photos"][0]["camera"]
+    assert camera["focal_source"] in ("lens", "exif")
+    if camera["focal_source"] == "lens":  # a photo without EXIF: 85 mm on the photo's long side
+        width, height = manifest["photos"][0]["image_size"]
+        assert camera["focal_px"] == pytest.approx(85 / 36 * max(width, height), rel=1e-3)

@@ -22,7 +22,7 @@ import re
 import resource
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import BadInput, LikenessError
@@ -44,6 +44,9 @@ class BatchJob:
     kind: str  # "photos" or "video"
     inputs: tuple[str, ...]
     texture_size: int
+    #: photo jobs' reconstruct options (``refine``, ``occlusion``, ``lens_mm``: ReconstructRequest fields) as
+    #: (name, value) pairs, the same for every photo job of a batch (``likeness batch --refine ...``)
+    options: tuple[tuple[str, object], ...] = ()
 
     def output(self, out_dir: Path) -> Path:
         return out_dir / self.name
@@ -154,8 +157,7 @@ def _unique_names(jobs: list[BatchJob]) -> list[BatchJob]:
     for job in jobs:
         count = seen.get(job.name.lower(), 0)
         seen[job.name.lower()] = count + 1
-        unique.append(job if count == 0 else BatchJob(f"{job.name}_{count + 1}", job.kind, job.inputs,
-                                                      job.texture_size))
+        unique.append(job if count == 0 else replace(job, name=f"{job.name}_{count + 1}"))
     return unique
 
 
@@ -196,7 +198,7 @@ def run_job(job: BatchJob, out_dir: str, model: str | None = None) -> dict:
 
             result = engine.reconstruct(ReconstructRequest(photos=list(job.inputs), output=str(job.output(out)),
                                                            texture_size=job.texture_size, model=model,
-                                                           name=job.name))
+                                                           name=job.name, **dict(job.options)))
         else:
             from ..capture.track import TrackRequest, run_track
 

@@ -138,12 +138,22 @@ def _watermark(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..capture.images import LENS_RANGE_MM
     from .batch import read_spec
     from .batch_run import run_batch, summary_table
 
     if not 64 <= args.texture_size <= 8192:
         raise BadInput(f"Texture size {args.texture_size} is out of range.", "Use a size from 64 to 8192.")
     jobs = read_spec(args.spec, args.texture_size)
+    low, high = LENS_RANGE_MM
+    if args.lens is not None and not low <= args.lens <= high:  # refused once, not in every job
+        raise BadInput(f"A {args.lens:g} mm lens is out of range.",
+                       f"Give the lens as a full-frame equivalent from {low:g} to {high:g} mm, or leave it out.")
+    options = tuple((k, v) for k, v in (("refine", args.refine), ("occlusion", args.occlusion), ("lens_mm", args.lens))
+                    if v)
+    jobs = [replace(job, options=options) if job.kind == "photos" else job for job in jobs]
     workers = args.workers or (0 if args.ray else max(1, (os.cpu_count() or 2) // 2))
     report = run_batch(jobs, args.output, workers, args.ray, args.model, spec=args.spec,
                        show_progress=not args.quiet)
@@ -264,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                                       "video heads at most 1024)")
     batch.add_argument("--model", help="head-model npz (default: the installed ICT model)")
     batch.add_argument("--quiet", action="store_true", help="no progress or table, only the report's path")
+    batch.add_argument("--refine", action="store_true", help="photo jobs: refine each fit against the lip edges")
+    batch.add_argument("--lens", type=float, metavar="MM", help="photo jobs: the lens of photos without EXIF, mm "
+                                                                 "full-frame equivalent (default 50)")
+    batch.add_argument("--occlusion", action="store_true",
+                       help="photo jobs: divide the head's own occlusion out of the albedo (docs/quality.md 4)")
 
     serve = sub.add_parser("serve", help="backend for the Blender add-on: JSON lines on stdin/stdout")
     serve.add_argument("--log", help="write logs here instead of stderr")
