@@ -26,11 +26,15 @@ from .session import SESSION, Request
 WAIT_INTERVAL = 0.05
 
 
-def import_bundle(path: str | Path, scene: bpy.types.Scene | None = None) -> list[bpy.types.Object]:
-    """Import the bundle folder ``path`` into ``scene`` (default: the current scene)."""
+def import_bundle(path: str | Path, scene: bpy.types.Scene | None = None, hair_cap: bool = True,
+                  hair_volume: float = 0.0) -> list[bpy.types.Object]:
+    """Import the bundle folder ``path`` into ``scene`` (default: the current scene); returns ``[head, cameras...]``.
+
+    ``hair_cap``: the photos' hair painted over the skin where they saw it (switch: the material's 'Hair Cap'
+    value); ``hair_volume``: metres to lift the surface there (0: none; a 'Likeness Hair Volume' modifier)."""
     scene = scene or bpy.context.scene
     view_layer = bpy.context.view_layer if scene == bpy.context.scene else scene.view_layers[0]
-    return build.import_bundle(path, scene, view_layer)
+    return build.import_bundle(path, scene, view_layer, hair_cap=hair_cap, hair_volume=hair_volume)
 
 
 def batch_import(folder: str | Path, scene: bpy.types.Scene | None = None, spacing: float = 0.4, columns: int = 0,

@@ -18,7 +18,9 @@ from typing import Any
 import bpy
 from mathutils import Matrix
 
-from . import bundle_io, convert, shape_names, world
+import numpy as np
+
+from . import bundle_io, convert, hair_shape, shape_names, world
 from .errors import BundleError
 
 BUNDLE_PROPERTY = "likeness_bundle"
@@ -99,6 +101,10 @@ CORNEA = {"Transmission Weight": 1.0, "IOR": 1.376, "Roughness": 0.02}
 #: Names of the hair-cap nodes (:func:`_hair_cap`), for scripts: the Value node's 1 shows the hair, 0 hides it.
 HAIR_CAP_NODE, HAIR_MASK_NODE, HAIR_MIX_NODE = "Likeness Hair Cap", "Likeness Hair Mask", "Likeness Hair Mix"
 HAIR_COLOR_NODE = "Likeness Hair Colour"
+#: The hair volume (:func:`_hair_volume`): the head's Displace modifier and the vertex group that weights it.
+HAIR_VOLUME_MODIFIER, HAIR_VOLUME_GROUP = "Likeness Hair Volume", "likeness_hair"
+#: Default lift of the surface where the photos saw hair, metres (a short haircut's volume over the scalp).
+HAIR_VOLUME_M = 0.012
 
 
 def _node_material(spec: bundle_io.Material, created: _Created,
@@ -196,6 +202,38 @@ def _hair_cap(tree: Any, albedo: Any, bsdf: Any, mask_path: Path, color: tuple[f
     links.new(result, bsdf.inputs["Base Color"])
 
 
+def _mask_pixels(image: Any) -> np.ndarray:
+    """A grey image's first channel ``(H, W)`` in 0..1, top row first (Blender keeps the bottom row first)."""
+    width, height = image.size
+    pixels = np.empty(width * height * image.channels, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    return pixels.reshape(height, width, image.channels)[::-1, :, 0]
+
+
+def _hair_volume(head: bpy.types.Object, bundle: bundle_io.Bundle, thickness: float) -> None:
+    """Lift the surface where the photos saw hair by up to ``thickness`` metres along its normals.
+
+    A vertex group (weights from the hair masks, :func:`hair_shape.vertex_hair_weights`) drives a Displace
+    modifier named :data:`HAIR_VOLUME_MODIFIER` after the shape keys; its Strength is the thickness (artists can
+    change it, or switch the modifier off). The hair cap's colour goes with the lifted surface."""
+    masks = {}
+    for index, material in enumerate(head.data.materials):
+        node = material.node_tree.nodes.get(HAIR_MASK_NODE) if material.node_tree is not None else None
+        if node is not None and node.image is not None:
+            masks[index] = _mask_pixels(node.image)
+    if not masks:
+        return
+    weights = hair_shape.vertex_hair_weights(bundle.faces, bundle.faces_uv, bundle.uv, bundle.face_material, masks,
+                                             len(bundle.vertices))
+    group = head.vertex_groups.new(name=HAIR_VOLUME_GROUP)
+    levels = np.round(weights * 64).astype(np.int64)  # one call per weight level, not per vertex
+    for level in np.unique(levels[levels > 0]):
+        group.add(np.flatnonzero(levels == level).tolist(), float(level) / 64.0, "REPLACE")
+    modifier = head.modifiers.new(HAIR_VOLUME_MODIFIER, "DISPLACE")
+    modifier.direction, modifier.mid_level, modifier.strength = "NORMAL", 0.0, float(thickness)
+    modifier.vertex_group = HAIR_VOLUME_GROUP
+
+
 def _camera(photo: bundle_io.Photo, index: int, name: str, created: _Created) -> bpy.types.Object:
     """Camera object reproducing the photo: pose, lens, principal point; the photo as background image."""
     cam = created.add(bpy.data.cameras, bpy.data.cameras.new(name))
@@ -259,7 +297,7 @@ def _weights(bundle: bundle_io.Bundle, photo: bundle_io.Photo) -> dict[str, floa
 
 
 def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created,
-           hair_cap: bool = True) -> list[bpy.types.Object]:
+           hair_cap: bool = True, hair_volume: float = 0.0) -> list[bpy.types.Object]:
     collection = created.add(bpy.data.collections, bpy.data.collections.new(bundle.name))
     scene.collection.children.link(collection)
     mesh = created.add(bpy.data.meshes, _head_mesh(bundle, f"{bundle.name} head"))
@@ -270,6 +308,8 @@ def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created,
     collection.objects.link(head)
     _add_shape_keys(head, bundle)
     _set_expressions(head, bundle)
+    if hair is not None and hair_volume > 0:
+        _hair_volume(head, bundle, hair_volume)
     animation = mesh.shape_keys.animation_data
     if animation is not None and animation.action is not None:
         created.add(bpy.data.actions, animation.action)
@@ -313,11 +353,12 @@ def _build(bundle: bundle_io.Bundle, scene: bpy.types.Scene, created: _Created,
 
 
 def import_bundle(path: str | Path, scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer | None = None,
-                  hair_cap: bool = True) -> list[bpy.types.Object]:
+                  hair_cap: bool = True, hair_volume: float = 0.0) -> list[bpy.types.Object]:
     """Validate the bundle at ``path`` and build it into ``scene``; returns ``[head, camera 1, ...]``.
 
     A bundle with hair gets the hair cap in its skin materials (the hair colour over the skin by the hair mask);
-    ``hair_cap`` False builds it switched off (its 'Hair Cap' value at 0).
+    ``hair_cap`` False builds it switched off (its 'Hair Cap' value at 0). ``hair_volume`` (metres, 0 = none)
+    lifts the surface where the photos saw hair by up to that much (a Displace modifier, :func:`_hair_volume`).
 
     Raises :class:`BundleError` if the bundle is invalid or building fails; in both cases nothing is left in
     the file. The head becomes the active, selected object of ``view_layer`` when given.
@@ -325,7 +366,7 @@ def import_bundle(path: str | Path, scene: bpy.types.Scene, view_layer: bpy.type
     bundle = bundle_io.read_bundle(path)
     created = _Created()
     try:
-        objects = _build(bundle, scene, created, hair_cap)
+        objects = _build(bundle, scene, created, hair_cap, hair_volume)
     except Exception as exc:
         traceback.print_exc()
         created.remove_all()

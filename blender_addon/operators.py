@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from . import build, jobs, paths
@@ -152,10 +152,16 @@ class LIKENESS_OT_import_bundle(bpy.types.Operator, ImportHelper):
                            description="Paint the hair colour the photos showed over the skin where they saw hair "
                                        "(scalp, temples). Off: bare skin; the material's 'Hair Cap' value turns it "
                                        "on later")
+    hair_volume: FloatProperty(name="Hair Volume", default=0.0, min=0.0, max=0.05, soft_max=0.03, unit="LENGTH",
+                               precision=3,
+                               description="Lift the surface where the photos saw hair by up to this much, so the "
+                                           "hair has a volume (0: none). A 'Likeness Hair Volume' modifier on the "
+                                           "head; change its Strength or switch it off later")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            objects = build.import_bundle(self.filepath, context.scene, context.view_layer, hair_cap=self.hair_cap)
+            objects = build.import_bundle(self.filepath, context.scene, context.view_layer, hair_cap=self.hair_cap,
+                                          hair_volume=self.hair_volume)
         except LikenessError as exc:
             return report_error(self, exc)
         warnings = objects[0].get("likeness_warnings", [])

@@ -1,6 +1,7 @@
 """Likeness bench (docs/quality.md, "Likeness"): does a face-recognition network take the head for the person?
 
 Usage: .venv/bin/python bench/quality/likeness_bench.py [--samples 16] [--texture 1024] [--reuse] [--fit FIELD=VALUE]
+       [--hair-volume M]
 About 25 min on 2 quiet CPU cores (most of it Cycles). Writes bench/results/likeness.json; bundles and renders stay in
 bench/results/likeness/ (``--reuse`` keeps the bundles already there and only renders and scores again).
 
@@ -22,7 +23,8 @@ identification among all dev photos; and for ``fitted`` the paired gain over ``m
 same-person pairs of the mean head's distance minus the fitted head's). Nothing here is tuned on: the bench only
 scores; the fit's settings were chosen on synthetic renders and the landmark benches. ``--fit FIELD=VALUE`` (a
 ``FitSettings`` field, repeatable) checks a setting chosen elsewhere, in a folder and results file of its own
-(``likeness_fit_FIELD-VALUE``), never the default figures.
+(``likeness_fit_FIELD-VALUE``), never the default figures; ``--hair-volume M`` renders with the add-on's hair
+volume (``likeness_hair_volume-M``).
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def render_names(job: dict) -> list[str]:
     return [render_name(job, head, yaw) for head in heads for yaw in VIEWS]
 
 
-def render(work: Path, todo: list[dict], samples: int, reuse: bool) -> dict[str, dict]:
+def render(work: Path, todo: list[dict], samples: int, reuse: bool, hair_volume: float = 0.0) -> dict[str, dict]:
     """Render every bundle (fitted, and for single jobs the mean head) at every view; returns, per render name,
     its path and the fallback face box (the projected 68 landmark vertices' bounds), also kept in
     ``work``/renders/index.json (with ``reuse``, jobs rendered before are not rendered again)."""
@@ -125,7 +127,7 @@ def render(work: Path, todo: list[dict], samples: int, reuse: bool) -> dict[str,
     from likeness.model.headmodel import load_ict
 
     mean = load_ict(model_path()).neutral.astype(np.float64)
-    renderer = BundleRenderer(samples)
+    renderer = BundleRenderer(samples, hair_volume=hair_volume)
     for job in todo:
         bundle = work / "bundles" / job["name"]
         with np.load(bundle / "head.npz", allow_pickle=False) as npz:
@@ -224,18 +226,23 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="only the first N jobs (a quick look; figures partial)")
     ap.add_argument("--fit", action="append", default=[], metavar="FIELD=VALUE",
                     help="a fit setting (likeness.capture.fit.FitSettings field, a number) for this run only")
+    ap.add_argument("--hair-volume", type=float, default=0.0, metavar="M",
+                    help="import with the add-on's hair volume, metres (0: none, the add-on's default): "
+                         "bench/results/likeness_hair_volume-M.json")
     args = ap.parse_args()
     fit = fit_settings(args.fit)
     name = "likeness_no_segmentation" if args.no_segmentation else "likeness"
     if fit:
         name += "_fit_" + "_".join(f"{k}-{v:g}" for k, v in fit.items())
+    if args.hair_volume > 0:
+        name += f"_hair_volume-{args.hair_volume:g}"
     work = RESULTS / name
     items = json.loads((DEV / "manifest.json").read_text())["items"]
     todo = jobs(items)[: args.limit or None]
     t0 = time.perf_counter()
     blendshapes = reconstruct(work, items, todo, args.texture, args.reuse, not args.no_segmentation, fit)
     t_fit = time.perf_counter() - t0
-    renders = render(work, todo, args.samples, args.reuse)
+    renders = render(work, todo, args.samples, args.reuse, args.hair_volume)
     t_render = time.perf_counter() - t0 - t_fit
     judge = face_id.FaceJudge()
     result = score(items, todo, renders, judge) if not args.limit else {"partial": True}

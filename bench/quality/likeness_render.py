@@ -28,11 +28,11 @@ WORLD_GREY = 0.8  # linear RGB of the uniform white-ish world light (also the ba
 class BundleRenderer:
     """One Blender scene: a camera and a uniform world; imports one bundle at a time and renders it."""
 
-    def __init__(self, samples: int = 16) -> None:
+    def __init__(self, samples: int = 16, hair_volume: float = 0.0) -> None:
         self.api = install_addon()
         from bl_ext.user_default.likeness import convert
 
-        self.convert, self.samples = convert, samples
+        self.convert, self.samples, self.hair_volume = convert, samples, hair_volume
 
     def _new_scene(self) -> None:
         """An empty file with the camera and the uniform world (each bundle starts from one: nothing is left)."""
@@ -69,7 +69,7 @@ class BundleRenderer:
         ``geometry``: (V,3) head-frame vertices (m) to put in place of the fitted head's.
         """
         self._new_scene()
-        head, *cameras = self.api.import_bundle(bundle)
+        head, *cameras = self.api.import_bundle(bundle, hair_volume=self.hair_volume)
         for cam in cameras:
             bpy.data.objects.remove(cam, do_unlink=True)
         head.shape_key_clear()
