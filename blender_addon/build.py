@@ -103,8 +103,6 @@ HAIR_CAP_NODE, HAIR_MASK_NODE, HAIR_MIX_NODE = "Likeness Hair Cap", "Likeness Ha
 HAIR_COLOR_NODE = "Likeness Hair Colour"
 #: The hair volume (:func:`_hair_volume`): the head's Displace modifier and the vertex group that weights it.
 HAIR_VOLUME_MODIFIER, HAIR_VOLUME_GROUP = "Likeness Hair Volume", "likeness_hair"
-#: Default lift of the surface where the photos saw hair, metres (a short haircut's volume over the scalp).
-HAIR_VOLUME_M = 0.012
 
 
 def _node_material(spec: bundle_io.Material, created: _Created,
@@ -220,6 +218,9 @@ def _hair_volume(head: bpy.types.Object, bundle: bundle_io.Bundle, thickness: fl
     for index, material in enumerate(head.data.materials):
         node = material.node_tree.nodes.get(HAIR_MASK_NODE) if material.node_tree is not None else None
         if node is not None and node.image is not None:
+            if node.image.size[0] * node.image.size[1] == 0:
+                raise BundleError(f"The hair mask '{node.image.filepath}' could not be read.",
+                                  "Import without Hair Volume, or reconstruct the bundle again.")
             masks[index] = _mask_pixels(node.image)
     if not masks:
         return
@@ -363,6 +364,9 @@ def import_bundle(path: str | Path, scene: bpy.types.Scene, view_layer: bpy.type
     Raises :class:`BundleError` if the bundle is invalid or building fails; in both cases nothing is left in
     the file. The head becomes the active, selected object of ``view_layer`` when given.
     """
+    if not hair_volume >= 0:  # NaN too
+        raise BundleError(f"Hair volume {hair_volume} is not a thickness.", "Give 0 (none) or a positive length in "
+                                                                             "metres, e.g. 0.012.")
     bundle = bundle_io.read_bundle(path)
     created = _Created()
     try:

@@ -92,8 +92,10 @@ def start_edit(scene: bpy.types.Scene, prompt: str, source: bpy.types.Object | N
 def apply_bundle(scene: bpy.types.Scene, bundle: str | Path, source_name: str = "") -> list[bpy.types.Object]:
     """Import an edited bundle beside the head it came from (``source_name``): [head, cameras...]."""
     view_layer = bpy.context.view_layer if bpy.context.scene == scene else scene.view_layers[0]
-    objects = build.import_bundle(bundle, scene, view_layer)
     source = bpy.data.objects.get(source_name) if source_name else None
+    volume = source.modifiers.get(build.HAIR_VOLUME_MODIFIER) if source is not None else None
+    objects = build.import_bundle(bundle, scene, view_layer,  # the edited head keeps the source's hair volume
+                                  hair_volume=volume.strength if volume is not None else 0.0)
     if source is not None:
         offset = source.matrix_world.translation.x + BESIDE - objects[0].location.x
         for obj in objects:

@@ -212,7 +212,8 @@ def _finish_reconstruct(request: Request, result: dict[str, Any]) -> None:
     try:
         view_layer = bpy.context.view_layer if bpy.context.scene == scene else None
         view_layer = view_layer or scene.view_layers[0]
-        objects = build.import_bundle(result.get("bundle", request.context["output"]), scene, view_layer)
+        objects = build.import_bundle(result.get("bundle", request.context["output"]), scene, view_layer,
+                                      hair_volume=scene.likeness.hair_volume)
     except LikenessError as exc:
         request.context["error"] = exc
         _finish_error(request)

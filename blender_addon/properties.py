@@ -43,6 +43,11 @@ class LikenessSettings(bpy.types.PropertyGroup):
                     "skin texture, as Blender adds it back when it renders: truer under new lights, flatter under "
                     "even light",
     )
+    hair_volume: FloatProperty(
+        name="Hair Volume", default=0.0, min=0.0, max=0.05, soft_max=0.03, unit="LENGTH", precision=3,
+        description="Lift the imported head's surface where the photos saw hair by up to this much (0: none); "
+                    "a 'Likeness Hair Volume' modifier to change or switch off later",
+    )
     encoder: BoolProperty(
         name="Learned Expression (experimental)", default=False,
         description="Read the expression with the learned expression encoder (needs torch in the backend, which "

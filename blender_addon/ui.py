@@ -42,6 +42,7 @@ class LIKENESS_PT_main(bpy.types.Panel):
         layout.prop(settings, "refine")
         layout.prop(settings, "lens_mm")
         layout.prop(settings, "occlusion")
+        layout.prop(settings, "hair_volume")
         layout.prop(settings, "encoder")
         layout.prop(settings, "smirk_flame")
 

@@ -225,7 +225,7 @@ def test_batch_options_reach_every_photo_job(ict_path, tmp_path):
     manifest = json.loads((out / "cid" / "manifest.json").read_text())
     assert manifest["photos"][0]["light"]["occlusion"] is True
     camera = manifest["photos"][0]["camera"]
-    assert camera["focal_source"] in ("lens", "exif")
-    if camera["focal_source"] == "lens":  # a photo without EXIF: 85 mm on the photo's long side
-        width, height = manifest["photos"][0]["image_size"]
-        assert camera["focal_px"] == pytest.approx(85 / 36 * max(width, height), rel=1e-3)
+    assert camera["focal_source"] == "lens"  # the photo has no EXIF: 85 mm on its long side
+    width, height = manifest["photos"][0]["image_size"]
+    assert camera["focal_px"] == pytest.approx(85 / 36 * max(width, height), rel=1e-3)
+    assert report(out)["options"] == {"occlusion": True, "lens_mm": 85.0}

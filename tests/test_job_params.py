@@ -22,6 +22,7 @@ def test_flags_refuse_what_is_not_a_boolean(value):
 
 def test_encoder_is_null_a_boolean_or_smirk():
     assert _encoder(None) is None and _encoder("smirk") == "smirk" and _encoder(False) is False
+    assert _encoder("learned") is True and _encoder(1) is True
     with pytest.raises(BadRequest, match="encoder"):
         _encoder("off")
 

@@ -183,3 +183,25 @@ def test_import_operator_offers_the_hair_volume(addon, scene, tmp_path):
     assert bpy.ops.likeness.import_bundle(filepath=str(root), hair_volume=0.02) == {"FINISHED"}
     head = bpy.context.view_layer.objects.active
     assert head.modifiers[build.HAIR_VOLUME_MODIFIER].strength == pytest.approx(0.02)
+
+
+def test_a_negative_hair_volume_is_refused_and_nothing_is_imported(addon, scene, tmp_path):
+    build = __import__(f"{addon.__name__}.build", fromlist=["build"])
+    errors = __import__(f"{addon.__name__}.errors", fromlist=["errors"])
+    root = tmp_path / "hairy"
+    write_bundle(root, edit_manifest=lambda m: with_top_hair(m, root))
+    before = len(bpy.data.objects)
+    with pytest.raises(errors.BundleError, match="not a thickness"):
+        build.import_bundle(root, scene, hair_volume=-0.01)
+    assert len(bpy.data.objects) == before
+
+
+def test_an_edited_head_keeps_its_sources_hair_volume(addon, scene, tmp_path):
+    build = __import__(f"{addon.__name__}.build", fromlist=["build"])
+    edit_ops = __import__(f"{addon.__name__}.edit_ops", fromlist=["edit_ops"])
+    root = tmp_path / "hairy"
+    write_bundle(root, edit_manifest=lambda m: with_top_hair(m, root))
+    source = build.import_bundle(root, scene, hair_volume=0.02)[0]
+    source.modifiers[build.HAIR_VOLUME_MODIFIER].strength = 0.015  # the artist changed it
+    edited = edit_ops.apply_bundle(scene, root, source.name)[0]
+    assert edited != source and edited.modifiers[build.HAIR_VOLUME_MODIFIER].strength == pytest.approx(0.015)

@@ -21,6 +21,15 @@ DEFAULT_FOCAL_MM = 50.0
 DEFAULT_FOCAL_FACTOR = DEFAULT_FOCAL_MM / 36.0
 #: Lenses (mm, full-frame equivalent) taken as real, from EXIF or from the job's ``lens_mm``; the same bounds.
 LENS_RANGE_MM = (8.0, 1200.0)
+
+
+def check_lens(lens_mm: float | None) -> None:
+    """Refuse a lens (mm, full-frame equivalent) outside :data:`LENS_RANGE_MM` with a clear message (None passes)."""
+    low, high = LENS_RANGE_MM
+    if lens_mm is not None and not (low <= float(lens_mm) <= high):  # NaN fails too
+        raise BadInput(f"A {float(lens_mm):g} mm lens is out of range.",
+                       f"Give the lens as a full-frame equivalent from {low:g} to {high:g} mm (a phone's main "
+                       "camera is about 26 mm, a portrait lens 85 mm), or leave it out.")
 _EXIF_IFD = 0x8769
 _FOCAL_35MM = 0xA405
 

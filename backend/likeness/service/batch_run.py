@@ -32,8 +32,9 @@ def run_batch(jobs: list[BatchJob], out_dir: str | Path, workers: int = 1, ray_a
                           "output": str(job.output(out)), "status": "skipped"}
                for job in jobs if job.finished(out)}
     todo = [job for job in jobs if job.name not in records]
+    options = next((dict(job.options) for job in jobs if job.options), {})
     report = {"spec": spec, "output": str(out), "backend": "ray" if ray_address else "local", "workers": workers,
-              "ray_address": ray_address, "likeness_version": __version__,
+              "ray_address": ray_address, "likeness_version": __version__, "options": options,
               "started_utc": _utc(started), "jobs": []}
     progress = Progress(len(jobs), len(records), show_progress)
     if ray_address:

@@ -140,17 +140,14 @@ def _watermark(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ..capture.images import LENS_RANGE_MM
+    from ..capture.images import check_lens
     from .batch import read_spec
     from .batch_run import run_batch, summary_table
 
     if not 64 <= args.texture_size <= 8192:
         raise BadInput(f"Texture size {args.texture_size} is out of range.", "Use a size from 64 to 8192.")
     jobs = read_spec(args.spec, args.texture_size)
-    low, high = LENS_RANGE_MM
-    if args.lens is not None and not low <= args.lens <= high:  # refused once, not in every job
-        raise BadInput(f"A {args.lens:g} mm lens is out of range.",
-                       f"Give the lens as a full-frame equivalent from {low:g} to {high:g} mm, or leave it out.")
+    check_lens(args.lens)  # refused once, not in every job
     options = tuple((k, v) for k, v in (("refine", args.refine), ("occlusion", args.occlusion), ("lens_mm", args.lens))
                     if v)
     jobs = [replace(job, options=options) if job.kind == "photos" else job for job in jobs]

@@ -58,7 +58,12 @@ def _encoder(value) -> bool | str | None:
     """The job's ``encoder``: null (the backend's setting), a boolean (the learned encoder), or "smirk"."""
     if value is None or value == "smirk":
         return value
-    return _flag({"encoder": value}, "encoder", False)
+    if value == "learned":  # as the CLI's --encoder learned
+        return True
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise BadRequest(f"`encoder` must be true, false, null, \"learned\" or \"smirk\", not {value!r}.",
+                     "See docs/protocol.md.")
 
 
 @job("track")

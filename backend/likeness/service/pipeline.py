@@ -28,7 +28,7 @@ from ..capture.fit import FitResult, FitSettings, LandmarkBasis, Observation, Ph
 from ..capture.gaze import eyeballs, gaze_angles, gaze_weights
 from ..model.geometry import head_angles, head_rotation
 from ..model.headmodel import HeadModel, load_ict, resolve_model_path
-from ..capture.images import LENS_RANGE_MM, Photo, load_photo
+from ..capture.images import Photo, check_lens, load_photo
 from ..capture.landmarks import FaceLandmarks, LandmarkDetector
 from ..appearance.maps import roughness_png
 from ..appearance.preview import compose_preview, preview_layout
@@ -375,10 +375,6 @@ def _validate(request: ReconstructRequest) -> None:
                        "Pick fewer photos.")
     if request.device not in ("auto", "cpu", "cuda", "mps"):
         raise BadInput(f"Unknown device {request.device!r}.", "Use auto, cpu, cuda or mps.")
-    low, high = LENS_RANGE_MM
-    if request.lens_mm is not None and not (low <= float(request.lens_mm) <= high):
-        raise BadInput(f"A {request.lens_mm} mm lens is out of range.",
-                       f"Give the lens as a full-frame equivalent from {low:g} to {high:g} mm (a phone's main "
-                       "camera is about 26 mm, a portrait lens 85 mm), or leave it out.")
+    check_lens(request.lens_mm)
     if not (64 <= int(request.texture_size) <= 8192):
         raise BadInput(f"Texture size {request.texture_size} is out of range.", "Use a size from 64 to 8192.")
