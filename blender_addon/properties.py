@@ -51,7 +51,7 @@ class LikenessSettings(bpy.types.PropertyGroup):
     encoder: BoolProperty(
         name="Learned Expression (experimental)", default=False,
         description="Read the expression with the learned expression encoder (needs torch in the backend, which "
-                    "Set up backend installs). Better on synthetic faces, not yet on every real photo",
+                    "Set up backend installs). Better on synthetic faces, and no worse on the real test photos",
     )
     smirk_flame: BoolProperty(
         name="SMIRK + FLAME (your files, non-commercial)", default=False,

@@ -460,3 +460,51 @@ def test_the_encoders_gaze_is_mixed_with_the_irises_by_its_share():
     assert mixed[0] == pytest.approx(0.7) and mixed[1] == 0.6 and mixed[2] == 0.2 and np.isnan(mixed[3])
     assert _combine(first, second)[0] == pytest.approx(0.6) and np.array_equal(_combine(None, second), second,
                                                                                 equal_nan=True)
+
+
+def test_the_encoder_is_trusted_less_where_it_disagrees_with_the_landmarks():
+    from likeness.capture.fit import Observation
+    from likeness.model.camera import Camera
+    from likeness.service.pipeline import _trusted
+
+    encoder = np.array([0.50, 0.55, 0.95, np.nan, 0.0])
+    reading = np.array([0.50, 0.50, 0.10, 0.30, 0.0])  # the landmarks' own reading (the identity stage's)
+    obs = Observation(np.zeros((478, 2)), np.zeros(478), Camera(500.0, (64.0, 64.0), (128, 128)), encoder,
+                      sources=("expression_encoder",))
+    gated = _trusted(obs, reading, 0.15).evidence
+    assert gated[0] == pytest.approx(0.50) and gated[4] == 0.0  # agreement: unchanged
+    assert 0.54 < gated[1] < 0.55  # a small difference stays nearly whole
+    assert 0.10 < gated[2] < 0.25  # a large one is mostly taken back to the landmarks' reading
+    assert np.isnan(gated[3])  # no evidence stays none
+
+
+def test_the_identity_stage_can_rest_on_mediapipes_scores(ict):
+    """With ``identity_scores_weight`` the encoder path's identity is the one the fit without the encoder finds
+    from the same landmarks and MediaPipe's scores; the encoder then reads only pose and expression."""
+    from dataclasses import replace
+
+    from likeness.capture.fit import FitSettings, LandmarkBasis, Observation, fit_landmarks
+    from likeness.model.camera import Camera
+    from likeness.model.correspondence import load_table
+    from likeness.service.pipeline import Engine
+
+    settings = FitSettings(sliding_contour=False, identity_scores_weight=400.0, evidence_weight=1600.0)
+    basis = LandmarkBasis.build(ict, load_table(), settings)
+    rng = np.random.default_rng(3)
+    identity = rng.normal(0, 0.8, settings.identity_count)
+    expression = np.zeros(len(ict.expression_names))
+    expression[ict.expression_names.index("jawOpen")] = 0.4
+    rot, centre = head_rotation(15, -5, 0), basis.base.mean(0)
+    camera = Camera(700.0, (256.0, 256.0), (512, 512))
+    px, depth = camera.project(basis.points(identity, expression) @ rot.T + np.array([0.0, 0.0, -0.6]) - rot @ centre)
+    scores = np.clip(expression + rng.normal(0, 0.05, len(expression)), 0, 1)
+    misread = np.clip(expression + rng.normal(0, 0.3, len(expression)), 0, 1)  # an encoder far off
+    obs = Observation(px, depth - depth.mean(), camera, misread, sources=("expression_encoder",),
+                      scores_evidence=scores)
+    engine = Engine(use_blendshapes=False)
+    both = engine.fit(basis, [obs], settings)
+    plain = fit_landmarks(basis, [replace(obs, evidence=scores, sources=())],
+                          replace(settings, evidence_weight=settings.identity_scores_weight))
+    assert np.allclose(both.identity, plain.identity)
+    old = engine.fit(basis, [obs], replace(settings, identity_scores_weight=0.0))
+    assert not np.allclose(old.identity, plain.identity, atol=1e-3)  # the encoder's misreading bent it before

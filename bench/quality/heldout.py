@@ -1,6 +1,6 @@
 """Held-out synthetic benchmark for the expression encoder (issue 11): heads no training run ever saw.
 
-Usage: .venv/bin/python bench/quality/heldout.py [--quick] [--rerender]                 # the product as it ships
+Usage: .venv/bin/python bench/quality/heldout.py [--quick] [--rerender] [--fit FIELD=VALUE ...]   # the product as it ships
        LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/quality/heldout.py      # with the expression encoder
 
 Kept apart from training in code, not by habit:
@@ -84,9 +84,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="20 scenes instead of 150")
     parser.add_argument("--rerender", action="store_true", help="render again even where cached renders exist")
+    parser.add_argument("--fit", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a fit setting (FitSettings field, a number) for this run only: _fit_FIELD-VALUE files")
     args = parser.parse_args()
+    from photo_fits import fit_settings
 
-    model_file, engine, model = bench.setup("heldout")
+    fit = fit_settings(args.fit)
+    model_file, engine, model = bench.setup("heldout", fit)
     scenes = synth_scenes.make_scenes(model.expression_names, bench.face_centre(model), quick=args.quick, seed=SEED)
     render_missing(scenes, model, args.rerender)
     start = time.perf_counter()
@@ -100,7 +104,8 @@ def main() -> None:
                       "blendshapes": engine.scorer() is not None,
                       "encoder": None if encoder is None else str(encoder.path),
                       "analyse_s": round(time.perf_counter() - start, 1)}
-    bench.write_report("heldout", "_encoder" if encoder is not None else "", results)
+    bench.write_report("heldout", ("_fit_" + "_".join(f"{k}-{v:g}" for k, v in fit.items()) if fit else "")
+                       + ("_encoder" if encoder is not None else ""), results)
 
 
 if __name__ == "__main__":

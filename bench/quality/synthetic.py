@@ -1,7 +1,7 @@
 """Synthetic ground truth (issue 3, measurement 1): render heads with known identity, expression and pose, run
 the product's analysis on the renders, and score what it recovers.
 
-Usage: .venv/bin/python bench/quality/synthetic.py [--quick] [--rerender] [--samples 16]
+Usage: .venv/bin/python bench/quality/synthetic.py [--quick] [--rerender] [--samples 16] [--fit FIELD=VALUE ...]
        LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/quality/synthetic.py   # with the expression encoder
 
 1. Scenes (``synth_scenes.py``, fixed seed): ICT identities, expressions (single, one-sided, combined,
@@ -24,6 +24,7 @@ Reads the ICT model, MediaPipe's blendshape model and the dev photo from ../shar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -70,15 +71,18 @@ def use_shared_blendshape_model() -> None:
         os.environ.setdefault("LIKENESS_MEDIAPIPE_TASK", str(task))
 
 
-def setup(cache: str) -> tuple[str | None, Engine, HeadModel]:
+def setup(cache: str, fit: dict[str, float] | None = None) -> tuple[str | None, Engine, HeadModel]:
     """For a script that scores another set of renders: its cache folder ``bench/results/<cache>``, the model
-    file, a warm engine (with MediaPipe's blendshape model from ../shared when there) and the head model."""
+    file, a warm engine (with MediaPipe's blendshape model from ../shared when there; ``fit``: FitSettings fields
+    to replace) and the head model."""
     global CACHE
     CACHE = RESULTS / cache
     CACHE.mkdir(parents=True, exist_ok=True)
     model_file = model_path(None)
     use_shared_blendshape_model()
     engine = Engine()
+    if fit:
+        engine.settings = dataclasses.replace(engine.settings, **fit)
     return model_file, engine, engine.model(model_file)[0]
 
 
@@ -268,12 +272,19 @@ def main() -> None:
                         help="fit without MediaPipe's blendshape scores (to measure what they add)")
     parser.add_argument("--refine", action="store_true",
                         help="refine each fit against its render (likeness.capture.refine); fit time then includes it")
+    parser.add_argument("--fit", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a fit setting (FitSettings field, a number) for this run only: _fit_FIELD-VALUE files")
     args = parser.parse_args()
+    from photo_fits import fit_settings
+
+    fit = fit_settings(args.fit)
 
     start = time.perf_counter()
     model_file = model_path(args.model)
     use_shared_blendshape_model()
     engine = Engine(use_blendshapes=not args.no_blendshapes)
+    if fit:  # before the model loads (its landmark basis is built with the settings)
+        engine.settings = dataclasses.replace(engine.settings, **fit)
     model, _ = engine.model(model_file)
     scenes = make_scenes(model.expression_names, face_centre(model), quick=args.quick)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -297,6 +308,7 @@ def main() -> None:
                       "encoder": None if engine.encoder(model) is None else str(engine.encoder(model).path),
                       "render_s": round(rendered - start, 1), "analyse_s": round(time.perf_counter() - rendered, 1)}
     suffix = ("_no_blendshapes" if args.no_blendshapes else "") + ("_refine" if args.refine else "") + (
+        "_fit_" + "_".join(f"{k}-{v:g}" for k, v in fit.items()) if fit else "") + (
         "_encoder" if engine.encoder(model) is not None else "")
     write_report("synthetic", suffix, results)
 

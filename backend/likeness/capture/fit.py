@@ -36,6 +36,12 @@ class FitSettings:
     encoder_weight: float = 1600.0  # the same weight when the evidence comes from the expression encoder (tune_fit.py)
     identity_encoder_weight: float = 100.0  # the encoder's weight while the identity is fitted (then held)
     pose_prior: float = 3000.0  # weight of |log(R_prior Rᵀ)|² (radians) where an observation has a rotation prior (the encoder's)
+    # how far the encoder may disagree with the identity stage's reading of a shape before it is trusted less
+    # (0: always trusted): its evidence is pulled towards that reading by 1 / (1 + (Δ/trust)²) (tune_fit.py)
+    encoder_trust: float = 0.15
+    # > 0: the identity stage weighs MediaPipe's scores at this weight (as the fit without the encoder does)
+    # instead of the encoder at identity_encoder_weight (tune_fit.py, dev_photos.py)
+    identity_scores_weight: float = 400.0
     encoder_gaze_share: float = 0.75  # the encoder's share of the eyeLook* weights beside the irises' gaze (tune_fit.py)
     symmetry: float = 1.0  # weight of Σ (w_L − w_R)² over left/right pairs: symmetric unless the photo says so
     antagonism: float = 4.0  # weight of Σ (w_a + w_b)² over opposing pairs (jawLeft/jawRight, ...)
@@ -121,6 +127,7 @@ class Observation:
     evidence: np.ndarray | None = None
     sources: tuple[str, ...] = ()  # what the evidence comes from (the manifest's fit.evidence names)
     rotation_prior: np.ndarray | None = None  # (3,3) head rotation a learned model expects, see pose_prior
+    scores_evidence: np.ndarray | None = None  # MediaPipe's scores as weights, where ``evidence`` is an encoder's
 
 
 @dataclass

@@ -132,6 +132,7 @@ class Engine:
                                             for s in scores]
         sources = [("mediapipe_blendshapes",) if s is not None else () for s in scores]
         rotations: list[np.ndarray | None] = [None] * len(found)
+        scored = list(learned)  # MediaPipe's scores as weights, kept beside the encoder's for the identity stage
         if encoder is not None and found:
             from ..learned.features import score_vector
 
@@ -145,8 +146,9 @@ class Engine:
             from .flame_job import smirk_evidence
 
             learned, sources = smirk_evidence(self, model, images, found), [("smirk",)] * len(found)
-        return [Observation(lm.points_px, lm.depth_px, cam, ev, sources=src, rotation_prior=rot)
-                for cam, lm, ev, src, rot in zip(cameras, found, learned, sources, rotations)]
+        return [Observation(lm.points_px, lm.depth_px, cam, ev, sources=src, rotation_prior=rot,
+                            scores_evidence=mp if "expression_encoder" in src else None)
+                for cam, lm, ev, src, rot, mp in zip(cameras, found, learned, sources, rotations, scored)]
 
     def fit_settings(self, encoded: bool) -> FitSettings:
         """The fit's settings when the evidence comes from the encoder (``encoded``: it weighs ``encoder_weight``)
@@ -161,7 +163,15 @@ class Engine:
         held while pose and expression are fitted with the encoder at full weight."""
         if not any("expression_encoder" in o.sources for o in observations):
             return fit_landmarks(basis, observations, settings)
-        first = fit_landmarks(basis, observations, replace(settings, evidence_weight=settings.identity_encoder_weight))
+        if settings.identity_scores_weight > 0:  # the identity as the fit without the encoder finds it
+            first = fit_landmarks(basis, [replace(o, evidence=o.scores_evidence) for o in observations],
+                                  replace(settings, evidence_weight=settings.identity_scores_weight))
+        else:
+            first = fit_landmarks(basis, observations,
+                                  replace(settings, evidence_weight=settings.identity_encoder_weight))
+        if settings.encoder_trust > 0:
+            observations = [_trusted(o, p.expression, settings.encoder_trust) if "expression_encoder" in o.sources
+                            else o for o, p in zip(observations, first.photos)]
         second = fit_landmarks(fixed_identity(basis, first.identity), observations, settings, first.photos)
         return FitResult(first.identity, second.photos, first.iterations + second.iterations)
 
@@ -365,6 +375,14 @@ def _combine(first: np.ndarray | None, second: np.ndarray, share: float = 0.5) -
     both = ~np.isnan(first) & ~np.isnan(second)
     mixed = share * np.nan_to_num(first) + (1.0 - share) * np.nan_to_num(second)
     return np.where(both, mixed, np.where(np.isnan(first), second, first))
+
+
+def _trusted(obs: Observation, landmark_reading: np.ndarray, trust: float) -> Observation:
+    """The observation with its encoder evidence pulled towards ``landmark_reading`` (E,) where they disagree:
+    weight ``landmark + g·(encoder − landmark)``, g = 1 / (1 + ((encoder − landmark) / trust)²)."""
+    delta = obs.evidence - landmark_reading
+    gated = landmark_reading + delta / (1.0 + (delta / trust) ** 2)
+    return replace(obs, evidence=np.where(np.isnan(obs.evidence), np.nan, gated))
 
 
 def _validate(request: ReconstructRequest) -> None:
