@@ -26,7 +26,7 @@ import frl_landmarks as frl
 from likeness.model.geometry import similarity_transform
 from likeness.model.headmodel import HeadModel
 from likeness.capture.images import load_photo
-from photo_fits import SHARED, Fitter, MediaPipeScores, SingleFit, fit_settings, table, write_results
+from photo_fits import SHARED, Fitter, MediaPipeScores, SingleFit, fit_settings, fit_suffix, table, write_results
 
 DEV = SHARED / "data" / "faces_dev"
 SMILE = ("mouthSmile_L", "mouthSmile_R")
@@ -243,7 +243,7 @@ def main() -> None:
                  for it, f in zip(items, fits)]
     path = write_results("dev_photos" + ("_no_blendshapes" if args.no_blendshapes else "")
                          + ("_refine" if args.refine else "")
-                         + ("_fit_" + "_".join(f"{k}-{v:g}" for k, v in fit.items()) if fit else "")
+                         + fit_suffix(fit)
                          + ("_encoder" if fitter.engine.encoder(fitter.model) is not None else ""), {
         "targets": {"smile": "perfectly separated", "identity_shared_photo": PAIR_TARGET, "nme": NME_TARGET},
         "smile": smile, "neutral_shapes": leaks, "smile_shapes": smiles, "identity": identity, "nme": nme,

@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--fit", action="append", default=[], metavar="FIELD=VALUE",
                         help="a fit setting (FitSettings field, a number) for this run only: _fit_FIELD-VALUE files")
     args = parser.parse_args()
-    from photo_fits import fit_settings
+    from photo_fits import fit_settings, fit_suffix
 
     fit = fit_settings(args.fit)
     model_file, engine, model = bench.setup("heldout", fit)
@@ -104,7 +104,7 @@ def main() -> None:
                       "blendshapes": engine.scorer() is not None,
                       "encoder": None if encoder is None else str(encoder.path),
                       "analyse_s": round(time.perf_counter() - start, 1)}
-    bench.write_report("heldout", ("_fit_" + "_".join(f"{k}-{v:g}" for k, v in fit.items()) if fit else "")
+    bench.write_report("heldout", fit_suffix(fit)
                        + ("_encoder" if encoder is not None else ""), results)
 
 

@@ -45,7 +45,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(__file__).resolve().parent)]
 import face_id  # noqa: E402
-from photo_fits import FACE_LANDMARKER, RESULTS, SHARED, fit_settings, model_path, write_results  # noqa: E402
+from photo_fits import FACE_LANDMARKER, RESULTS, SHARED, fit_settings, fit_suffix, model_path, write_results  # noqa: E402
 
 DEV = SHARED / "data" / "faces_dev"
 VIEWS = (0.0, 30.0)  # degrees of yaw
@@ -235,8 +235,7 @@ def main() -> None:
     args = ap.parse_args()
     fit = fit_settings(args.fit)
     name = "likeness_no_segmentation" if args.no_segmentation else "likeness"
-    if fit:
-        name += "_fit_" + "_".join(f"{k}-{v:g}" for k, v in fit.items())
+    name += fit_suffix(fit)
     if args.hair_volume > 0:
         name += f"_hair_volume-{args.hair_volume:g}"
     if args.encoder:

@@ -126,6 +126,11 @@ def fit_settings(pairs: list[str]) -> dict[str, float]:
     return out
 
 
+def fit_suffix(fit: dict[str, float]) -> str:
+    """The results file's suffix for fit settings (:func:`fit_settings`): "" or "_fit_FIELD-VALUE_..."."""
+    return "_fit_" + "_".join(f"{k}-{v:g}" for k, v in fit.items()) if fit else ""
+
+
 def frame_photo(rgb: np.ndarray, name: str) -> Photo:
     """A video frame as a photo without EXIF (the documented default focal length), like ``load_photo``."""
     return Photo(path=Path(name), rgb=rgb, focal_px=DEFAULT_FOCAL_FACTOR * max(rgb.shape[:2]), focal_source="default")

@@ -275,7 +275,7 @@ def main() -> None:
     parser.add_argument("--fit", action="append", default=[], metavar="FIELD=VALUE",
                         help="a fit setting (FitSettings field, a number) for this run only: _fit_FIELD-VALUE files")
     args = parser.parse_args()
-    from photo_fits import fit_settings
+    from photo_fits import fit_settings, fit_suffix
 
     fit = fit_settings(args.fit)
 
@@ -308,8 +308,7 @@ def main() -> None:
                       "encoder": None if engine.encoder(model) is None else str(engine.encoder(model).path),
                       "render_s": round(rendered - start, 1), "analyse_s": round(time.perf_counter() - rendered, 1)}
     suffix = ("_no_blendshapes" if args.no_blendshapes else "") + ("_refine" if args.refine else "") + (
-        "_fit_" + "_".join(f"{k}-{v:g}" for k, v in fit.items()) if fit else "") + (
-        "_encoder" if engine.encoder(model) is not None else "")
+        fit_suffix(fit) + ("_encoder" if engine.encoder(model) is not None else ""))
     write_report("synthetic", suffix, results)
 
 

@@ -28,9 +28,14 @@ def _flag(params: dict, key: str, default: bool) -> bool:
     value = params.get(key, default)
     if value is None:
         return default
-    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+    if _is_boolean(value):
         return bool(value)
     raise BadRequest(f"`{key}` must be true or false, not {value!r}.", "See docs/protocol.md.")
+
+
+def _is_boolean(value) -> bool:
+    """A JSON boolean, or the integer 0 or 1."""
+    return isinstance(value, bool) or (isinstance(value, int) and value in (0, 1))
 
 
 @job("reconstruct")
@@ -60,7 +65,7 @@ def _encoder(value) -> bool | str | None:
         return value
     if value == "learned":  # as the CLI's --encoder learned
         return True
-    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+    if _is_boolean(value):
         return bool(value)
     raise BadRequest(f"`encoder` must be true, false, null, \"learned\" or \"smirk\", not {value!r}.",
                      "See docs/protocol.md.")
