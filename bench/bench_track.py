@@ -132,6 +132,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="only the first N frames of each clip")
     args = parser.parse_args()
     engine = Engine(use_blendshapes=args.blendshapes)
+    if engine.use_encoder is None:
+        engine.use_encoder = False  # tracks' default, as `likeness track` (docs/encoder.md, "Status")
     engine.model(model_path())
     track_clip(engine, CLIPS[0], args.blendshapes, 10)  # warm-up: imports, graphs, caches
     clips = {clip.stem: track_clip(engine, clip, args.blendshapes, args.frames) for clip in CLIPS}

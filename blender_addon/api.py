@@ -56,13 +56,13 @@ def match_photo_lighting(camera: bpy.types.Object, scene: bpy.types.Scene | None
 def reconstruct(photos: list[str | Path], output_dir: str | Path | None = None, texture_size: int = 2048,
                 timeout: float = 900.0, model: str | Path | None = None,
                 scene: bpy.types.Scene | None = None, refine: bool = False,
-                encoder: bool = False, lens_mm: float = 0.0, occlusion: bool = False) -> list[bpy.types.Object]:
+                encoder: bool = True, lens_mm: float = 0.0, occlusion: bool = False) -> list[bpy.types.Object]:
     """Reconstruct a head from ``photos`` on the warm backend and import it; blocks until done.
 
     ``output_dir`` receives the bundle folder (default: the add-on's user folder). ``texture_size`` is in
     pixels. ``model`` is a head-model .npz instead of the installed one. ``refine`` refines the fit against the
     photos' lip edges (slower, see docs/quality.md). ``encoder`` reads the expression with the learned expression
-    encoder (experimental, needs torch in the backend; docs/encoder.md). ``lens_mm`` is the lens (mm, full-frame
+    encoder (the default; the backend reads the landmarks alone where torch is not installed; docs/encoder.md). ``lens_mm`` is the lens (mm, full-frame
     equivalent) of photos whose files carry no EXIF focal length; 0 keeps the backend's 50 mm. ``occlusion``
     divides the head's own occlusion (eye sockets, creases) out of the skin as well (docs/quality.md, section 4).
     Raises ``BackendError`` of kind ``Timeout`` if it takes longer than ``timeout`` seconds: the job is cancelled,

@@ -69,7 +69,7 @@ def unique_output(folder: Path, name: str) -> Path:
 
 
 def start_reconstruct(scene: bpy.types.Scene, photos: list[str], output_dir: Path, texture_size: int,
-                      model: str = "", refine: bool = False, encoder: bool | str = False,
+                      model: str = "", refine: bool = False, encoder: bool | str = True,
                       lens_mm: float = 0.0, occlusion: bool = False) -> Request:
     """Send a ``reconstruct`` job for ``photos`` to the warm backend; its result is imported into ``scene``.
     ``refine`` asks for the refinement against the photos after the landmark fit; ``encoder`` for the learned

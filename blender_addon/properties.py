@@ -49,9 +49,10 @@ class LikenessSettings(bpy.types.PropertyGroup):
                     "a 'Likeness Hair Volume' modifier to change or switch off later",
     )
     encoder: BoolProperty(
-        name="Learned Expression (experimental)", default=False,
+        name="Learned Expression", default=True,
         description="Read the expression with the learned expression encoder (needs torch in the backend, which "
-                    "Set up backend installs). Better on synthetic faces, and no worse on the real test photos",
+                    "Set up backend installs; without torch the landmarks alone are read). Better on synthetic "
+                    "faces, and no worse on the real test photos",
     )
     smirk_flame: BoolProperty(
         name="SMIRK + FLAME (your files, non-commercial)", default=False,

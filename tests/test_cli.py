@@ -23,7 +23,16 @@ def test_reconstruct_writes_a_bundle(ict_path, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(out.resolve())
     assert "[100%]" in proc.stderr
-    assert len(json.loads((out / "manifest.json").read_text())["photos"]) == 1
+    photos = json.loads((out / "manifest.json").read_text())["photos"]
+    assert len(photos) == 1
+    from likeness.learned.runtime import SHIPPED, torch_available
+    # photos are read with the shipped expression encoder by default, where torch is installed
+    assert ("expression_encoder" in photos[0]["fit"]["evidence"]) == (torch_available() and SHIPPED.is_file())
+    plain = tmp_path / "plain"
+    proc = likeness("reconstruct", dev_photo("dev_002_london_009_03.jpg"), "-o", plain, "--model", ict_path,
+                    "--texture-size", 64, "--no-encoder")
+    assert proc.returncode == 0, proc.stderr
+    assert "expression_encoder" not in json.loads((plain / "manifest.json").read_text())["photos"][0]["fit"]["evidence"]
 
 
 @pytest.mark.parametrize("case", ["not_an_image", "missing_model", "output_exists", "broken_encoder"])

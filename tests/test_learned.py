@@ -252,11 +252,15 @@ def test_the_engine_uses_the_encoder_as_evidence(tmp_path, ict_path, ict, monkey
     monkeypatch.setenv("LIKENESS_EXPRESSION_ENCODER", str(_checkpoint(tmp_path / "enc.safetensors",
                                                                        ict.expression_names)))
     learned, _ = Engine(use_blendshapes=False).analyse([photo], str(ict_path))
+    monkeypatch.setenv("LIKENESS_EXPRESSION_ENCODER", "off")
+    plain, _ = Engine(use_blendshapes=False).analyse([photo], str(ict_path))
     monkeypatch.delenv("LIKENESS_EXPRESSION_ENCODER")
-    plain, _ = Engine(use_blendshapes=False).analyse([photo], str(ict_path))  # off by default
+    default, _ = Engine(use_blendshapes=False).analyse([photo], str(ict_path))  # photos: the shipped encoder
     assert "expression_encoder" in learned.photos[0].evidence
     assert "expression_encoder" not in plain.photos[0].evidence
     assert not np.allclose(learned.photos[0].expression, plain.photos[0].expression)
+    from likeness.learned.runtime import SHIPPED
+    assert ("expression_encoder" in default.photos[0].evidence) == SHIPPED.is_file()
 
 
 def test_the_core_runs_without_torch(ict_path):

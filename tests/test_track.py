@@ -192,10 +192,11 @@ def test_track_command_line(ict_path, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["livelink.csv", "track.json"]
 
 
-@pytest.mark.parametrize("encoder", [False, True])
+@pytest.mark.parametrize("encoder", [False, True, None])
 def test_a_face_that_appears_after_the_identity_window_is_tracked(ict_path, tmp_path, monkeypatch, encoder):
     """The identity frames are collected past the window when the face comes late, and batches of frames (the
-    encoder's) cross the window and lost frames without losing or reordering any."""
+    encoder's) cross the window and lost frames without losing or reordering any. The engine's default (None)
+    tracks without the encoder, which photos use by default."""
     from likeness.capture import track
     from likeness.service.pipeline import Engine
 
@@ -206,9 +207,12 @@ def test_a_face_that_appears_after_the_identity_window_is_tracked(ict_path, tmp_
             pytest.skip("no shipped expression encoder")
     monkeypatch.setattr(track, "IDENTITY_WINDOW_S", 0.4)  # 10 frames at 25 fps
     video = _short_clip(tmp_path, frames=40, black=tuple(range(20)) + (27,))
-    result = run_track(Engine(use_encoder=encoder), TrackRequest(video=video, output=str(tmp_path / "out"),
-                                                                 model=str(ict_path), head=False))
+    engine = Engine(use_encoder=encoder)
+    result = run_track(engine, TrackRequest(video=video, output=str(tmp_path / "out"), model=str(ict_path),
+                                            head=False))
     doc = json.loads((tmp_path / "out" / TRACK_FILE).read_text())
+    assert doc["evidence"] == (["expression_encoder"] if encoder else []) + ["landmarks"]
+    assert engine.use_encoder is encoder  # the job's choice does not outlive it
     assert result["frames"] == 40 and result["lost_frames"] == 21
     assert [f["tracked"] for f in doc["frames"]] == [t >= 20 and t != 27 for t in range(40)]
     assert [f["frame"] for f in doc["frames"]] == list(range(40))

@@ -1,7 +1,7 @@
 """Likeness bench (docs/quality.md, "Likeness"): does a face-recognition network take the head for the person?
 
 Usage: .venv/bin/python bench/quality/likeness_bench.py [--samples 16] [--texture 1024] [--reuse] [--fit FIELD=VALUE]
-       [--hair-volume M] [--encoder]
+       [--hair-volume M] [--no-encoder]
 About 25 min on 2 quiet CPU cores (most of it Cycles). Writes bench/results/likeness.json; bundles and renders stay in
 bench/results/likeness/ (``--reuse`` keeps the bundles already there and only renders and scores again).
 
@@ -24,8 +24,9 @@ same-person pairs of the mean head's distance minus the fitted head's). Nothing 
 scores; the fit's settings were chosen on synthetic renders and the landmark benches. ``--fit FIELD=VALUE`` (a
 ``FitSettings`` field, repeatable) checks a setting chosen elsewhere, in a folder and results file of its own
 (``likeness_fit_FIELD-VALUE``), never the default figures; ``--hair-volume M`` renders with the add-on's hair
-volume (``likeness_hair_volume-M``); ``--encoder`` reconstructs with the opt-in expression encoder
-(``likeness_encoder``).
+volume (``likeness_hair_volume-M``); ``--no-encoder`` reconstructs without the expression encoder, which the
+product uses for photos where torch is installed (``likeness_no_encoder``; before 5 December 2026 the default run
+was this one and ``--encoder`` made ``likeness_encoder``).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def jobs(items: list[dict]) -> list[dict]:
 
 
 def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, reuse: bool, segmentation: bool,
-                fit: dict[str, float] | None = None, encoder: bool = False) -> bool:
+                fit: dict[str, float] | None = None, encoder: bool | None = None) -> bool:
     """Write each job's bundle to ``work``/bundles/NAME; returns whether MediaPipe's blendshape scores were used.
 
     Like a set-up product (``likeness models install mediapipe-blendshapes``), the fit uses MediaPipe's
@@ -88,7 +89,8 @@ def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, r
     if FACE_LANDMARKER.is_file():
         os.environ.setdefault("LIKENESS_MEDIAPIPE_TASK", str(FACE_LANDMARKER))
     engine = Engine()
-    engine.use_encoder = encoder  # off: the default product path
+    engine.use_encoder = encoder  # None: the product's default (the expression encoder where torch is installed)
+    reading = engine.encoder(engine.model(model_path())[0]) is not None
     engine.use_segmentation = segmentation
     if fit:
         engine.settings = dataclasses.replace(engine.settings, **fit)
@@ -96,6 +98,10 @@ def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, r
     for job in todo:
         out = work / "bundles" / job["name"]
         if reuse and (out / "manifest.json").exists():
+            evidence = json.loads((out / "manifest.json").read_text())["photos"][0]["fit"]["evidence"]
+            if ("expression_encoder" in evidence) != reading:
+                raise SystemExit(f"{out} was made {'without' if reading else 'with'} the expression encoder; "
+                                 "run without --reuse (or with --no-encoder) to match")
             continue
         shutil.rmtree(out, ignore_errors=True)
         photos = [str(DEV / items[i]["file"]) for i in job["sources"]]
@@ -227,8 +233,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="only the first N jobs (a quick look; figures partial)")
     ap.add_argument("--fit", action="append", default=[], metavar="FIELD=VALUE",
                     help="a fit setting (likeness.capture.fit.FitSettings field, a number) for this run only")
-    ap.add_argument("--encoder", action="store_true",
-                    help="fit with the learned expression encoder (opt-in path): bench/results/likeness_encoder.json")
+    ap.add_argument("--no-encoder", action="store_true",
+                    help="fit without the learned expression encoder: bench/results/likeness_no_encoder.json")
     ap.add_argument("--hair-volume", type=float, default=0.0, metavar="M",
                     help="import with the add-on's hair volume, metres (0: none, the add-on's default): "
                          "bench/results/likeness_hair_volume-M.json")
@@ -238,14 +244,14 @@ def main() -> None:
     name += fit_suffix(fit)
     if args.hair_volume > 0:
         name += f"_hair_volume-{args.hair_volume:g}"
-    if args.encoder:
-        name += "_encoder"
+    if args.no_encoder:
+        name += "_no_encoder"
     work = RESULTS / name
     items = json.loads((DEV / "manifest.json").read_text())["items"]
     todo = jobs(items)[: args.limit or None]
     t0 = time.perf_counter()
     blendshapes = reconstruct(work, items, todo, args.texture, args.reuse, not args.no_segmentation, fit,
-                              args.encoder)
+                              False if args.no_encoder else None)
     t_fit = time.perf_counter() - t0
     renders = render(work, todo, args.samples, args.reuse, args.hair_volume)
     t_render = time.perf_counter() - t0 - t_fit

@@ -3,7 +3,9 @@
 Usage: .venv/bin/python bench/quality/video.py [--frames N] [--no-blendshapes]
 Decodes each clip in ../shared/data/video_dev (25 fps, 75 frames, 360×288), fits every frame alone (as the
 fit runs now: no temporal smoothing), prints the tables and writes bench/results/video.json
-(video_no_blendshapes.json without MediaPipe's blendshape evidence). About 2 minutes on 2 CPU cores.
+(video_no_blendshapes.json without MediaPipe's blendshape evidence; an ``_encoder`` suffix where the expression
+encoder read the frames, which the photo fit does by default since 5 December 2026: section 3's figures are
+``LIKENESS_EXPRESSION_ENCODER=off``). About 2 minutes on 2 CPU cores.
 
 Jitter is the mean absolute second difference over frames, |x[t+1] − 2 x[t] + x[t−1]|: it is zero for
 constant and for steadily moving values, so it measures frame-to-frame shake more than real motion (speech still
@@ -130,7 +132,8 @@ def main() -> None:
     keys = [k for k, v in next(iter(per_clip.values())).items() if isinstance(v, float)]
     mean = {k: float(np.mean([m[k] for m in per_clip.values()])) for k in keys}
     report(per_clip, mean)
-    path = write_results("video" + ("_no_blendshapes" if args.no_blendshapes else ""),
+    path = write_results("video" + ("_no_blendshapes" if args.no_blendshapes else "")
+                         + ("_encoder" if fitter.engine.encoder(fitter.model) is not None else ""),
                          {"definition": "jitter = mean |x[t+1] - 2x[t] + x[t-1]| over frames",
                           "clips": per_clip, "mean": mean}, fitter.settings())
     print(f"\nWrote {path.relative_to(path.parents[2])}")

@@ -115,14 +115,19 @@ def test_api_reconstruct_removing_occlusion(addon, scene, backend_python, model_
 
 
 def test_api_reconstruct_with_the_expression_encoder(addon, scene, backend_python, model_path, tmp_path):
-    """``encoder=True`` travels with the job to the backend, whose manifest then says the encoder read the photo."""
+    """The encoder is the default and ``encoder=False`` travels with the job to the backend: the manifests say
+    whether the encoder read the photo."""
     import json
 
     pytest.importorskip("torch")
-    head, _camera = addon.api.reconstruct([DEV_PHOTO], output_dir=tmp_path / "out", texture_size=256,
-                                          model=model_path, encoder=True)
-    manifest = json.loads((Path(head["likeness_bundle"]) / "manifest.json").read_text())
-    assert "expression_encoder" in manifest["photos"][0]["fit"]["evidence"]
+    evidence = []
+    for name, kwargs in (("default", {}), ("plain", {"encoder": False})):
+        head, _camera = addon.api.reconstruct([DEV_PHOTO], output_dir=tmp_path / name, texture_size=128,
+                                              model=model_path, **kwargs)
+        manifest = json.loads((Path(head["likeness_bundle"]) / "manifest.json").read_text())
+        evidence.append(manifest["photos"][0]["fit"]["evidence"])
+    assert "expression_encoder" in evidence[0] and "expression_encoder" not in evidence[1]
+    assert scene.likeness.encoder is True  # the sidebar's Learned Expression starts ticked
 
 
 def test_missing_backend_python_is_a_clear_operator_error(addon, scene, monkeypatch, tmp_path):

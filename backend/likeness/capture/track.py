@@ -265,6 +265,9 @@ class TrackRequest:
     blendshapes: bool = False
     max_frames: int | None = None
     name: str | None = None
+    #: the expression encoder: True / "learned" (ours), "smirk", False, or None: the engine's setting, where the
+    #: product default for tracks is off (docs/encoder.md, "Status")
+    encoder: bool | str | None = None
 
 
 def arkit_matrix(names: tuple[str, ...]) -> np.ndarray:
@@ -282,6 +285,17 @@ def run_track(engine: Engine, request: TrackRequest, report: Report = lambda *a:
               cancelled: Callable[[], bool] = lambda: False) -> dict:
     """Run a track job; writes the folder atomically and returns a summary (``{"track": path, ...}``)."""
     output = check_output(request.output)
+    default = engine.use_encoder
+    chosen = request.encoder if request.encoder is not None else default
+    engine.use_encoder = False if chosen is None else chosen  # for this job only
+    try:
+        return _run_track(engine, request, output, report, cancelled)
+    finally:
+        engine.use_encoder = default
+
+
+def _run_track(engine: Engine, request: TrackRequest, output: Path, report: Report,
+               cancelled: Callable[[], bool]) -> dict:
     tmp = output.parent / f".{output.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -304,7 +318,11 @@ def run_track(engine: Engine, request: TrackRequest, report: Report = lambda *a:
             for path in photos:
                 Path(path).unlink()
         report("write", STAGES["write"], "Writing the track")
-        _write(tmp, request, track, engine.model(request.model)[0])
+        model = engine.model(request.model)[0]
+        evidence = (["expression_encoder"] if engine.encoder(model) is not None else []) + (
+            ["smirk"] if engine.use_encoder == "smirk" else []) + (
+            ["mediapipe_blendshapes"] if request.blendshapes and engine.scorer() else []) + ["landmarks"]
+        _write(tmp, request, track, model, evidence)
         os.replace(tmp, output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -315,8 +333,9 @@ def run_track(engine: Engine, request: TrackRequest, report: Report = lambda *a:
             "head_bundle": str(output / HEAD_DIR) if request.head else None, "warnings": warnings}
 
 
-def _write(folder: Path, request: TrackRequest, track: Track, model: HeadModel) -> None:
-    """``track.json`` and ``livelink.csv`` of a (smoothed) track into ``folder``."""
+def _write(folder: Path, request: TrackRequest, track: Track, model: HeadModel, evidence: list[str]) -> None:
+    """``track.json`` and ``livelink.csv`` of a (smoothed) track into ``folder``; ``evidence`` names what read the
+    expression (as a bundle's ``fit.evidence``)."""
     weights = track.expression @ arkit_matrix(track.names).T  # (T,52)
     times = np.arange(len(track.valid)) / track.fps
     balls = eyeballs(model, track.identity)
@@ -339,6 +358,7 @@ def _write(folder: Path, request: TrackRequest, track: Track, model: HeadModel) 
         "eyes": {side: {"centre_m": np.round(ball.centre, 6).tolist(), "radius_m": round(ball.radius, 6)}
                  for side, ball in balls.items()},
         "expressions": list(track.names), "arkit_names": list(arkit.ARKIT_52),
+        "evidence": evidence,
         "smoothing": {"filter": "one_euro" if request.smooth else "none",
                       **({k: vars(p) for k, p in SMOOTHING.items()} if request.smooth else {})},
         "head_bundle": HEAD_DIR if request.head else None, "livelink_csv": CSV_FILE,

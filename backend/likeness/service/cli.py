@@ -26,9 +26,13 @@ from ..errors import BadInput, LikenessError  # noqa: E402
 def _learned_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="where the expression encoder runs (default auto: a GPU when torch sees one)")
-    parser.add_argument("--encoder", nargs="?", const="learned", choices=("learned", "smirk"),
-                        help="read the expression with an encoder: learned (ours, the default of a bare --encoder; "
-                             "docs/encoder.md) or smirk (SMIRK with your FLAME; docs/flame_smirk.md); needs torch")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--encoder", nargs="?", const="learned", choices=("learned", "smirk"),
+                       help="read the expression with an encoder: learned (ours, the default of a bare --encoder and "
+                            "of photos when torch is installed; docs/encoder.md) or smirk (SMIRK with your FLAME; "
+                            "docs/flame_smirk.md); needs torch")
+    which.add_argument("--no-encoder", dest="encoder", action="store_const", const=False,
+                       help="read the expression from the landmarks and MediaPipe's scores only (no torch)")
 
 
 def _progress(stage: str, fraction: float, message: str) -> None:
@@ -41,7 +45,7 @@ def _reconstruct(photos: list[str], args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = Engine(device=args.device).reconstruct(ReconstructRequest(
         photos=photos, output=args.output, texture_size=args.texture_size, model=args.model,
-        name=args.name, device=args.device, refine=args.refine, encoder=args.encoder or None, lens_mm=args.lens,
+        name=args.name, device=args.device, refine=args.refine, encoder=args.encoder, lens_mm=args.lens,
         occlusion=args.occlusion),
         report=_progress)
     return _bundle_written(result, start)
@@ -63,11 +67,11 @@ def _track(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     engine = Engine(use_blendshapes=args.blendshapes, device=args.device)
-    engine.use_encoder = engine.use_encoder or args.encoder
     result = run_track(engine, TrackRequest(
         video=args.video, output=args.output, model=args.model, head=not args.no_head,
         texture_size=args.texture_size, smooth=not args.no_smoothing, blendshapes=args.blendshapes,
-        max_frames=args.max_frames, name=args.name), report=_progress)
+        max_frames=args.max_frames, name=args.name, encoder=args.encoder),
+        report=_progress)
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"Tracked {result['frames']} frames at {result['fps']:g} fps in {time.perf_counter() - start:.1f} s",

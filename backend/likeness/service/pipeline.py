@@ -66,7 +66,9 @@ class Engine:
     refine_settings: RefineSettings = field(default_factory=RefineSettings)
     _models: dict = field(default_factory=dict)
     use_blendshapes: bool = True
-    use_encoder: bool = field(default_factory=lambda: encoder_wanted())  # opt-in: see docs/encoder.md
+    #: the learned expression encoder: True / "learned", False, "smirk", or None: the product default (photos: on
+    #: where torch and the weights are installed; tracks: off; docs/encoder.md); ``$LIKENESS_EXPRESSION_ENCODER``
+    use_encoder: bool | str | None = field(default_factory=lambda: encoder_wanted())
     device: str = "auto"  # where the expression encoder runs: auto, cpu, cuda, mps
     _detector: LandmarkDetector | None = None
     _scorer: BlendshapeScorer | None | bool = None  # False: looked, not installed
@@ -111,7 +113,7 @@ class Engine:
         """The learned expression encoder (:mod:`likeness.learned`) for ``model`` when enabled (``use_encoder``),
         its weights exist and torch is installed, else None. A broken checkpoint or an unusable device raises
         :class:`BadInput` (and is asked again next time)."""
-        if not self.use_encoder or self.use_encoder == "smirk":
+        if self.use_encoder is False or self.use_encoder == "smirk":
             return None
         from ..learned.runtime import ExpressionEncoder, find_weights, torch_available
 
@@ -361,11 +363,14 @@ def _photo_record(model: HeadModel, photo: Photo, view: PhotoView, fit: PhotoFit
     }
 
 
-def encoder_wanted() -> bool:
-    """Whether the expression encoder is on by default: ``$LIKENESS_EXPRESSION_ENCODER`` is ``on`` or names a
-    checkpoint (docs/encoder.md: off by default until it helps on real photos too)."""
+def encoder_wanted() -> bool | None:
+    """The engine's encoder setting from ``$LIKENESS_EXPRESSION_ENCODER``: True (``on`` or a checkpoint's path: every
+    job, tracks too), False (``off``: none), or None when unset: the product default, on for photos and off for
+    tracks (docs/encoder.md, "Status")."""
     value = os.environ.get("LIKENESS_EXPRESSION_ENCODER", "").strip().lower()
-    return value not in ("", "off", "0", "none", "false")
+    if value == "":
+        return None
+    return value not in ("off", "0", "none", "false", "no")
 
 
 def _combine(first: np.ndarray | None, second: np.ndarray, share: float = 0.5) -> np.ndarray:
