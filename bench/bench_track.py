@@ -1,7 +1,8 @@
 """Video tracking (`likeness track`): speed, jitter before/after smoothing, and the smoother's lag.
 
 Usage: .venv/bin/python bench/bench_track.py [--blendshapes] [--frames N]
-       LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/bench_track.py   # with the expression encoder
+       LIKENESS_EXPRESSION_ENCODER=off .venv/bin/python bench/bench_track.py  # without the expression encoder
+       [--trust T]: FitSettings.encoder_trust for the run (0: the encoder unchecked by the landmarks)
 Reads the GRID clips in ../shared/data/video_dev (360×288, 25 fps) and the ICT model. Prints tables and writes
 bench/results/track.json; docs/animation.md quotes the figures with the machine they were measured on.
 
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `likeness` sets it for the CLI and the server
@@ -90,6 +92,7 @@ def track_clip(engine: Engine, clip: Path, blendshapes: bool, limit: int | None)
     raw = _collect(tracker, fps, size, camera)
     smooth = raw.smoothed()
     jaw = raw.names.index("jawOpen")
+    blink = [raw.names.index("eyeBlink_L"), raw.names.index("eyeBlink_R")]
     n = len(frames)
     per_frame = (mediapipe_s + scorer_s + encoder_s + fit_s) / n
     return {
@@ -106,6 +109,9 @@ def track_clip(engine: Engine, clip: Path, blendshapes: bool, limit: int | None)
                             "angles_deg": jitter(smooth.angles).tolist(),
                             "translation_mm": (1000 * jitter(smooth.translation)).tolist()},
         "jawOpen_range": [float(raw.expression[:, jaw].min()), float(raw.expression[:, jaw].max())],
+        # the clip's strongest blink (either eye) and its median frame: a blink must still read as one
+        "eyeBlink_peak": float(raw.expression[:, blink].max()),
+        "eyeBlink_median": float(np.median(raw.expression[:, blink].max(1))),
         "jawOpen_peak_kept": float(smooth.expression[:, jaw].max() / max(raw.expression[:, jaw].max(), 1e-9)),
     }
 
@@ -130,29 +136,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blendshapes", action="store_true", help="add MediaPipe's learned scores per frame")
     parser.add_argument("--frames", type=int, default=None, help="only the first N frames of each clip")
+    parser.add_argument("--trust", type=float, default=None,
+                        help="FitSettings.encoder_trust for this run (0: the encoder's evidence as it is); "
+                             "results in track[...]_trust-T.json")
     args = parser.parse_args()
     engine = Engine(use_blendshapes=args.blendshapes)
-    if engine.use_encoder is None:
-        engine.use_encoder = False  # tracks' default, as `likeness track` (docs/encoder.md, "Status")
+    if args.trust is not None:
+        engine.settings = replace(engine.settings, encoder_trust=args.trust)
     engine.model(model_path())
     track_clip(engine, CLIPS[0], args.blendshapes, 10)  # warm-up: imports, graphs, caches
     clips = {clip.stem: track_clip(engine, clip, args.blendshapes, args.frames) for clip in CLIPS}
     keys = ("mediapipe_fps", "scorer_ms", "encoder_ms", "fit_ms", "tracker_fps", "identity_s")
     mean = {k: float(np.mean([c[k] for c in clips.values()])) for k in keys}
     print(f"{'clip':16s} {'frames':>6s} {'MP fps':>7s} {'enc ms':>6s} {'fit ms':>7s} {'track fps':>9s} {'id s':>5s} "
-          f"{'expr raw→smooth':>17s} {'jaw raw→smooth':>16s} {'yaw° raw→smooth':>16s} {'pitch°':>14s}")
+          f"{'expr raw→smooth':>17s} {'jaw raw→smooth':>16s} {'yaw° raw→smooth':>16s} {'pitch°':>14s} "
+          f"{'jaw max':>7s} {'blink max/med':>13s}")
     for name, c in clips.items():
         r, s = c["jitter_raw"], c["jitter_smoothed"]
         print(f"{name:16s} {c['frames']:6d} {c['mediapipe_fps']:7.1f} {c['encoder_ms']:6.2f} {c['fit_ms']:7.1f} "
               f"{c['tracker_fps']:9.1f} "
               f"{c['identity_s']:5.2f} {r['expression']:8.4f}→{s['expression']:.4f} {r['jawOpen']:7.4f}→"
               f"{s['jawOpen']:.4f} {r['angles_deg'][0]:7.3f}→{s['angles_deg'][0]:.3f} "
-              f"{r['angles_deg'][1]:6.3f}→{s['angles_deg'][1]:.3f}")
+              f"{r['angles_deg'][1]:6.3f}→{s['angles_deg'][1]:.3f} {c['jawOpen_range'][1]:7.2f} "
+              f"{c['eyeBlink_peak']:6.2f}/{c['eyeBlink_median']:.2f}")
     steps = lag()
     for name, v in steps.items():
         print(f"lag {name}: {v}")
     suffix = ("_blendshapes" if args.blendshapes else "") + ("_encoder" if engine.encoder(engine.model(model_path())[0])
-                                                             else "")
+                                                             else "") + (
+        "" if args.trust is None else f"_trust-{args.trust:g}")
     out = REPO / "bench" / "results" / f"track{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",

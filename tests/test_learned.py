@@ -467,15 +467,14 @@ def test_the_encoders_gaze_is_mixed_with_the_irises_by_its_share():
 
 
 def test_the_encoder_is_trusted_less_where_it_disagrees_with_the_landmarks():
-    from likeness.capture.fit import Observation
+    from likeness.capture.fit import Observation, trusted
     from likeness.model.camera import Camera
-    from likeness.service.pipeline import _trusted
 
     encoder = np.array([0.50, 0.55, 0.95, np.nan, 0.0])
     reading = np.array([0.50, 0.50, 0.10, 0.30, 0.0])  # the landmarks' own reading (the identity stage's)
     obs = Observation(np.zeros((478, 2)), np.zeros(478), Camera(500.0, (64.0, 64.0), (128, 128)), encoder,
                       sources=("expression_encoder",))
-    gated = _trusted(obs, reading, 0.15).evidence
+    gated = trusted(obs, reading, 0.15).evidence
     assert gated[0] == pytest.approx(0.50) and gated[4] == 0.0  # agreement: unchanged
     assert 0.54 < gated[1] < 0.55  # a small difference stays nearly whole
     assert 0.10 < gated[2] < 0.25  # a large one is mostly taken back to the landmarks' reading

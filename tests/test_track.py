@@ -137,17 +137,18 @@ def test_track_job_is_registered_checks_params_and_cancels(engine, ict_path, tmp
     assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["clip.avi"]
 
 
-def test_frame_tracker_recovers_a_jaw_ramp_and_a_one_sided_blink(ict):
+def _tracked_ramp(ict, settings, misread: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Synthetic landmarks of a known head (identity fixed as the tracker holds it) over 20 frames: jawOpen
-    ramps 0 → 0.8 while the head turns, the left eye alone closes from frame 10."""
+    ramps 0 → 0.8 while the head turns, the left eye alone closes from frame 10. ``misread``: each frame also
+    carries an encoder's evidence that reads every weight as 0 (an encoder blind to the jaw and the blink).
+    Returns the fitted weights (20, E), the truth and the names."""
     from likeness.model.camera import Camera
     from likeness.model.correspondence import load_table
-    from likeness.capture.fit import FitSettings, LandmarkBasis, Observation
+    from likeness.capture.fit import LandmarkBasis, Observation
     from likeness.capture.gaze import IRIS_CENTRE, eyeballs
     from likeness.model.geometry import head_rotation
     from likeness.capture.track import FrameTracker
 
-    settings = FitSettings(sliding_contour=False)  # landmarks come from the fixed correspondence here
     basis = LandmarkBasis.build(ict, load_table(), settings)
     identity = np.random.default_rng(5).normal(0, 0.7, 60)
     balls = eyeballs(ict, identity)
@@ -164,13 +165,38 @@ def test_frame_tracker_recovers_a_jaw_ramp_and_a_one_sided_blink(ict):
         for side, index in IRIS_CENTRE.items():  # irises at the eyeballs' fronts: looking straight ahead
             q[index] = rot @ (balls[side].centre + balls[side].radius * balls[side].rest) + shift
         px, depth = cam.project(q)
-        tracker.add(Observation(px + rng.normal(0, 0.3, px.shape), (depth - depth.mean()) * 800.0 / 0.6, cam))
-    fitted = np.array([f.expression for f in tracker.fits])
+        extra = {"evidence": np.zeros(len(names)), "sources": ("expression_encoder",)} if misread else {}
+        tracker.add(Observation(px + rng.normal(0, 0.3, px.shape), (depth - depth.mean()) * 800.0 / 0.6, cam,
+                                **extra))
+    return np.array([f.expression for f in tracker.fits]), truth, names
+
+
+def test_frame_tracker_recovers_a_jaw_ramp_and_a_one_sided_blink(ict):
+    from likeness.capture.fit import FitSettings
+
+    fitted, truth, names = _tracked_ramp(ict, FitSettings(sliding_contour=False))  # fixed correspondence here
     jaw = fitted[:, names.index("jawOpen")]
     assert np.abs(jaw - truth[:, names.index("jawOpen")]).max() < 0.08
     assert np.corrcoef(jaw, truth[:, names.index("jawOpen")])[0, 1] > 0.98
     left, right = fitted[:, names.index("eyeBlink_L")], fitted[:, names.index("eyeBlink_R")]
     assert left[10:].min() > 0.7 and right.max() < 0.15 and left[:10].max() < 0.1  # no lag from the warm start
+
+
+def test_frame_tracker_trusts_an_encoder_less_where_the_landmarks_disagree(ict):
+    """An encoder that misses the jaw and the blink: with the trust gate (as photos) the tracker still follows
+    the landmarks; without it (trust 0) the encoder's weight pulls both down."""
+    from dataclasses import replace
+
+    from likeness.capture.fit import FitSettings
+
+    base = FitSettings(sliding_contour=False)
+    encoded = replace(base, evidence_weight=base.encoder_weight)  # as Engine.fit_settings(True)
+    gated, truth, names = _tracked_ramp(ict, encoded, misread=True)
+    blind, _, _ = _tracked_ramp(ict, replace(encoded, encoder_trust=0.0), misread=True)
+    jaw, blink = names.index("jawOpen"), names.index("eyeBlink_L")
+    assert np.abs(gated[:, jaw] - truth[:, jaw]).max() < 0.15 and gated[10:, blink].min() > 0.6
+    assert (truth[-1, jaw] - blind[-1, jaw]) > 2 * (truth[-1, jaw] - gated[-1, jaw])
+    assert blind[10:, blink].mean() < gated[10:, blink].mean() - 0.1
 
 
 def test_track_command_line(ict_path, tmp_path):
@@ -195,12 +221,12 @@ def test_track_command_line(ict_path, tmp_path):
 @pytest.mark.parametrize("encoder", [False, True, None])
 def test_a_face_that_appears_after_the_identity_window_is_tracked(ict_path, tmp_path, monkeypatch, encoder):
     """The identity frames are collected past the window when the face comes late, and batches of frames (the
-    encoder's) cross the window and lost frames without losing or reordering any. The engine's default (None)
-    tracks without the encoder, which photos use by default."""
+    encoder's) cross the window and lost frames without losing or reordering any. The engine's default (None) is
+    the shipped encoder where torch is installed."""
     from likeness.capture import track
     from likeness.service.pipeline import Engine
 
-    if encoder:
+    if encoder is not False:
         pytest.importorskip("torch")
         from likeness.learned.runtime import SHIPPED
         if not SHIPPED.is_file():
@@ -211,7 +237,7 @@ def test_a_face_that_appears_after_the_identity_window_is_tracked(ict_path, tmp_
     result = run_track(engine, TrackRequest(video=video, output=str(tmp_path / "out"), model=str(ict_path),
                                             head=False))
     doc = json.loads((tmp_path / "out" / TRACK_FILE).read_text())
-    assert doc["evidence"] == (["expression_encoder"] if encoder else []) + ["landmarks"]
+    assert doc["evidence"] == (["expression_encoder"] if encoder is not False else []) + ["landmarks"]
     assert engine.use_encoder is encoder  # the job's choice does not outlive it
     assert result["frames"] == 40 and result["lost_frames"] == 21
     assert [f["tracked"] for f in doc["frames"]] == [t >= 20 and t != 27 for t in range(40)]

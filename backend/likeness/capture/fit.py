@@ -150,6 +150,14 @@ class FitResult:
     iterations: int
 
 
+def trusted(obs: Observation, landmark_reading: np.ndarray, trust: float) -> Observation:
+    """The observation with its (encoder's) evidence pulled towards ``landmark_reading`` (E,) where they disagree:
+    weight ``landmark + g·(encoder − landmark)``, g = 1 / (1 + ((encoder − landmark) / trust)²)."""
+    delta = obs.evidence - landmark_reading
+    gated = landmark_reading + delta / (1.0 + (delta / trust) ** 2)
+    return replace(obs, evidence=np.where(np.isnan(obs.evidence), np.nan, gated))
+
+
 def initial_pose(basis: LandmarkBasis, points_px: np.ndarray, depth_px: np.ndarray,
                  camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     """Pose from a similarity fit of the mean face to MediaPipe's 3D landmarks (weak perspective)."""

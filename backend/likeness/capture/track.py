@@ -29,7 +29,7 @@ from .. import arkit
 from ..service.bundle import check_output
 from ..model.camera import Camera
 from ..errors import BadInput, Cancelled, NoFaceFound
-from .fit import FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks, fixed_identity
+from .fit import FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks, fixed_identity, trusted
 from .gaze import eyeballs, gaze_angles, gaze_weights
 from ..model.geometry import head_angles, head_rotation
 from ..model.headmodel import HeadModel
@@ -104,7 +104,11 @@ def read_frames(capture: cv2.VideoCapture, limit: int | None = None) -> Iterator
 
 
 class FrameTracker:
-    """Fits frames one after the other with the identity held fixed, warm-starting from the previous frame."""
+    """Fits frames one after the other with the identity held fixed, warm-starting from the previous frame.
+
+    With the expression encoder's evidence (and ``settings.encoder_trust`` > 0) each frame is fitted twice, as a
+    photo is: first without it (MediaPipe's scores where there are any, else the landmarks alone), then with the
+    encoder's weights pulled towards that first reading where the two disagree (:func:`~.fit.trusted`)."""
 
     def __init__(self, model: HeadModel, basis: LandmarkBasis, identity: np.ndarray, settings: FitSettings) -> None:
         self.identity = identity
@@ -114,15 +118,25 @@ class FrameTracker:
         self.only = np.isin(self.names, settings.evidence_only)
         self.warm = replace(settings, iterations=WARM_ITERATIONS, pose_only_iterations=0)
         self.cold = settings
+        self.trust = settings.encoder_trust
+        self.plain_warm = replace(self.warm, evidence_weight=settings.identity_scores_weight)
+        self.plain_cold = replace(settings, evidence_weight=settings.identity_scores_weight)
         self.previous: PhotoFit | None = None
+        self.previous_plain: PhotoFit | None = None  # the last frame's first (encoder-less) fit
         self.fits: list[PhotoFit | None] = []
 
     def add(self, obs: Observation | None) -> None:
         """Fit one frame's observation; None marks a frame where the face was lost."""
         if obs is None:
-            self.previous = None  # the face may come back elsewhere: start the next fit cold
+            self.previous = self.previous_plain = None  # the face may come back elsewhere: start cold
             self.fits.append(None)
             return
+        if self.trust > 0 and "expression_encoder" in obs.sources:
+            start = [self.previous_plain] if self.previous_plain is not None else None
+            plain = fit_landmarks(self.basis, [replace(obs, evidence=obs.scores_evidence)],
+                                  self.plain_warm if start else self.plain_cold, start).photos[0]
+            self.previous_plain = plain
+            obs = trusted(obs, plain.expression, self.trust)
         start = [self.previous] if self.previous is not None else None
         fit = fit_landmarks(self.basis, [obs], self.warm if start else self.cold, start).photos[0]
         fit.gaze = gaze_angles(obs.points_px, obs.camera, fit.rotation, fit.translation, self.balls)
@@ -265,8 +279,8 @@ class TrackRequest:
     blendshapes: bool = False
     max_frames: int | None = None
     name: str | None = None
-    #: the expression encoder: True / "learned" (ours), "smirk", False, or None: the engine's setting, where the
-    #: product default for tracks is off (docs/encoder.md, "Status")
+    #: the expression encoder: True / "learned" (ours), "smirk", False, or None: the engine's setting (by default
+    #: ours where torch is installed; docs/encoder.md, "Status")
     encoder: bool | str | None = None
 
 
@@ -286,8 +300,7 @@ def run_track(engine: Engine, request: TrackRequest, report: Report = lambda *a:
     """Run a track job; writes the folder atomically and returns a summary (``{"track": path, ...}``)."""
     output = check_output(request.output)
     default = engine.use_encoder
-    chosen = request.encoder if request.encoder is not None else default
-    engine.use_encoder = False if chosen is None else chosen  # for this job only
+    engine.use_encoder = default if request.encoder is None else request.encoder  # for this job only
     try:
         return _run_track(engine, request, output, report, cancelled)
     finally:

@@ -24,7 +24,8 @@ from ..model.correspondence import load_table
 from ..errors import BadInput, Cancelled
 from ..capture.blendshapes import BlendshapeScorer, find_task, to_weights
 from ..capture.checks import job_warnings, photo_confidence, photo_warnings
-from ..capture.fit import FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks, fixed_identity
+from ..capture.fit import (FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks, fixed_identity,
+                           trusted)
 from ..capture.gaze import eyeballs, gaze_angles, gaze_weights
 from ..model.geometry import head_angles, head_rotation
 from ..model.headmodel import HeadModel, load_ict, resolve_model_path
@@ -66,8 +67,8 @@ class Engine:
     refine_settings: RefineSettings = field(default_factory=RefineSettings)
     _models: dict = field(default_factory=dict)
     use_blendshapes: bool = True
-    #: the learned expression encoder: True / "learned", False, "smirk", or None: the product default (photos: on
-    #: where torch and the weights are installed; tracks: off; docs/encoder.md); ``$LIKENESS_EXPRESSION_ENCODER``
+    #: the learned expression encoder: True / "learned", False, "smirk", or None: the product default (on where
+    #: torch and the weights are installed; docs/encoder.md); ``$LIKENESS_EXPRESSION_ENCODER``
     use_encoder: bool | str | None = field(default_factory=lambda: encoder_wanted())
     device: str = "auto"  # where the expression encoder runs: auto, cpu, cuda, mps
     _detector: LandmarkDetector | None = None
@@ -172,7 +173,7 @@ class Engine:
             first = fit_landmarks(basis, observations,
                                   replace(settings, evidence_weight=settings.identity_encoder_weight))
         if settings.encoder_trust > 0:
-            observations = [_trusted(o, p.expression, settings.encoder_trust) if "expression_encoder" in o.sources
+            observations = [trusted(o, p.expression, settings.encoder_trust) if "expression_encoder" in o.sources
                             else o for o, p in zip(observations, first.photos)]
         second = fit_landmarks(fixed_identity(basis, first.identity), observations, settings, first.photos)
         return FitResult(first.identity, second.photos, first.iterations + second.iterations)
@@ -364,9 +365,8 @@ def _photo_record(model: HeadModel, photo: Photo, view: PhotoView, fit: PhotoFit
 
 
 def encoder_wanted() -> bool | None:
-    """The engine's encoder setting from ``$LIKENESS_EXPRESSION_ENCODER``: True (``on`` or a checkpoint's path: every
-    job, tracks too), False (``off``: none), or None when unset: the product default, on for photos and off for
-    tracks (docs/encoder.md, "Status")."""
+    """The engine's encoder setting from ``$LIKENESS_EXPRESSION_ENCODER``: True (``on`` or a checkpoint's path),
+    False (``off``), or None when unset: the product default, on where torch is installed (docs/encoder.md)."""
     value = os.environ.get("LIKENESS_EXPRESSION_ENCODER", "").strip().lower()
     if value == "":
         return None
@@ -380,14 +380,6 @@ def _combine(first: np.ndarray | None, second: np.ndarray, share: float = 0.5) -
     both = ~np.isnan(first) & ~np.isnan(second)
     mixed = share * np.nan_to_num(first) + (1.0 - share) * np.nan_to_num(second)
     return np.where(both, mixed, np.where(np.isnan(first), second, first))
-
-
-def _trusted(obs: Observation, landmark_reading: np.ndarray, trust: float) -> Observation:
-    """The observation with its encoder evidence pulled towards ``landmark_reading`` (E,) where they disagree:
-    weight ``landmark + g·(encoder − landmark)``, g = 1 / (1 + ((encoder − landmark) / trust)²)."""
-    delta = obs.evidence - landmark_reading
-    gated = landmark_reading + delta / (1.0 + (delta / trust) ** 2)
-    return replace(obs, evidence=np.where(np.isnan(obs.evidence), np.nan, gated))
 
 
 def _validate(request: ReconstructRequest) -> None:
