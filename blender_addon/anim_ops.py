@@ -32,9 +32,10 @@ class LikenessAnimationSettings(bpy.types.PropertyGroup):
 
 
 def start_track(scene: bpy.types.Scene, video: str, output_dir: Path, target: str = "NEW_HEAD",
-                add_rig: bool = True, model: str = "", texture_size: int = 1024) -> Request:
+                add_rig: bool = True, model: str = "", texture_size: int = 1024, encoder: bool = True) -> Request:
     """Send a ``track`` job for ``video``; its result animates a new head (textures of ``texture_size`` px)
-    or the selected objects."""
+    or the selected objects. ``encoder``: read the expression with the learned expression encoder (the default;
+    the backend reads the landmarks alone where torch is not installed)."""
     if SESSION.active("track") is not None:
         raise LikenessError("A video is already being tracked.", "Wait for it to finish or press Cancel.")
     if not Path(video).is_file():
@@ -47,7 +48,8 @@ def start_track(scene: bpy.types.Scene, video: str, output_dir: Path, target: st
     output = jobs.unique_output(output_dir, jobs.job_name(video) + "_track")
     output_dir.mkdir(parents=True, exist_ok=True)
     params = {"video": str(Path(video).resolve()), "output": str(output), "head": target == "NEW_HEAD",
-              "name": jobs.job_name(video), "model": model or None, "texture_size": int(texture_size)}
+              "name": jobs.job_name(video), "model": model or None, "texture_size": int(texture_size),
+              "encoder": bool(encoder)}
     request = SESSION.submit("track", params, {"scene": scene.name, "output": str(output), "target": target,
                                                "add_rig": add_rig, "selected": selected})
     jobs._show_progress(scene, 0.0, "Starting the backend...", is_error=False)
@@ -118,7 +120,8 @@ or the selected objects at the video's frame rate, with a camera showing the vid
         video = bpy.path.abspath(self.video or settings.video)
         folder = paths.output_folder(self.output_dir or context.scene.likeness.output_dir)
         try:
-            start_track(context.scene, video, folder, settings.target, settings.add_rig, bpy.path.abspath(self.model))
+            start_track(context.scene, video, folder, settings.target, settings.add_rig, bpy.path.abspath(self.model),
+                        encoder=context.scene.likeness.encoder)
         except LikenessError as exc:
             return report_error(self, exc)
         self.report({"INFO"}, f"Tracking {Path(video).name}...")

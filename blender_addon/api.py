@@ -86,11 +86,12 @@ def reconstruct(photos: list[str | Path], output_dir: str | Path | None = None, 
 def animate_video(video: str | Path, output_dir: str | Path | None = None,
                   objects: list[bpy.types.Object] | None = None, add_rig: bool = True, timeout: float = 3600.0,
                   model: str | Path | None = None, texture_size: int = 1024,
-                  scene: bpy.types.Scene | None = None) -> list[bpy.types.Object]:
+                  scene: bpy.types.Scene | None = None, encoder: bool = True) -> list[bpy.types.Object]:
     """Track ``video`` on the warm backend, then animate ``objects`` (meshes with ARKit-named shape keys) or,
     by default, a new head built from the video (``texture_size`` px); blocks until done. Returns
     ``[animated objects..., camera]`` (the new head's rig, when added, is its parent). ``output_dir`` receives the
-    track folder (docs/animation.md).
+    track folder (docs/animation.md). ``encoder`` reads the expression with the learned expression encoder (the
+    default; landmarks alone where the backend has no torch).
     """
     scene = scene or bpy.context.scene
     folder = Path(output_dir) if output_dir is not None else paths.output_folder("")
@@ -100,7 +101,7 @@ def animate_video(video: str | Path, output_dir: str | Path | None = None,
         for obj in objects:
             obj.select_set(True)
     request = anim_ops.start_track(scene, str(video), folder, "SELECTED" if objects is not None else "NEW_HEAD",
-                                   add_rig, str(model) if model else "", texture_size)
+                                   add_rig, str(model) if model else "", texture_size, encoder)
     timed_out = _wait(request, timeout, "track")
     error = request.context.get("error")
     if timed_out and getattr(error, "kind", "") == "Cancelled":

@@ -50,9 +50,9 @@ class LikenessSettings(bpy.types.PropertyGroup):
     )
     encoder: BoolProperty(
         name="Learned Expression", default=True,
-        description="Read the expression with the learned expression encoder (needs torch in the backend, which "
-                    "Set up backend installs; without torch the landmarks alone are read). Better on synthetic "
-                    "faces, and no worse on the real test photos",
+        description="Read the expression of photos and videos with the learned expression encoder (needs torch in "
+                    "the backend, which Set up backend installs; without torch the landmarks alone are read). "
+                    "Better on synthetic faces, and no worse on the real test photos",
     )
     smirk_flame: BoolProperty(
         name="SMIRK + FLAME (your files, non-commercial)", default=False,

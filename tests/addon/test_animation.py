@@ -170,7 +170,9 @@ def test_animate_video_api_runs_the_real_backend(addon, scene, backend_python, t
         writer.write(capture.read()[1])
     writer.release()
     capture.release()
-    head, camera = addon.api.animate_video(video, tmp_path / "out", model=model, texture_size=256)
+    head, camera = addon.api.animate_video(video, tmp_path / "out", model=model, texture_size=256, encoder=False)
+    track = json.loads(next((tmp_path / "out").glob("*/track.json")).read_text())
+    assert track["evidence"] == ["landmarks"]  # the encoder was asked off
     assert head.parent is not None and head.parent.type == "ARMATURE"
     assert (scene.frame_start, scene.frame_end, scene.render.fps) == (1, 8, 25)
     assert scene.camera == camera and not [m for m in scene.timeline_markers if m.camera is not None]
