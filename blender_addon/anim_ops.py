@@ -257,6 +257,7 @@ class LIKENESS_PT_animation(bpy.types.Panel):
         row.prop(settings, "target", expand=True)
         if settings.target == "NEW_HEAD":
             layout.prop(settings, "add_rig")
+        layout.prop(context.scene.likeness, "encoder")  # the same switch as for photos
         row = layout.row()
         row.enabled = not running and bool(settings.video)
         row.operator(LIKENESS_OT_animate_video.bl_idname, icon="SEQUENCE")

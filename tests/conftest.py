@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from shared_paths import DEV_IMAGES, REPO, SHARED, find_ict_model  # noqa: F401  (shared with tests/addon)
+
+# the tests check the product's defaults: a developer's shell setting must not change them (tests that need it set
+# it themselves)
+os.environ.pop("LIKENESS_EXPRESSION_ENCODER", None)
 
 
 @pytest.fixture(scope="session")

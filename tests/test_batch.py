@@ -212,20 +212,22 @@ def test_ray_batch_on_two_nodes_with_a_corrupt_photo(ray_cluster, ict_path, tmp_
 
 
 def test_batch_options_reach_every_photo_job(ict_path, tmp_path):
-    """--occlusion and --lens apply to the batch's photo jobs as they do to `likeness reconstruct`; a lens out of
-    range is refused before any job runs."""
+    """--occlusion, --lens and --no-encoder apply to the batch's photo jobs as they do to `likeness reconstruct`;
+    a lens out of range is refused before any job runs."""
     spec = tmp_path / "spec"
     link(dev_photo(PHOTOS[2]), spec / "cid.jpg")
     out = tmp_path / "out"
     bad = likeness("batch", spec, "-o", out, "--lens", 5000, "--model", ict_path)
     assert bad.returncode == 2 and "lens" in bad.stderr and not out.exists()
     proc = likeness("batch", spec, "-o", out, "--texture-size", 128, "--workers", 1, "--model", ict_path,
-                    "--occlusion", "--lens", 85)
+                    "--occlusion", "--lens", 85, "--no-encoder")
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "cid" / "manifest.json").read_text())
     assert manifest["photos"][0]["light"]["occlusion"] is True
+    assert "expression_encoder" not in manifest["photos"][0]["fit"]["evidence"]
+    assert report(out)["jobs"][0]["expression_encoder"] is False
     camera = manifest["photos"][0]["camera"]
     assert camera["focal_source"] == "lens"  # the photo has no EXIF: 85 mm on its long side
     width, height = manifest["photos"][0]["image_size"]
     assert camera["focal_px"] == pytest.approx(85 / 36 * max(width, height), rel=1e-3)
-    assert report(out)["options"] == {"occlusion": True, "lens_mm": 85.0}
+    assert report(out)["options"] == {"occlusion": True, "lens_mm": 85.0, "encoder": False}

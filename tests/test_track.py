@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import SHARED
 from likeness import arkit
-from likeness.errors import BadRequest, Cancelled
+from likeness.errors import BadInput, BadRequest, Cancelled
 from likeness.service.jobs import JOBS
 from likeness.capture.smoothing import OneEuro, bridge, jitter, one_euro, step_lag
 from likeness.capture.track import CSV_FILE, TRACK_FILE, TrackRequest, arkit_matrix, run_track
@@ -135,6 +135,23 @@ def test_track_job_is_registered_checks_params_and_cancels(engine, ict_path, tmp
         JOBS["track"](engine, {"video": video, "output": str(tmp_path / "out"), "model": str(ict_path)},
                       lambda *a: None, lambda: True)
     assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["clip.avi"]
+    for bad in ({"encoder": "yes"}, {"device": "gpu"}):  # refused before anything is written
+        with pytest.raises((BadRequest, BadInput)):
+            JOBS["track"](engine, {"video": video, "output": str(tmp_path / "out"), "model": str(ict_path), **bad},
+                          lambda *a: None, lambda: False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tracks_encoder_choice_is_the_jobs_own(ict_path, tmp_path):
+    """A job that asks for no encoder gets none, whatever the engine's default, which it leaves as it was."""
+    from likeness.service.pipeline import Engine
+
+    engine = Engine(use_encoder=None)
+    video = _short_clip(tmp_path, frames=3)
+    JOBS["track"](engine, {"video": video, "output": str(tmp_path / "out"), "model": str(ict_path), "head": False,
+                           "encoder": False}, lambda *a: None, lambda: False)
+    doc = json.loads((tmp_path / "out" / TRACK_FILE).read_text())
+    assert doc["evidence"] == ["landmarks", "iris_gaze"] and engine.use_encoder is None
 
 
 def _tracked_ramp(ict, settings, misread: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -237,8 +254,7 @@ def test_a_face_that_appears_after_the_identity_window_is_tracked(ict_path, tmp_
     result = run_track(engine, TrackRequest(video=video, output=str(tmp_path / "out"), model=str(ict_path),
                                             head=False))
     doc = json.loads((tmp_path / "out" / TRACK_FILE).read_text())
-    assert doc["evidence"] == (["expression_encoder"] if encoder is not False else []) + ["landmarks"]
-    assert engine.use_encoder is encoder  # the job's choice does not outlive it
+    assert doc["evidence"] == ["landmarks", "iris_gaze"] + (["expression_encoder"] if encoder is not False else [])
     assert result["frames"] == 40 and result["lost_frames"] == 21
     assert [f["tracked"] for f in doc["frames"]] == [t >= 20 and t != 27 for t in range(40)]
     assert [f["frame"] for f in doc["frames"]] == list(range(40))

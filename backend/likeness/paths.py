@@ -25,6 +25,19 @@ def data_dir() -> Path:
     return base / "likeness"
 
 
+def encoder_env() -> bool | Path | None:
+    """``$LIKENESS_EXPRESSION_ENCODER``: None when unset (the product's default), True for on / 1 / true / yes,
+    False for off / 0 / false / no / none, else the Path of a checkpoint to use."""
+    value = os.environ.get("LIKENESS_EXPRESSION_ENCODER", "").strip()
+    if not value:
+        return None
+    if value.lower() in ("on", "1", "true", "yes"):
+        return True
+    if value.lower() in ("off", "0", "false", "no", "none"):
+        return False
+    return Path(value)
+
+
 def models_dir() -> Path:
     """Installed models live in ``<data_dir>/models/<name>/``."""
     return data_dir() / "models"

@@ -1,9 +1,10 @@
 """Dev-photo quality (docs/quality.md, section 2): smile vs neutral, identity consistency, landmark NME.
 
 Usage: .venv/bin/python bench/quality/dev_photos.py [--no-blendshapes] [--refine] [--fit FIELD=VALUE ...]
-       LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/quality/dev_photos.py   # → dev_photos_encoder.json
+       LIKENESS_EXPRESSION_ENCODER=off .venv/bin/python bench/quality/dev_photos.py  # the landmark fit alone
 Fits each of the 65 photos in ../shared/data/faces_dev alone (as a user with one photo would), prints the tables
-and writes bench/results/dev_photos.json (dev_photos_no_blendshapes.json without MediaPipe's blendshape evidence,
+and writes bench/results/dev_photos_encoder.json with the product's default (the expression encoder where torch is
+installed), dev_photos.json without it (dev_photos_no_blendshapes.json without MediaPipe's blendshape evidence,
 dev_photos_refine.json with the refinement against the photos).
 About 30 s on 2 CPU cores.
 

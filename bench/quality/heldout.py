@@ -1,7 +1,7 @@
 """Held-out synthetic benchmark for the expression encoder (issue 11): heads no training run ever saw.
 
 Usage: .venv/bin/python bench/quality/heldout.py [--quick] [--rerender] [--fit FIELD=VALUE ...]   # the product as it ships
-       LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/quality/heldout.py      # with the expression encoder
+       LIKENESS_EXPRESSION_ENCODER=off .venv/bin/python bench/quality/heldout.py     # the landmark fit alone
 
 Kept apart from training in code, not by habit:
 

@@ -90,10 +90,10 @@ def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, r
         os.environ.setdefault("LIKENESS_MEDIAPIPE_TASK", str(FACE_LANDMARKER))
     engine = Engine()
     engine.use_encoder = encoder  # None: the product's default (the expression encoder where torch is installed)
-    reading = engine.encoder(engine.model(model_path())[0]) is not None
     engine.use_segmentation = segmentation
-    if fit:
+    if fit:  # before the model loads: its landmark basis is built with the settings
         engine.settings = dataclasses.replace(engine.settings, **fit)
+    reading = engine.encoder(engine.model(model_path())[0]) is not None
     (work / "bundles").mkdir(parents=True, exist_ok=True)
     for job in todo:
         out = work / "bundles" / job["name"]
@@ -101,7 +101,7 @@ def reconstruct(work: Path, items: list[dict], todo: list[dict], texture: int, r
             evidence = json.loads((out / "manifest.json").read_text())["photos"][0]["fit"]["evidence"]
             if ("expression_encoder" in evidence) != reading:
                 raise SystemExit(f"{out} was made {'without' if reading else 'with'} the expression encoder; "
-                                 "run without --reuse (or with --no-encoder) to match")
+                                 "run without --reuse")
             continue
         shutil.rmtree(out, ignore_errors=True)
         photos = [str(DEV / items[i]["file"]) for i in job["sources"]]

@@ -2,7 +2,8 @@
 the product's analysis on the renders, and score what it recovers.
 
 Usage: .venv/bin/python bench/quality/synthetic.py [--quick] [--rerender] [--samples 16] [--fit FIELD=VALUE ...]
-       LIKENESS_EXPRESSION_ENCODER=on .venv/bin/python bench/quality/synthetic.py   # with the expression encoder
+       LIKENESS_EXPRESSION_ENCODER=off .venv/bin/python bench/quality/synthetic.py  # the landmark fit alone
+The product's default (the expression encoder where torch is installed) writes ``..._encoder`` results files.
 
 1. Scenes (``synth_scenes.py``, fixed seed): ICT identities, expressions (single, one-sided, combined,
    neutral), head poses (yaw ±45°, pitch ±15°, roll ±10°), a 50 mm full-frame-equivalent camera 0.5–0.8 m away.

@@ -172,7 +172,7 @@ def test_animate_video_api_runs_the_real_backend(addon, scene, backend_python, t
     capture.release()
     head, camera = addon.api.animate_video(video, tmp_path / "out", model=model, texture_size=256, encoder=False)
     track = json.loads(next((tmp_path / "out").glob("*/track.json")).read_text())
-    assert track["evidence"] == ["landmarks"]  # the encoder was asked off
+    assert "expression_encoder" not in track["evidence"]  # the encoder was asked off
     assert head.parent is not None and head.parent.type == "ARMATURE"
     assert (scene.frame_start, scene.frame_end, scene.render.fps) == (1, 8, 25)
     assert scene.camera == camera and not [m for m in scene.timeline_markers if m.camera is not None]
@@ -188,7 +188,8 @@ def test_animation_panel_and_csv_operators(addon, scene, tmp_path):
     from .test_ui_draw import draw
 
     log = draw(bpy.types.LIKENESS_PT_animation)
-    for expected in ("prop:video", "prop:target", "prop:add_rig", "operator:likeness.animate_video",
+    for expected in ("prop:video", "prop:target", "prop:add_rig", "prop:encoder",
+                     "operator:likeness.animate_video",
                      "operator:likeness.apply_track", "operator:likeness.import_livelink",
                      "operator:likeness.export_livelink", "operator:likeness.add_rig"):
         assert expected in log

@@ -62,6 +62,7 @@ class Track:
     angles: np.ndarray  # (T,3) yaw, pitch, roll in degrees (docs/bundle.md)
     translation: np.ndarray  # (T,3) metres, camera frame
     gaze: np.ndarray  # (T,4) left yaw, left pitch, right yaw, right pitch in degrees
+    evidence: tuple[str, ...] = ()  # what read the frames, as a bundle's fit.evidence
 
     def smoothed(self) -> Track:
         """Lost frames bridged, then each group filtered by :data:`SMOOTHING`; weights clipped to [0, 1]."""
@@ -124,6 +125,7 @@ class FrameTracker:
         self.previous: PhotoFit | None = None
         self.previous_plain: PhotoFit | None = None  # the last frame's first (encoder-less) fit
         self.fits: list[PhotoFit | None] = []
+        self.sources: dict[str, None] = {}  # the frames' evidence sources, in the order first seen
 
     def add(self, obs: Observation | None) -> None:
         """Fit one frame's observation; None marks a frame where the face was lost."""
@@ -131,6 +133,7 @@ class FrameTracker:
             self.previous = self.previous_plain = None  # the face may come back elsewhere: start cold
             self.fits.append(None)
             return
+        self.sources.update(dict.fromkeys(obs.sources))
         if self.trust > 0 and "expression_encoder" in obs.sources:
             start = [self.previous_plain] if self.previous_plain is not None else None
             plain = fit_landmarks(self.basis, [replace(obs, evidence=obs.scores_evidence)],
@@ -252,7 +255,8 @@ def _collect(tracker: FrameTracker, fps: float, size: tuple[int, int], camera: C
                  names=tracker.names, valid=valid, expression=np.array([f.expression for f in fits]),
                  angles=np.array([head_angles(f.rotation) for f in fits]),
                  translation=np.array([f.translation for f in fits]),
-                 gaze=np.array([[*f.gaze["L"], *f.gaze["R"]] for f in fits]))
+                 gaze=np.array([[*f.gaze["L"], *f.gaze["R"]] for f in fits]),
+                 evidence=("landmarks", "iris_gaze") + tuple(tracker.sources))
 
 
 # The job: a track folder ---------------------------------------------------------------------------------
@@ -282,6 +286,7 @@ class TrackRequest:
     #: the expression encoder: True / "learned" (ours), "smirk", False, or None: the engine's setting (by default
     #: ours where torch is installed; docs/encoder.md, "Status")
     encoder: bool | str | None = None
+    device: str = "auto"  # where the encoder runs: auto, cpu, cuda or mps
 
 
 def arkit_matrix(names: tuple[str, ...]) -> np.ndarray:
@@ -299,6 +304,9 @@ def run_track(engine: Engine, request: TrackRequest, report: Report = lambda *a:
               cancelled: Callable[[], bool] = lambda: False) -> dict:
     """Run a track job; writes the folder atomically and returns a summary (``{"track": path, ...}``)."""
     output = check_output(request.output)
+    if request.device not in ("auto", "cpu", "cuda", "mps"):
+        raise BadInput(f"Unknown device {request.device!r}.", "Use auto, cpu, cuda or mps.")
+    engine.device = request.device  # as a reconstruct job: the encoder follows the job's device
     default = engine.use_encoder
     engine.use_encoder = default if request.encoder is None else request.encoder  # for this job only
     try:
@@ -331,11 +339,7 @@ def _run_track(engine: Engine, request: TrackRequest, output: Path, report: Repo
             for path in photos:
                 Path(path).unlink()
         report("write", STAGES["write"], "Writing the track")
-        model = engine.model(request.model)[0]
-        evidence = (["expression_encoder"] if engine.encoder(model) is not None else []) + (
-            ["smirk"] if engine.use_encoder == "smirk" else []) + (
-            ["mediapipe_blendshapes"] if request.blendshapes and engine.scorer() else []) + ["landmarks"]
-        _write(tmp, request, track, model, evidence)
+        _write(tmp, request, track, engine.model(request.model)[0])
         os.replace(tmp, output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -346,9 +350,8 @@ def _run_track(engine: Engine, request: TrackRequest, output: Path, report: Repo
             "head_bundle": str(output / HEAD_DIR) if request.head else None, "warnings": warnings}
 
 
-def _write(folder: Path, request: TrackRequest, track: Track, model: HeadModel, evidence: list[str]) -> None:
-    """``track.json`` and ``livelink.csv`` of a (smoothed) track into ``folder``; ``evidence`` names what read the
-    expression (as a bundle's ``fit.evidence``)."""
+def _write(folder: Path, request: TrackRequest, track: Track, model: HeadModel) -> None:
+    """``track.json`` and ``livelink.csv`` of a (smoothed) track into ``folder``."""
     weights = track.expression @ arkit_matrix(track.names).T  # (T,52)
     times = np.arange(len(track.valid)) / track.fps
     balls = eyeballs(model, track.identity)
@@ -371,7 +374,7 @@ def _write(folder: Path, request: TrackRequest, track: Track, model: HeadModel, 
         "eyes": {side: {"centre_m": np.round(ball.centre, 6).tolist(), "radius_m": round(ball.radius, 6)}
                  for side, ball in balls.items()},
         "expressions": list(track.names), "arkit_names": list(arkit.ARKIT_52),
-        "evidence": evidence,
+        "evidence": list(track.evidence),
         "smoothing": {"filter": "one_euro" if request.smooth else "none",
                       **({k: vars(p) for k, p in SMOOTHING.items()} if request.smooth else {})},
         "head_bundle": HEAD_DIR if request.head else None, "livelink_csv": CSV_FILE,

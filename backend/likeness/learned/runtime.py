@@ -9,12 +9,12 @@ copy shipped in the package. torch is imported only here, when an encoder is fir
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import BadInput
+from ..paths import encoder_env
 from .features import FEATURES, encoder_features, face_crop
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "expression_encoder.safetensors"
@@ -24,9 +24,9 @@ HINT = "Remove the file or point $LIKENESS_EXPRESSION_ENCODER at a checkpoint ma
 def find_weights() -> Path | None:
     """The encoder checkpoint to use when the encoder is on: the one ``$LIKENESS_EXPRESSION_ENCODER`` names (a
     path), else the shipped one, else None."""
-    env = os.environ.get("LIKENESS_EXPRESSION_ENCODER", "").strip()
-    if env and env.lower() not in ("on", "1", "true", "off", "0", "none", "false"):
-        return Path(env)
+    env = encoder_env()
+    if isinstance(env, Path):
+        return env
     return SHIPPED if SHIPPED.is_file() else None
 
 

@@ -44,8 +44,9 @@ class BatchJob:
     kind: str  # "photos" or "video"
     inputs: tuple[str, ...]
     texture_size: int
-    #: photo jobs' reconstruct options (``refine``, ``occlusion``, ``lens_mm``: ReconstructRequest fields) as
-    #: (name, value) pairs, the same for every photo job of a batch (``likeness batch --refine ...``)
+    #: photo jobs' reconstruct options (``refine``, ``occlusion``, ``lens_mm``, ``encoder``: ReconstructRequest
+    #: fields; video jobs: ``encoder`` only) as (name, value) pairs, the same for every job of a kind in a batch
+    #: (``likeness batch --refine --no-encoder ...``)
     options: tuple[tuple[str, object], ...] = ()
 
     def output(self, out_dir: Path) -> Path:
@@ -203,8 +204,12 @@ def run_job(job: BatchJob, out_dir: str, model: str | None = None) -> dict:
             from ..capture.track import TrackRequest, run_track
 
             result = run_track(engine, TrackRequest(video=job.inputs[0], output=str(job.output(out)), model=model,
-                                                    texture_size=job.texture_size, name=job.name))
-        record.update(status="ok", warnings=result.get("warnings", []))
+                                                    texture_size=job.texture_size, name=job.name,
+                                                    encoder=dict(job.options).get("encoder")))
+        # whether this worker read the expression with the learned encoder (it needs torch)
+        record.update(status="ok", warnings=result.get("warnings", []),
+                      expression_encoder=dict(job.options).get("encoder") is not False
+                      and engine.encoder(engine.model(model)[0]) is not None)
     except LikenessError as exc:
         record.update(status="failed", error=exc.to_dict())
     except Exception as exc:  # noqa: BLE001 - one job's bug must not end the batch

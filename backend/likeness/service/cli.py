@@ -70,7 +70,8 @@ def _track(args: argparse.Namespace) -> int:
     result = run_track(engine, TrackRequest(
         video=args.video, output=args.output, model=args.model, head=not args.no_head,
         texture_size=args.texture_size, smooth=not args.no_smoothing, blendshapes=args.blendshapes,
-        max_frames=args.max_frames, name=args.name, encoder=args.encoder),
+        max_frames=args.max_frames, name=args.name, encoder=args.encoder,
+        device=args.device),
         report=_progress)
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
@@ -153,8 +154,9 @@ def _batch(args: argparse.Namespace) -> int:
     jobs = read_spec(args.spec, args.texture_size)
     check_lens(args.lens)  # refused once, not in every job
     options = tuple((k, v) for k, v in (("refine", args.refine), ("occlusion", args.occlusion), ("lens_mm", args.lens))
-                    if v)
-    jobs = [replace(job, options=options) if job.kind == "photos" else job for job in jobs]
+                    if v) + ((("encoder", False),) if args.no_encoder else ())
+    jobs = [replace(job, options=options if job.kind == "photos" else tuple(o for o in options if o[0] == "encoder"))
+            for job in jobs]
     workers = args.workers or (0 if args.ray else max(1, (os.cpu_count() or 2) // 2))
     report = run_batch(jobs, args.output, workers, args.ray, args.model, spec=args.spec,
                        show_progress=not args.quiet)
@@ -280,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "full-frame equivalent (default 50)")
     batch.add_argument("--occlusion", action="store_true",
                        help="photo jobs: divide the head's own occlusion out of the albedo (docs/quality.md 4)")
+    batch.add_argument("--no-encoder", action="store_true",
+                       help="every job: read the expression from the landmarks (and MediaPipe's scores) without the "
+                            "learned expression encoder, which is the default where a worker has torch")
 
     serve = sub.add_parser("serve", help="backend for the Blender add-on: JSON lines on stdin/stdout")
     serve.add_argument("--log", help="write logs here instead of stderr")

@@ -85,7 +85,8 @@ def track(engine: Engine, params: dict, report: Report, cancelled: Callable[[], 
                                smooth=_flag(params, "smooth", True),
                                blendshapes=_flag(params, "blendshapes", False),
                                max_frames=int(params["max_frames"]) if params.get("max_frames") else None,
-                               name=params.get("name"), encoder=_encoder(params.get("encoder")))
+                               name=params.get("name"), encoder=_encoder(params.get("encoder")),
+                               device=params.get("device") or "auto")
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"Bad track parameters: {exc}.", "See docs/protocol.md.") from exc
     return run_track(engine, request, report, cancelled)

@@ -7,7 +7,6 @@ checks ``cancelled()`` between steps and stops with :class:`~likeness.errors.Can
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from .bundle import BundleWriter, check_output, mesh_members
 from ..model.camera import Camera, model_to_camera
 from ..model.correspondence import load_table
 from ..errors import BadInput, Cancelled
+from ..paths import encoder_env
 from ..capture.blendshapes import BlendshapeScorer, find_task, to_weights
 from ..capture.checks import job_warnings, photo_confidence, photo_warnings
 from ..capture.fit import (FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks, fixed_identity,
@@ -367,10 +367,8 @@ def _photo_record(model: HeadModel, photo: Photo, view: PhotoView, fit: PhotoFit
 def encoder_wanted() -> bool | None:
     """The engine's encoder setting from ``$LIKENESS_EXPRESSION_ENCODER``: True (``on`` or a checkpoint's path),
     False (``off``), or None when unset: the product default, on where torch is installed (docs/encoder.md)."""
-    value = os.environ.get("LIKENESS_EXPRESSION_ENCODER", "").strip().lower()
-    if value == "":
-        return None
-    return value not in ("off", "0", "none", "false", "no")
+    value = encoder_env()
+    return None if value is None else value is not False
 
 
 def _combine(first: np.ndarray | None, second: np.ndarray, share: float = 0.5) -> np.ndarray:

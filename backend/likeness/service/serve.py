@@ -43,8 +43,6 @@ class Server:
         self.emit({"type": "ready", "protocol": PROTOCOL_VERSION, "backend_version": __version__,
                    "python": platform.python_version(), "pid": os.getpid()})
         self._worker.start()
-        if self.engine.use_encoder is not False:  # torch's import (about 1 s) overlaps the wait for the first job
-            threading.Thread(target=_import_torch, name="likeness-preload").start()
         for line in inp:
             if not line.strip():
                 continue
@@ -128,14 +126,6 @@ class Server:
             event.set()
         self._queue.put(None)
         self._worker.join(timeout=10)
-
-
-def _import_torch() -> None:
-    """Import torch for the expression encoder ahead of the first job; nothing when it is not installed."""
-    try:
-        import torch  # noqa: F401
-    except Exception:  # not installed or broken: the job reports it when it needs torch
-        pass
 
 
 def protocol_stream(log_path: str | None) -> TextIO:
