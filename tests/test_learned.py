@@ -511,3 +511,21 @@ def test_the_identity_stage_can_rest_on_mediapipes_scores(ict):
     assert np.allclose(both.identity, plain.identity)
     old = engine.fit(basis, [obs], replace(settings, identity_scores_weight=0.0))
     assert not np.allclose(old.identity, plain.identity, atol=1e-3)  # the encoder's misreading bent it before
+
+
+@pytest.mark.parametrize("value, expected", [("", None), ("on", True), ("YES", True), ("1", True), ("off", False),
+                                             ("no", False), ("none", False), ("/m/enc.safetensors", "path")])
+def test_the_encoder_setting_reads_on_off_and_paths_alike_everywhere(monkeypatch, value, expected):
+    """$LIKENESS_EXPRESSION_ENCODER means the same to the engine (on or off) and to the checkpoint lookup."""
+    from pathlib import Path
+
+    from likeness.learned.runtime import SHIPPED, find_weights
+    from likeness.paths import encoder_env
+    from likeness.service.pipeline import encoder_wanted
+
+    monkeypatch.setenv("LIKENESS_EXPRESSION_ENCODER", value)
+    if expected == "path":
+        assert encoder_env() == Path(value) and encoder_wanted() is True and find_weights() == Path(value)
+    else:
+        assert encoder_env() is expected and encoder_wanted() is expected
+        assert find_weights() == (SHIPPED if SHIPPED.is_file() else None)
