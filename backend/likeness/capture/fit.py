@@ -150,6 +150,17 @@ class FitResult:
     iterations: int
 
 
+def first_stage(observations: list[Observation], settings: FitSettings
+                ) -> tuple[list[Observation], FitSettings]:
+    """What the encoder path's first fit reads (the identity stage of a photo, a video frame's plain fit): MediaPipe's
+    scores at ``identity_scores_weight`` where that is > 0 (no scores: the landmarks alone), else the encoder's
+    evidence at ``identity_encoder_weight``."""
+    if settings.identity_scores_weight > 0:
+        return ([replace(o, evidence=o.scores_evidence) for o in observations],
+                replace(settings, evidence_weight=settings.identity_scores_weight))
+    return observations, replace(settings, evidence_weight=settings.identity_encoder_weight)
+
+
 def trusted(obs: Observation, landmark_reading: np.ndarray, trust: float) -> Observation:
     """The observation with its (encoder's) evidence pulled towards ``landmark_reading`` (E,) where they disagree:
     weight ``landmark + g·(encoder − landmark)``, g = 1 / (1 + ((encoder − landmark) / trust)²)."""

@@ -29,13 +29,14 @@ from .. import arkit
 from ..service.bundle import check_output
 from ..model.camera import Camera
 from ..errors import BadInput, Cancelled, NoFaceFound
-from .fit import FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks, fixed_identity, trusted
+from .fit import (FitSettings, LandmarkBasis, Observation, PhotoFit, first_stage, fit_landmarks, fixed_identity,
+                  trusted)
 from .gaze import eyeballs, gaze_angles, gaze_weights
 from ..model.geometry import head_angles, head_rotation
 from ..model.headmodel import HeadModel
 from .images import DEFAULT_FOCAL_FACTOR, Photo
 from .landmarks import FaceLandmarks, LandmarkDetector
-from ..service.pipeline import Engine, ReconstructRequest, Report, _combine
+from ..service.pipeline import Engine, ReconstructRequest, Report, _combine, check_device
 from .smoothing import OneEuro, bridge, one_euro
 
 IDENTITY_FRAMES = 6
@@ -108,8 +109,8 @@ class FrameTracker:
     """Fits frames one after the other with the identity held fixed, warm-starting from the previous frame.
 
     With the expression encoder's evidence (and ``settings.encoder_trust`` > 0) each frame is fitted twice, as a
-    photo is: first without it (MediaPipe's scores where there are any, else the landmarks alone), then with the
-    encoder's weights pulled towards that first reading where the two disagree (:func:`~.fit.trusted`)."""
+    photo is: first as the photo's identity stage reads it (:func:`~.fit.first_stage`), then with the encoder's
+    weights pulled towards that first reading where the two disagree (:func:`~.fit.trusted`)."""
 
     def __init__(self, model: HeadModel, basis: LandmarkBasis, identity: np.ndarray, settings: FitSettings) -> None:
         self.identity = identity
@@ -120,8 +121,6 @@ class FrameTracker:
         self.warm = replace(settings, iterations=WARM_ITERATIONS, pose_only_iterations=0)
         self.cold = settings
         self.trust = settings.encoder_trust
-        self.plain_warm = replace(self.warm, evidence_weight=settings.identity_scores_weight)
-        self.plain_cold = replace(settings, evidence_weight=settings.identity_scores_weight)
         self.previous: PhotoFit | None = None
         self.previous_plain: PhotoFit | None = None  # the last frame's first (encoder-less) fit
         self.fits: list[PhotoFit | None] = []
@@ -136,8 +135,7 @@ class FrameTracker:
         self.sources.update(dict.fromkeys(obs.sources))
         if self.trust > 0 and "expression_encoder" in obs.sources:
             start = [self.previous_plain] if self.previous_plain is not None else None
-            plain = fit_landmarks(self.basis, [replace(obs, evidence=obs.scores_evidence)],
-                                  self.plain_warm if start else self.plain_cold, start).photos[0]
+            plain = fit_landmarks(self.basis, *first_stage([obs], self.warm if start else self.cold), start).photos[0]
             self.previous_plain = plain
             obs = trusted(obs, plain.expression, self.trust)
         start = [self.previous] if self.previous is not None else None
@@ -304,15 +302,9 @@ def run_track(engine: Engine, request: TrackRequest, report: Report = lambda *a:
               cancelled: Callable[[], bool] = lambda: False) -> dict:
     """Run a track job; writes the folder atomically and returns a summary (``{"track": path, ...}``)."""
     output = check_output(request.output)
-    if request.device not in ("auto", "cpu", "cuda", "mps"):
-        raise BadInput(f"Unknown device {request.device!r}.", "Use auto, cpu, cuda or mps.")
-    engine.device = request.device  # as a reconstruct job: the encoder follows the job's device
-    default = engine.use_encoder
-    engine.use_encoder = default if request.encoder is None else request.encoder  # for this job only
-    try:
+    check_device(request.device)
+    with engine.job_encoder(request.encoder, request.device):
         return _run_track(engine, request, output, report, cancelled)
-    finally:
-        engine.use_encoder = default
 
 
 def _run_track(engine: Engine, request: TrackRequest, output: Path, report: Report,

@@ -194,6 +194,7 @@ def run_job(job: BatchJob, out_dir: str, model: str | None = None) -> dict:
             return record
         remove_stale_writes(job.output(out))  # temporary folders of killed workers
         engine = worker_engine(model)
+        encoder = dict(job.options).get("encoder")  # None: the worker's default
         if job.kind == "photos":
             from .pipeline import ReconstructRequest
 
@@ -205,11 +206,10 @@ def run_job(job: BatchJob, out_dir: str, model: str | None = None) -> dict:
 
             result = run_track(engine, TrackRequest(video=job.inputs[0], output=str(job.output(out)), model=model,
                                                     texture_size=job.texture_size, name=job.name,
-                                                    encoder=dict(job.options).get("encoder")))
+                                                    encoder=encoder))
         # whether this worker read the expression with the learned encoder (it needs torch)
         record.update(status="ok", warnings=result.get("warnings", []),
-                      expression_encoder=dict(job.options).get("encoder") is not False
-                      and engine.encoder(engine.model(model)[0]) is not None)
+                      expression_encoder=encoder is not False and engine.encoder(engine.model(model)[0]) is not None)
     except LikenessError as exc:
         record.update(status="failed", error=exc.to_dict())
     except Exception as exc:  # noqa: BLE001 - one job's bug must not end the batch

@@ -8,6 +8,7 @@ checks ``cancelled()`` between steps and stops with :class:`~likeness.errors.Can
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -24,8 +25,8 @@ from ..errors import BadInput, Cancelled
 from ..paths import encoder_env
 from ..capture.blendshapes import BlendshapeScorer, find_task, to_weights
 from ..capture.checks import job_warnings, photo_confidence, photo_warnings
-from ..capture.fit import (FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, fit_landmarks, fixed_identity,
-                           trusted)
+from ..capture.fit import (FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, first_stage, fit_landmarks,
+                           fixed_identity, trusted)
 from ..capture.gaze import eyeballs, gaze_angles, gaze_weights
 from ..model.geometry import head_angles, head_rotation
 from ..model.headmodel import HeadModel, load_ict, resolve_model_path
@@ -166,12 +167,7 @@ class Engine:
         held while pose and expression are fitted with the encoder at full weight."""
         if not any("expression_encoder" in o.sources for o in observations):
             return fit_landmarks(basis, observations, settings)
-        if settings.identity_scores_weight > 0:  # the identity as the fit without the encoder finds it
-            first = fit_landmarks(basis, [replace(o, evidence=o.scores_evidence) for o in observations],
-                                  replace(settings, evidence_weight=settings.identity_scores_weight))
-        else:
-            first = fit_landmarks(basis, observations,
-                                  replace(settings, evidence_weight=settings.identity_encoder_weight))
+        first = fit_landmarks(basis, *first_stage(observations, settings))
         if settings.encoder_trust > 0:
             observations = [trusted(o, p.expression, settings.encoder_trust) if "expression_encoder" in o.sources
                             else o for o, p in zip(observations, first.photos)]
@@ -232,11 +228,18 @@ class Engine:
                 raise BadInput("--model flame needs --encoder smirk (FLAME's parameters come from SMIRK).",
                                "Add --encoder smirk, or leave out --model flame for the ICT head.")
             return reconstruct_flame(self, request, report, cancelled)
-        self.device = request.device  # the encoder follows the job's device (reloaded when it changes)
-        default = self.use_encoder
-        self.use_encoder = default if request.encoder is None else request.encoder  # for this job only
-        try:
+        with self.job_encoder(request.encoder, request.device):
             return self._reconstruct(request, report, cancelled)
+
+    @contextmanager
+    def job_encoder(self, encoder: bool | str | None, device: str):
+        """For one job: the encoder it asks for (None: the engine's setting) on its device (checked by the caller,
+        :func:`check_device`; the encoder is reloaded when the device changes)."""
+        self.device = device
+        default = self.use_encoder
+        self.use_encoder = default if encoder is None else encoder
+        try:
+            yield
         finally:
             self.use_encoder = default
 
@@ -380,14 +383,19 @@ def _combine(first: np.ndarray | None, second: np.ndarray, share: float = 0.5) -
     return np.where(both, mixed, np.where(np.isnan(first), second, first))
 
 
+def check_device(device: str) -> None:
+    """A job's ``device`` is one the encoder knows, else :class:`BadInput`."""
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise BadInput(f"Unknown device {device!r}.", "Use auto, cpu, cuda or mps.")
+
+
 def _validate(request: ReconstructRequest) -> None:
     if not request.photos:
         raise BadInput("No photos were given.", "Pick one or more photos of the same person.")
     if len(request.photos) > MAX_PHOTOS:
         raise BadInput(f"{len(request.photos)} photos were given; at most {MAX_PHOTOS} fit in one job.",
                        "Pick fewer photos.")
-    if request.device not in ("auto", "cpu", "cuda", "mps"):
-        raise BadInput(f"Unknown device {request.device!r}.", "Use auto, cpu, cuda or mps.")
+    check_device(request.device)
     check_lens(request.lens_mm)
     if not (64 <= int(request.texture_size) <= 8192):
         raise BadInput(f"Texture size {request.texture_size} is out of range.", "Use a size from 64 to 8192.")
