@@ -92,7 +92,7 @@ def main() -> None:
     load = os.getloadavg()
     results = {"cpu_cores": os.cpu_count(), "load_before": load, "sizes": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        empty_cache = tempfile.mkdtemp(prefix="likeness-cache-")
+        empty_cache = str(Path(tmp) / "empty-cache")  # inside tmp, so it goes with it
         results["cold_empty_cache"] = cold_start(Path(tmp), sizes[0], empty_cache)
         results["cold"] = cold_start(Path(tmp), sizes[0], None)
         for size in sizes:

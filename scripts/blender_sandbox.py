@@ -6,13 +6,16 @@ temporary folder first, so scripts and benchmarks never touch the user's own Ble
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SANDBOX = Path(tempfile.mkdtemp(prefix="likeness-blender-"))
+atexit.register(shutil.rmtree, SANDBOX, ignore_errors=True)  # the user folders go when the script ends
 os.environ["BLENDER_USER_RESOURCES"] = str(SANDBOX / "blender")
 os.environ["XDG_CACHE_HOME"] = str(SANDBOX / "cache")
 os.environ.setdefault("LIKENESS_BACKEND_PYTHON", sys.executable)

@@ -29,8 +29,8 @@ from .. import arkit
 from ..service.bundle import check_output
 from ..model.camera import Camera
 from ..errors import BadInput, Cancelled, NoFaceFound
-from .fit import (FitSettings, LandmarkBasis, Observation, PhotoFit, first_stage, fit_landmarks, fixed_identity,
-                  trusted)
+from .fit import (BASE_EVIDENCE, FitSettings, LandmarkBasis, Observation, PhotoFit, first_stage, fit_landmarks,
+                  fixed_identity, trusted)
 from .gaze import eyeballs, gaze_angles, gaze_weights
 from ..model.geometry import head_angles, head_rotation
 from ..model.headmodel import HeadModel
@@ -254,7 +254,7 @@ def _collect(tracker: FrameTracker, fps: float, size: tuple[int, int], camera: C
                  angles=np.array([head_angles(f.rotation) for f in fits]),
                  translation=np.array([f.translation for f in fits]),
                  gaze=np.array([[*f.gaze["L"], *f.gaze["R"]] for f in fits]),
-                 evidence=("landmarks", "iris_gaze") + tuple(tracker.sources))
+                 evidence=BASE_EVIDENCE + tuple(tracker.sources))
 
 
 # The job: a track folder ---------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ from ..errors import BadInput, Cancelled
 from ..paths import encoder_env
 from ..capture.blendshapes import BlendshapeScorer, find_task, to_weights
 from ..capture.checks import job_warnings, photo_confidence, photo_warnings
-from ..capture.fit import (FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, first_stage, fit_landmarks,
-                           fixed_identity, trusted)
+from ..capture.fit import (BASE_EVIDENCE, FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, first_stage,
+                           fit_landmarks, fixed_identity, trusted)
 from ..capture.gaze import eyeballs, gaze_angles, gaze_weights
 from ..model.geometry import head_angles, head_rotation
 from ..model.headmodel import HeadModel, load_ict, resolve_model_path
@@ -214,7 +214,7 @@ class Engine:
             evidence = _combine(obs.evidence, gaze_weights(fit.gaze, model.expression_names), share)
             fit.expression[only] = np.clip(np.nan_to_num(evidence[only]), 0.0, 1.0)
             edges = ("photo_edges",) if "photo_edges" in fit.evidence else ()  # set by the refinement
-            fit.evidence = ("landmarks", "iris_gaze") + obs.sources + edges
+            fit.evidence = BASE_EVIDENCE + obs.sources + edges
         return result, found
 
     def reconstruct(self, request: ReconstructRequest, report: Report = lambda *a: None,
