@@ -26,6 +26,7 @@ from .landmarks import interocular
 # what every fit reads, before the expression evidence's own sources (manifest ``fit.evidence``, track ``evidence``)
 BASE_EVIDENCE = ("landmarks", "iris_gaze")
 
+
 @dataclass(frozen=True)
 class FitSettings:
     """Weights of the fit. Residuals are in units of ``noise`` × inter-ocular distance."""

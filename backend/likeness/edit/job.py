@@ -20,6 +20,7 @@ import numpy as np
 
 from ..appearance import light as sh
 from ..service.bundle import BundleWriter, check_output
+from ..service.pipeline import check_device
 from ..model.camera import Camera
 from ..errors import BadInput, Cancelled
 from ..model.headmodel import HeadModel
@@ -80,8 +81,7 @@ def validate(request: EditRequest) -> None:
                        "Use a multiple of 8 from 16 to 1024 (512 for SD 1.5 and SD-Turbo).")
     if not 64 <= int(request.texture_size) <= 8192:
         raise BadInput(f"Texture size {request.texture_size} is out of range.", "Use a size from 64 to 8192.")
-    if request.device not in ("auto", "cpu", "cuda", "mps"):
-        raise BadInput(f"Unknown device {request.device!r}.", "Use auto, cpu, cuda or mps.")
+    check_device(request.device)
     if request.region is not None and request.region not in areas.REGIONS:
         raise BadInput(f"Unknown region {request.region!r}.", f"Use one of: {', '.join(areas.REGIONS)}.")
 
