@@ -432,6 +432,29 @@ def test_training_mirrors_the_faces_it_picks_as_the_mirror_does():
     assert np.array_equal(yo.numpy()[m], y[m][:, [1, 0, 2]]) and np.array_equal(ao.numpy()[m], mirror.angles(a[m]))
 
 
+@needs_torch
+def test_the_random_convolution_changes_the_picked_crops_textures_not_their_shapes():
+    from likeness.learned.train import random_convolution
+
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:32, :32]
+    disc = ((yy - 12) ** 2 + (xx - 20) ** 2 < 49).astype(np.float32)  # a bright disc on a dim ground
+    colour = rng.uniform(0.4, 0.9, (64, 3, 1, 1)).astype(np.float32)
+    images = torch.from_numpy(0.2 + 0.6 * disc[None, None] * colour)
+    assert random_convolution(images, 0.0, np.random.default_rng(1)) is images
+    out = random_convolution(images, 0.5, np.random.default_rng(1))
+    again = random_convolution(images, 0.5, np.random.default_rng(1))
+    assert torch.equal(out, again) and out.shape == images.shape
+    changed = (out != images).flatten(1).any(1).numpy()
+    assert 16 < changed.sum() < 48  # about half are picked; the rest are untouched
+    picked = out[torch.from_numpy(changed)].numpy()
+    # the disc stays where it was: inside and outside differ in each picked crop (its sign may flip)
+    inside, outside = picked[..., disc > 0].mean(-1), picked[..., disc == 0].mean(-1)
+    assert (np.abs(inside - outside).max(1) > 0.05).all()
+    assert np.allclose(picked.mean((2, 3)), images[torch.from_numpy(changed)].numpy().mean((2, 3)), atol=0.1)
+    assert picked.min() >= 0.0 and picked.max() <= 1.0
+
+
 def test_a_pack_holds_the_training_set(tmp_path):
     from likeness.learned.pack import pack, unpack
 

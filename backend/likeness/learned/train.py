@@ -38,6 +38,7 @@ SCORE_DROP = 0.2  # fraction of training faces shown without MediaPipe's blendsh
 LANDMARK_NOISE = 0.004  # extra jitter (inter-ocular units) on the landmark features while training
 ON_WEIGHT = 2.0  # errors on shapes that are on count this much more than weight read into absent shapes
 MIRROR = 0.0  # fraction of training faces shown mirrored (likeness.learned.mirror; docs/encoder.md: 0.5 was tried)
+RANDCONV = 0.0  # fraction of training crops seen through a random convolution (random_convolution; docs/encoder.md)
 
 
 def _augment(crops, rng: np.random.Generator):
@@ -58,6 +59,38 @@ def _augment(crops, rng: np.random.Generator):
     grey = torch.from_numpy(rng.random(n) < 0.1).to(dev)
     out[grey] = out[grey].mean(1, keepdim=True).expand(-1, 3, -1, -1)
     return out.clamp(0.0, 1.0)
+
+
+def random_convolution(images, fraction: float, rng: np.random.Generator):
+    """A ``fraction`` of the crops seen through a random convolution (Xu et al., ICLR 2021, "Robust and
+    generalizable visual representation learning via random convolutions"): one kernel size for the batch (1, 3, 5
+    or 7 px), each crop its own 3 → 3 kernel with weights ~ N(0, 1/(3 k²)); the filtered crop is brought to the
+    crop's own mean and spread per channel and blended with it by a random share α ~ U(0, 1). Shapes stay where
+    they are, while the colours and fine textures of our renderer change from face to face, so the network cannot
+    lean on them. (B, 3, S, S) in [0, 1] → the same shape, clamped to [0, 1]."""
+    import torch
+
+    n = images.shape[0]
+    picked = rng.random(n) < fraction
+    k = int(rng.choice([1, 3, 5, 7]))
+    weights = rng.normal(0.0, 1.0 / np.sqrt(3 * k * k), (n, 3, 3, k, k))
+    alpha = rng.uniform(0.0, 1.0, n)
+    rows = np.flatnonzero(picked)
+    if len(rows) == 0:
+        return images
+    dev = images.device
+    idx = torch.from_numpy(rows).to(dev)
+    sel = images[idx]
+    m = len(rows)
+    kernel = torch.from_numpy(weights[rows].reshape(m * 3, 3, k, k)).float().to(dev)
+    out = torch.nn.functional.conv2d(sel.reshape(1, m * 3, *sel.shape[2:]), kernel, padding=k // 2, groups=m)
+    out = out.reshape(sel.shape)
+    mean, std = sel.mean((2, 3), keepdim=True), sel.std((2, 3), keepdim=True)
+    out = (out - out.mean((2, 3), keepdim=True)) / (out.std((2, 3), keepdim=True) + 1e-6) * std + mean
+    a = torch.from_numpy(alpha[rows]).float().to(dev).view(-1, 1, 1, 1)
+    images = images.clone()
+    images[idx] = (a * sel + (1 - a) * out).clamp(0.0, 1.0)
+    return images
 
 
 class _TorchMirror:
@@ -97,11 +130,12 @@ class _TorchMirror:
 def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, epochs: int, seed: int,
           width: int, blocks: int, channels: float = 1.0,
           val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, log=print, device: str = "cpu",
-          mirror=None, mirror_fraction: float = MIRROR):
+          mirror=None, mirror_fraction: float = MIRROR, randconv: float = RANDCONV):
     """The trained :class:`~likeness.learned.network.ExpressionNet` (CPU, eval mode). ``crops``: (N, S, S, 3)
     uint8 face crops; ``val``: features, crops and weights to report on while training; ``device``: where it
     trains (the random streams are drawn on the CPU, so the batches are the same on any device); ``mirror``: a
-    :class:`likeness.learned.mirror.Mirror`, to show ``mirror_fraction`` of the faces mirrored."""
+    :class:`likeness.learned.mirror.Mirror`, to show ``mirror_fraction`` of the faces mirrored; ``randconv``: the
+    fraction of crops seen through :func:`random_convolution`."""
     import torch
 
     from .network import ANGLE_UNIT_DEG, ExpressionNet, centre, weight_loss
@@ -138,6 +172,8 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
             if flip is not None:
                 xb, images, yb, ab = flip(torch.from_numpy(rng.random(len(idx)) < mirror_fraction).to(device),
                                           xb, images, yb, ab)
+            if randconv > 0:
+                images = random_convolution(images, randconv, rng)
             raw, ang = net(xb, images)
             loss = weight_loss(raw, yb, ON_WEIGHT) + 0.05 * (ang - ab).abs().mean()
             opt.zero_grad()
@@ -196,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes rendering the training data")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     parser.add_argument("--mirror", type=float, default=MIRROR, help="fraction of faces shown mirrored")
+    parser.add_argument("--randconv", type=float, default=RANDCONV,
+                        help="fraction of crops seen through a random convolution")
     parser.add_argument("--model", help="ICT model (.npz or folder); default as for `likeness reconstruct`")
     parser.add_argument("--out", type=Path, default=SHIPPED, help="where the checkpoint goes")
     args = parser.parse_args(argv)
@@ -214,10 +252,10 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device(args.device)
     net = train(x[:held], crops[:held], y[:held], angles[:held], args.epochs, TRAIN_SEED, args.width, args.blocks,
                 args.channels, val=(x[held:], crops[held:], y[held:]), device=device,
-                mirror=Mirror(data["template"], data["names"]), mirror_fraction=args.mirror)
+                mirror=Mirror(data["template"], data["names"]), mirror_fraction=args.mirror, randconv=args.randconv)
     meta = dict(data["meta"], command="python -m likeness.learned.train", train_seed=TRAIN_SEED,
                 epochs=args.epochs, width=args.width, blocks=args.blocks, channels=args.channels, skins=SKINS,
-                on_weight=ON_WEIGHT, mirror=args.mirror, score_drop=SCORE_DROP, landmark_noise=LANDMARK_NOISE, device=device,
+                on_weight=ON_WEIGHT, mirror=args.mirror, randconv=args.randconv, score_drop=SCORE_DROP, landmark_noise=LANDMARK_NOISE, device=device,
                 train_minutes=round((time.perf_counter() - made) / 60, 1))
     digest = save(net, data["template"], data["crop_template"], data["names"], args.out, meta)
     print(f"wrote {args.out} (sha256 {digest}) in {(time.perf_counter() - start) / 60:.1f} min")
