@@ -1,7 +1,8 @@
 """Train the expression encoder: ``python -m likeness.learned.train`` (docs/encoder.md).
 
 1. Training data (:mod:`likeness.learned.trainset`, :mod:`likeness.learned.dataset`): scenes of the *train* skin
-   family drawn from :data:`~likeness.learned.trainset.DATA_SEED`, rendered with the NumPy renderer and read by MediaPipe, cached in ``--data`` and reused.
+   family drawn from :data:`~likeness.learned.trainset.DATA_SEED`, rendered with the NumPy renderer and read by
+   MediaPipe, cached in ``--data`` and reused.
 2. Features (:mod:`likeness.learned.features`) against a landmark template, the Procrustes mean of the
    training faces.
    Or, with ``--packed``, all of that read from one file made by :mod:`likeness.learned.pack` (to train on
@@ -255,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
                 mirror=Mirror(data["template"], data["names"]), mirror_fraction=args.mirror, randconv=args.randconv)
     meta = dict(data["meta"], command="python -m likeness.learned.train", train_seed=TRAIN_SEED,
                 epochs=args.epochs, width=args.width, blocks=args.blocks, channels=args.channels, skins=SKINS,
-                on_weight=ON_WEIGHT, mirror=args.mirror, randconv=args.randconv, score_drop=SCORE_DROP, landmark_noise=LANDMARK_NOISE, device=device,
+                on_weight=ON_WEIGHT, mirror=args.mirror, randconv=args.randconv, score_drop=SCORE_DROP,
+                landmark_noise=LANDMARK_NOISE, device=device,
                 train_minutes=round((time.perf_counter() - made) / 60, 1))
     digest = save(net, data["template"], data["crop_template"], data["names"], args.out, meta)
     print(f"wrote {args.out} (sha256 {digest}) in {(time.perf_counter() - start) / 60:.1f} min")
