@@ -95,6 +95,63 @@ def test_detailed_skins_have_darker_brows_and_lashes(ict):
     assert np.array_equal(painter.paint(3, "heldout").albedo, painter.paint(3, "heldout", detail=False).albedo)
 
 
+def test_photo_eyes_darken_the_lash_line_and_irises_and_leave_the_rest_of_the_skin(ict):
+    painter = SkinPainter(ict)
+    lid = painter.front & (painter.upper_lid < 0.05)
+    eye_zone = painter.eyeball | (painter.front & ((painter.upper_lid < 0.3) | (painter.lower_lid < 0.12)))
+    lid_ratio, iris = [], []
+    for seed in range(0, 40, 2):
+        plain, photo = painter.paint(seed, detail=True), painter.paint(seed, detail=True, eyes=True)
+        assert np.array_equal(plain.albedo[~eye_zone], photo.albedo[~eye_zone])  # the rest of the skin is kept
+        assert np.array_equal(plain.gloss, photo.gloss)
+        lid_ratio.append(photo.albedo[lid].mean() / plain.albedo[lid].mean())
+        iris.append((photo.albedo[painter.iris].mean(), plain.albedo[painter.iris].mean()))
+        sclera = photo.albedo[painter.eyeball & ~painter.iris]
+        assert sclera.mean() < plain.albedo[painter.eyeball & ~painter.iris].mean()  # off-white, not paper
+    assert max(lid_ratio) < 1.0 + 1e-6 and np.median(lid_ratio) < 0.5
+    photo_iris, plain_iris = np.median(iris, 0)
+    assert photo_iris < plain_iris
+
+
+def test_photo_scenes_keep_the_scene_and_add_studio_lights_and_plain_backdrops(ict):
+    from likeness.learned.scenes import draw_scene
+
+    centre = ict.neutral[ict.landmarks_68].mean(0)
+    studio = plain = 0
+    for i in range(120):
+        a = draw_scene(ict.expression_names, 60, centre, [0, 2], np.random.default_rng([5, i]))
+        b = draw_scene(ict.expression_names, 60, centre, [0, 2], np.random.default_rng([5, i]), photo=True)
+        assert np.array_equal(a.expression, b.expression) and np.array_equal(a.identity, b.identity)
+        assert np.array_equal(a.rotation, b.rotation) and a.camera == b.camera
+        assert (a.skin_seed, a.occluder, a.plain) == (b.skin_seed, b.occluder, False)
+        studio += b.light.wrap != a.light.wrap
+        plain += b.plain
+    assert 25 < studio < 75 and 20 < plain < 65  # 40 % and 35 % of 120
+
+
+def test_occlusion_darkens_the_eyes_corners_more_than_the_cheeks(ict):
+    from likeness.model.camera import Camera
+    from likeness.learned.render import HeadRenderer, Lighting
+
+    centre = ict.neutral[ict.landmarks_68].mean(0)
+    trans = np.array([0.0, 0.0, -0.5]) - centre
+    camera = Camera(1400.0, (200.0, 200.0), (400, 400))
+    light = Lighting(np.array([0.0, 0.3, 0.95]), np.full(3, 0.6), np.full(3, 0.6), 0.0, 0.8)
+    renderer, skin = HeadRenderer(ict), SkinPainter(ict).paint(0)
+    images = [renderer.render(ict.vertices(), skin, np.eye(3), trans, camera, light, np.random.default_rng(1),
+                              occlusion=on).astype(float) for on in (False, True)]
+    px, _ = camera.project(ict.vertices()[ict.landmarks_68] + trans)
+    ratio = (images[1] + 1) / (images[0] + 1)
+    assert ratio.max() < 1.1  # nothing lit more (up to JPEG and rounding)
+
+    def at(points):  # mean ratio in 5 × 5 px around pixel positions
+        return np.mean([ratio[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3].mean() for x, y in points])
+
+    corners = px[[39, 42]]  # the eyes' inner corners, beside the nose's bridge
+    cheeks = (px[[1, 15]] + px[[31, 35]]) / 2
+    assert at(corners) < at(cheeks) - 0.05
+
+
 def test_creases_darken_only_where_the_expression_folds_the_skin(ict):
     painter = SkinPainter(ict)
     skin = painter.paint(2, detail=True)

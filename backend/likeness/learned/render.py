@@ -4,7 +4,9 @@ A render is the posed head (identity, expression, eyeballs turned for gaze) seen
 bundle's conventions (:mod:`likeness.model.camera`), shaded per pixel with a soft key light (wrapped Lambert plus a
 Blinn–Phong highlight), a coloured fill, a cast-shadow map from the key light, and a cluttered backdrop; then
 lens blur, sensor noise, optional JPEG and an optional occluder. Colours are linear until the sRGB encode at the
-end. Helper shells (eyelash cards, eye overlays, the clear cornea) are not drawn, as in the Cycles benchmark.
+end. Optionally (the third training set) the head's ambient occlusion darkens its fill light and, as much as the
+key light is soft, its key (eye sockets, the lids' shadow on the eyes, nostrils, the lips' seam, a smile's fold: what
+a photo's light and Cycles' bounces show), and the backdrop is a plain studio gradient. Helper shells (eyelash cards, eye overlays, the clear cornea) are not drawn, as in the Cycles benchmark.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from PIL import Image, ImageFilter
 
 from ..model.camera import Camera
 from ..model.headmodel import HeadModel
+from ..appearance.occlusion import effective_occlusion, vertex_occlusion
 from ..appearance.raster import rasterize, vertex_normals
 from .skins import Skin
 
@@ -44,16 +47,18 @@ class HeadRenderer:
         self.triangles = model.triangles[~np.isin(tri_kind, HIDDEN_KINDS)]
 
     def render(self, verts: np.ndarray, skin: Skin, rotation: np.ndarray, translation: np.ndarray,
-               camera: Camera, light: Lighting, rng: np.random.Generator, occluder: bool = False) -> np.ndarray:
+               camera: Camera, light: Lighting, rng: np.random.Generator, occluder: bool = False,
+               occlusion: bool = False, plain: bool = False) -> np.ndarray:
         """RGB uint8 (H,W,3) of the head ``verts`` (V,3 head frame, m) at pose (rotation, translation);
-        ``occluder`` draws an object over part of the lower face."""
+        ``occluder`` draws an object over part of the lower face; ``occlusion`` shades with the head's ambient
+        occlusion; ``plain`` gives a studio backdrop."""
         width, height = camera.size
         cam_pts = verts @ rotation.T + translation
         px, depth = camera.project(cam_pts)
         tris = _facing(self.triangles, px, width, height)
         tri_map, bary = rasterize(px[tris], width, height, depth[tris])
         covered = tri_map >= 0
-        image = backdrop(width, height, rng)
+        image = plain_backdrop(width, height, rng) if plain else backdrop(width, height, rng)
         if covered.any():
             t = tris[tri_map[covered]]
             b = bary[covered][..., None]
@@ -63,9 +68,14 @@ class HeadRenderer:
             albedo = (skin.albedo[t] * b).sum(1)
             gloss = (skin.gloss[t] * b[..., 0]).sum(1)
             point = (cam_pts[t] * b).sum(1)
-            lit = self._shade(n, point, albedo, gloss, light)
+            keyed, fill = self._shade(n, point, albedo, gloss, light)
+            if occlusion:
+                ao = self._occlusion(cam_pts)
+                ao = (ao[t] * b[..., 0]).sum(1)
+                fill = fill * effective_occlusion(ao, albedo)
+                keyed = keyed * (1.0 - light.wrap * (1.0 - ao))[:, None]  # a soft key is partly a sky
             shadow = self._shadow(cam_pts, point, light)
-            image[covered] = lit[0] * (1 - 0.85 * shadow[:, None]) + lit[1]
+            image[covered] = keyed * (1 - 0.85 * shadow[:, None]) + fill
         if occluder:
             face = px[self.model.landmarks_68]
             image = occlude(image, (*face.min(0), *face.max(0)), rng)
@@ -85,6 +95,12 @@ class HeadRenderer:
         fill = albedo * light.fill * (0.6 + 0.4 * facing[:, None])
         keyed = albedo * diffuse[:, None] * light.key + spec[:, None] * light.key
         return keyed, fill
+
+    def _occlusion(self, cam_pts: np.ndarray) -> np.ndarray:
+        """Ambient occlusion (V,) of the posed head (:func:`likeness.appearance.occlusion.vertex_occlusion`), at
+        16 directions and 128 px (about 0.1 s; a training render needs the creases, not the last percent)."""
+        normals = vertex_normals(cam_pts, self.model.triangles)
+        return vertex_occlusion(self.model, cam_pts, normals, directions=16, size=128)
 
     def _shadow(self, cam_pts: np.ndarray, point: np.ndarray, light: Lighting, size: int = 200) -> np.ndarray:
         """Soft-ish cast shadow (N,) in [0, 1] of the head on itself from the key light (orthographic map)."""
@@ -145,6 +161,14 @@ def backdrop(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
         x1, y1 = x0 + int(rng.uniform(0.05, 0.5) * side), y0 + int(rng.uniform(0.05, 0.5) * side)
         image[y0:y1, x0:x1] = rng.uniform(0, 0.7, 3) ** 1.5
     return image
+
+
+def plain_backdrop(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """(H,W,3) linear studio backdrop: a soft vertical gradient of one grey or muted colour, lighter at the top."""
+    base = rng.uniform(0.05, 0.6) * (1 + rng.uniform(-0.12, 0.12, 3))
+    fall = rng.uniform(0.5, 1.0)
+    t = np.linspace(0.0, 1.0, height)[:, None, None]
+    return np.broadcast_to(base * (1 - (1 - fall) * t), (height, width, 3)).astype(np.float64).copy()
 
 
 def occlude(image: np.ndarray, box: tuple[float, float, float, float], rng: np.random.Generator) -> np.ndarray:

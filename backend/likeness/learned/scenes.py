@@ -45,6 +45,7 @@ class TrainingScene:
     light: Lighting
     skin_seed: int
     occluder: bool
+    plain: bool = False  # a studio backdrop instead of a cluttered one (the third training set)
 
 
 def draw_expression(names: tuple[str, ...], rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -105,8 +106,11 @@ def draw_expression(names: tuple[str, ...], rng: np.random.Generator) -> tuple[n
 
 
 def draw_scene(names: tuple[str, ...], identity_count: int, face_centre: np.ndarray, skins: list[int],
-               rng: np.random.Generator) -> TrainingScene:
-    """One training scene. ``face_centre``: head-frame point (m) the camera frames; ``skins``: seeds to pick from."""
+               rng: np.random.Generator, photo: bool = False) -> TrainingScene:
+    """One training scene. ``face_centre``: head-frame point (m) the camera frames; ``skins``: seeds to pick from.
+    ``photo`` (the third training set) lights 40 % of the scenes as a portrait studio does (a large soft key near
+    the camera, a bright fill, little colour) and puts 35 % before a plain backdrop; its draws come last, so the
+    rest of the scene is the same with or without it."""
     expression, _ = draw_expression(names, rng)
     identity = rng.standard_normal(identity_count) * rng.uniform(0.5, 1.2)
     yaw, pitch, roll = rng.uniform(-1, 1, 3) * (YAW_MAX, PITCH_MAX, ROLL_MAX)
@@ -125,7 +129,16 @@ def draw_scene(names: tuple[str, ...], identity_count: int, face_centre: np.ndar
     light = Lighting(key_direction=key_dir, key=rng.uniform(0.6, 2.0) * tint / tint.mean(),
                      fill=rng.uniform(0.1, 0.6) * rng.uniform(0.85, 1.15, 3), specular=float(rng.uniform(0.0, 0.5)),
                      wrap=float(rng.uniform(0.0, 0.5)))
+    skin_seed, occluder = int(rng.choice(skins)), bool(rng.random() < 0.08)
+    plain = False
+    if photo:
+        if rng.random() < 0.4:
+            az, el = np.radians(rng.uniform(-35, 35)), np.radians(rng.uniform(0, 40))
+            tint = rng.uniform(0.95, 1.05, 3)
+            light = Lighting(key_direction=np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)]),
+                             key=rng.uniform(0.5, 1.2) * tint / tint.mean(), fill=np.full(3, rng.uniform(0.35, 0.8)),
+                             specular=float(rng.uniform(0.0, 0.25)), wrap=float(rng.uniform(0.5, 0.9)))
+        plain = bool(rng.random() < 0.35)
     return TrainingScene(identity=identity, expression=expression, rotation=rot,
                          translation=target - rot @ face_centre, angles=(float(yaw), float(pitch), float(roll)),
-                         camera=camera, light=light, skin_seed=int(rng.choice(skins)),
-                         occluder=bool(rng.random() < 0.08))
+                         camera=camera, light=light, skin_seed=skin_seed, occluder=occluder, plain=plain)
