@@ -5,8 +5,9 @@ bundle's conventions (:mod:`likeness.model.camera`), shaded per pixel with a sof
 Blinn–Phong highlight), a coloured fill, a cast-shadow map from the key light, and a cluttered backdrop; then
 lens blur, sensor noise, optional JPEG and an optional occluder. Colours are linear until the sRGB encode at the
 end. Optionally (the third training set) the head's ambient occlusion darkens its fill light and, as much as the
-key light is soft, its key (eye sockets, the lids' shadow on the eyes, nostrils, the lips' seam, a smile's fold: what
-a photo's light and Cycles' bounces show), and the backdrop is a plain studio gradient. Helper shells (eyelash cards, eye overlays, the clear cornea) are not drawn, as in the Cycles benchmark.
+key light is soft, its key (eye sockets, the lids' shadow on the eyes, nostrils, the lips' seam, a smile's fold:
+what a photo's light and Cycles' bounces show), and the backdrop is a plain studio gradient. Helper shells (eyelash
+cards, eye overlays, the clear cornea) are not drawn, as in the Cycles benchmark.
 """
 
 from __future__ import annotations
