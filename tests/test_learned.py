@@ -106,8 +106,11 @@ def test_photo_eyes_darken_the_lash_line_and_irises_and_leave_the_rest_of_the_sk
         assert np.array_equal(plain.gloss, photo.gloss)
         lid_ratio.append(photo.albedo[lid].mean() / plain.albedo[lid].mean())
         iris.append((photo.albedo[painter.iris].mean(), plain.albedo[painter.iris].mean()))
-        sclera = photo.albedo[painter.eyeball & ~painter.iris]
-        assert sclera.mean() < plain.albedo[painter.eyeball & ~painter.iris].mean()  # off-white, not paper
+        sclera = painter.eyeball & ~painter.iris
+        assert photo.albedo[sclera].mean() < plain.albedo[sclera].mean()  # off-white, not paper
+        white = painter.paint(seed, detail=True, eyes=2)  # the same photo eyes with the sclera left white
+        assert np.array_equal(white.albedo[sclera], plain.albedo[sclera])
+        assert np.array_equal(white.albedo[~sclera], photo.albedo[~sclera])
     assert max(lid_ratio) < 1.0 + 1e-6 and np.median(lid_ratio) < 0.5
     photo_iris, plain_iris = np.median(iris, 0)
     assert photo_iris < plain_iris

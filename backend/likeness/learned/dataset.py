@@ -19,7 +19,8 @@ import numpy as np
 SHARD = 250
 #: What the renders look like: 1, the first training set (faint brows, no creases); 2, dense brows, lash lines
 #: and expression creases on most skins (:meth:`likeness.learned.skins.SkinPainter.crease`); 3, version 2 with
-#: photo-like eyes (lash lines, dark irises), ambient occlusion, studio lights and plain backdrops on some scenes.
+#: photo-like eyes (lash lines, dark irises), ambient occlusion, studio lights and plain backdrops on some scenes;
+#: 4, version 3 with the white sclera of versions 1–2 and the eyeballs shaded with a third of the occlusion.
 #: Part of every shard's file name, so a cache of one version is never mistaken for another.
 VERSION = 2
 FIELDS = ("points_px", "depth_px", "scores", "expression", "angles", "rotation", "focal_px", "image_size",
@@ -59,12 +60,14 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
         scene = draw_scene(model.expression_names, 60, centre, skins, rng, photo=version >= 3)
         verts = turn_eyes(model, model.vertices(scene.identity, scene.expression),
                           eye_turns(dict(zip(model.expression_names, scene.expression))))
-        skin = painter.paint(scene.skin_seed, family, detail=version >= 2, eyes=version >= 3)
+        eyes = 0 if version < 3 else 1 if version == 3 else 2
+        skin = painter.paint(scene.skin_seed, family, detail=version >= 2, eyes=eyes)
         if version >= 2 and rng.random() < 0.7:
             rest = model.vertices(scene.identity, np.zeros(len(model.expression_names)))
             skin = painter.crease(skin, rest, verts, float(rng.uniform(0.2, 0.7)), rng)
         rgb = renderer.render(verts, skin, scene.rotation, scene.translation, scene.camera, scene.light, rng,
-                              scene.occluder, occlusion=version >= 3, plain=scene.plain)
+                              scene.occluder, occlusion=version >= 3, plain=scene.plain,
+                              eye_occlusion=1.0 if version == 3 else 0.3)
         try:
             found = detector.detect(rgb)
             points, depth = found.points_px[:478], found.depth_px[:478]

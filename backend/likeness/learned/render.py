@@ -46,13 +46,15 @@ class HeadRenderer:
         kinds = np.array([m.kind for m in model.materials])
         tri_kind = kinds[model.face_material[model.triangle_face]]
         self.triangles = model.triangles[~np.isin(tri_kind, HIDDEN_KINDS)]
+        self._eyeballs = np.concatenate([np.arange(a, b) for a, b in model.eyeball_vertices.values()])
 
     def render(self, verts: np.ndarray, skin: Skin, rotation: np.ndarray, translation: np.ndarray,
                camera: Camera, light: Lighting, rng: np.random.Generator, occluder: bool = False,
-               occlusion: bool = False, plain: bool = False) -> np.ndarray:
+               occlusion: bool = False, plain: bool = False, eye_occlusion: float = 1.0) -> np.ndarray:
         """RGB uint8 (H,W,3) of the head ``verts`` (V,3 head frame, m) at pose (rotation, translation);
         ``occluder`` draws an object over part of the lower face; ``occlusion`` shades with the head's ambient
-        occlusion; ``plain`` gives a studio backdrop."""
+        occlusion, on the eyeballs only this share of it (the socket around them otherwise darkens the whole
+        sclera, which photos show bright); ``plain`` gives a studio backdrop."""
         width, height = camera.size
         cam_pts = verts @ rotation.T + translation
         px, depth = camera.project(cam_pts)
@@ -72,6 +74,8 @@ class HeadRenderer:
             keyed, fill = self._shade(n, point, albedo, gloss, light)
             if occlusion:
                 ao = self._occlusion(cam_pts)
+                if eye_occlusion != 1.0:
+                    ao[self._eyeballs] = 1.0 - eye_occlusion * (1.0 - ao[self._eyeballs])
                 ao = (ao[t] * b[..., 0]).sum(1)
                 fill = fill * effective_occlusion(ao, albedo)
                 keyed = keyed * (1.0 - light.wrap * (1.0 - ao))[:, None]  # a soft key is partly a sky

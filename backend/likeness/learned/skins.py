@@ -122,11 +122,12 @@ class SkinPainter:
         self.edges = np.unique(edges, axis=0)
         self.edges = self.edges[self.front[self.edges].all(1)]
 
-    def paint(self, seed: int, family: str = "train", detail: bool = False, eyes: bool = False) -> Skin:
+    def paint(self, seed: int, family: str = "train", detail: bool = False, eyes: int = 0) -> Skin:
         """One skin. ``family`` picks the half of each palette's interpolation points (see the module doc);
         ``detail`` adds dense brows and lash lines to most skins (the second training set; benchmarks keep the
-        skins they were first scored on); ``eyes`` paints the eyes as photos show them (:meth:`_photo_eyes`, the
-        third training set). Either leaves everything else of the seed's skin as it was."""
+        skins they were first scored on); ``eyes`` paints the eyes as photos show them (:meth:`_photo_eyes`: 1 with
+        an off-white sclera, the third training set; 2 with the sclera left white, the fourth). Either leaves
+        everything else of the seed's skin as it was."""
         rng = np.random.default_rng([seed, 0x5C1])
         n = self.model.vertex_count
         half = 0.0 if family == "train" else 0.5
@@ -212,15 +213,18 @@ class SkinPainter:
         gloss[self.eyeball] = 1.0
         gloss[self.lip] = min(1.0, gloss[0] + rng.uniform(0.1, 0.5))
         if eyes:
-            albedo = self._photo_eyes(albedo, hair, rng)
+            albedo = self._photo_eyes(albedo, hair, rng, dim_sclera=eyes == 1)
         return Skin(np.clip(albedo, 0.005, 0.95).astype(np.float32), gloss.astype(np.float32))
 
-    def _photo_eyes(self, albedo: np.ndarray, hair: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _photo_eyes(self, albedo: np.ndarray, hair: np.ndarray, rng: np.random.Generator,
+                    dim_sclera: bool = True) -> np.ndarray:
         """The eyes as photos show them, over a painted skin (V,3 linear; a copy is returned): a thick near-black
         upper lash line on every skin (the lash cards are not drawn, and in a photo the lashes and the lid's
         shadow make the upper lid's edge the darkest line of the face) and a fainter lower one; mostly dark brown
-        irises (most of the world's) with a darker limbal ring; a sclera that is off-white, never paper-white.
-        Draws from ``rng`` after everything else, so the rest of the skin is the same with or without it."""
+        irises (most of the world's) with a darker limbal ring; with ``dim_sclera`` a sclera that is off-white
+        (0.43–0.68), which read the tuning renders' gaze worse than the white one kept without it (0.64–0.80; the
+        same draws either way). Draws from ``rng`` after everything else, so the rest of the skin is the same with
+        or without it."""
         albedo = albedo.copy()
         lash_color = np.minimum(hair * 0.3, 0.02)
         upper = np.clip(1.0 - self.upper_lid / rng.uniform(0.12, 0.3), 0, 1) ** 0.7
@@ -228,7 +232,9 @@ class SkinPainter:
         lash = np.maximum(upper * rng.uniform(0.75, 1.0), lower) * self.front
         albedo = _mix(albedo, lash_color, lash[:, None])
         sclera = np.array([0.62, 0.58, 0.53]) * rng.uniform(0.7, 1.1) * (1 + rng.uniform(-0.05, 0.1, 3) * [1, -1, -1])
-        albedo[self.eyeball] = sclera * (1 + rng.normal(0, 0.04, (int(self.eyeball.sum()), 1)))
+        grain = 1 + rng.normal(0, 0.04, (int(self.eyeball.sum()), 1))
+        if dim_sclera:
+            albedo[self.eyeball] = sclera * grain
         if rng.random() < 0.65:  # brown, dark brown
             iris = _palette(IRIS[:2], rng.uniform()) * rng.uniform(0.6, 1.2)
         else:
