@@ -4,6 +4,8 @@ Usage: .venv/bin/python bench/quality/tune_fit.py [SETTING=VALUE[,SETTING=VALUE.
        e.g.  tune_fit.py "" evidence_weight=100 evidence_weight=400 "evidence_weight=400,expression_sparsity=4"
              tune_fit.py refine "refine.edge_weight=0.5" "refine.openings=mouth"
 
+``--shapes`` also prints each variant's per-shape AUC (the fit, the encoder alone, MediaPipe's scores).
+
 ``refine`` runs the refinement against the renders (``likeness.capture.refine``); ``refine.FIELD=VALUE`` sets a
 ``RefineSettings`` field and implies it (tuple fields take ``+``-separated values: ``refine.openings=eyes+mouth``).
 
@@ -74,7 +76,10 @@ def main() -> None:
         engine._scorer = _Once(engine.scorer(), "scores")
     perfect = [bench.perfect_landmarks(model, load_table(), scene) for scene in scenes]
     oracle = [bench.oracle_fit(engine, model_file, landmarks) for landmarks in perfect]
-    for spec in sys.argv[1:] or [""]:
+    args = sys.argv[1:]
+    shapes = "--shapes" in args
+    args = [a for a in args if a != "--shapes"]
+    for spec in args or [""]:
         parts = [part for part in spec.split(",") if part]
         refine = any(part == "refine" or part.startswith("refine.") for part in parts)
         changes = {k: _value(v) for k, v in (p.split("=") for p in parts if "=" in p and not p.startswith("refine."))}
@@ -84,9 +89,23 @@ def main() -> None:
         engine.refine_settings = dataclasses.replace(RefineSettings(), **refining)
         start = time.perf_counter()
         fits = [bench.analyse(engine, model_file, scene, refine) for scene in scenes]
-        summary = bench.evaluate(model, scenes, fits, oracle, perfect)["summary"]
+        result = bench.evaluate(model, scenes, fits, oracle, perfect)
+        summary = result["summary"]
         figures = ", ".join(f"{k} {summary[k]:.3f}" for k in metrics.HEADLINE)
         print(f"{spec or 'defaults'}: {figures} ({time.perf_counter() - start:.0f} s)", flush=True)
+        if shapes:
+            _print_shapes(result)
+
+
+def _print_shapes(result: dict) -> None:
+    """Per-shape AUC of the fit and, where the evaluation has them, of the encoder alone and MediaPipe's scores."""
+    columns = [(name, part["per_shape"]) for name, part in
+               (("fit", result), ("encoder alone", result.get("encoder_alone")),
+                ("MediaPipe", result.get("mediapipe_scores"))) if part and "per_shape" in part]
+    print("shape".ljust(18) + "".join(name.rjust(15) for name, _ in columns))
+    for shape in columns[0][1]:
+        cells = [table[shape]["auc"] for _, table in columns]
+        print(shape.ljust(18) + "".join(("-" if c is None else f"{c:.3f}").rjust(15) for c in cells))
 
 
 if __name__ == "__main__":
