@@ -45,7 +45,7 @@ class TrainingScene:
     light: Lighting
     skin_seed: int
     occluder: bool
-    plain: bool = False  # a studio backdrop instead of a cluttered one (the third training set)
+    plain: bool = False  # a studio backdrop instead of a cluttered one (training data versions 3 and 4)
 
 
 def draw_expression(names: tuple[str, ...], rng: np.random.Generator) -> tuple[np.ndarray, str]:

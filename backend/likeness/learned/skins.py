@@ -222,8 +222,8 @@ class SkinPainter:
         upper lash line on every skin (the lash cards are not drawn, and in a photo the lashes and the lid's
         shadow make the upper lid's edge the darkest line of the face) and a fainter lower one; mostly dark brown
         irises (most of the world's) with a darker limbal ring; with ``dim_sclera`` a sclera that is off-white
-        (0.43–0.68), which read the tuning renders' gaze worse than the white one kept without it (0.64–0.80; the
-        same draws either way). Draws from ``rng`` after everything else, so the rest of the skin is the same with
+        (albedo 0.37–0.68), which read the tuning renders' gaze worse than the white one kept without it (0.60–0.80;
+        the same draws either way). Draws from ``rng`` after everything else, so the rest of the skin is the same with
         or without it."""
         albedo = albedo.copy()
         lash_color = np.minimum(hair * 0.3, 0.02)
