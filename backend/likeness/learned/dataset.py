@@ -23,6 +23,8 @@ SHARD = 250
 #: 4, version 3 with the white sclera of versions 1–2 and the eyeballs shaded with a third of the occlusion.
 #: Part of every shard's file name, so a cache of one version is never mistaken for another.
 VERSION = 2
+#: Every version a cache can hold (the commands' ``--data-version`` choices).
+VERSIONS = (1, 2, 3, 4)
 FIELDS = ("points_px", "depth_px", "scores", "expression", "angles", "rotation", "focal_px", "image_size",
           "found", "crop")
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .dataset import VERSIONS
 from .features import LANDMARKS
 
 COMPONENTS = 384
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
                                      "(docs/encoder.md, 'Training on a GPU').")
     parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
     parser.add_argument("--shards", type=int, default=64, help="training shards (made first where missing)")
-    parser.add_argument("--data-version", type=int, choices=(1, 2, 3, 4), default=2, help="which training renders")
+    parser.add_argument("--data-version", type=int, choices=VERSIONS, default=2, help="which training renders")
     parser.add_argument("--workers", type=int, default=2, help="processes rendering missing shards")
     parser.add_argument("--model", help="ICT model (.npz or folder); default as for `likeness reconstruct`")
     parser.add_argument("--out", type=Path, default=Path("out/pack/train.npz"))

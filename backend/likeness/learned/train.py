@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import SHARD
+from .dataset import SHARD, VERSIONS
 from .features import CROP_INNER, FEATURES
 from .trainset import SKINS, prepare
 
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the expression encoder (see docs/encoder.md).")
     parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
     parser.add_argument("--shards", type=int, default=60, help=f"training shards of {SHARD} renders")
-    parser.add_argument("--data-version", type=int, choices=(1, 2, 3, 4), default=1,
+    parser.add_argument("--data-version", type=int, choices=VERSIONS, default=1,
                         help="which training renders (likeness.learned.dataset.VERSION; the shipped weights: 1)")
     parser.add_argument("--packed", type=Path, help="train from a pack (python -m likeness.learned.pack) "
                         "instead of the render cache")
