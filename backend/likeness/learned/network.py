@@ -3,8 +3,8 @@
 Two branches meet in a residual MLP:
 
 - the face's pixels (:func:`likeness.learned.features.face_crop`, the centre :data:`CROP_INNER` square) through a
-  small convolutional network (width factor ``channels``: 1.5 in the shipped weights, about 120 M multiply-adds),
-  flattened on a 4 × 4 grid so that left and right stay apart;
+  small convolutional network (width factor ``channels``: 1 in the shipped weights, about 60 M multiply-adds;
+  1.5 about twice that), flattened on a 4 × 4 grid so that left and right stay apart;
 - the landmark and score features (:func:`likeness.learned.features.encoder_features`), standardised by the
   training set's mean and spread (kept in the checkpoint).
 
