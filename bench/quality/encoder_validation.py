@@ -1,0 +1,69 @@
+"""What an encoder checkpoint reads on its own kind of renders: the faces training held out (issue 11).
+
+Usage: .venv/bin/python bench/quality/encoder_validation.py CHECKPOINT [--data-version N] [--shapes K]
+
+``likeness.learned.train`` keeps the last faces of its render cache aside (the last shard's, 250) and never trains on
+them. This reads that shard (``out/encoder_data/train[_vN]_0059.npz``; the data version the checkpoint was trained
+on) with the checkpoint alone, no fit, and prints the benchmark's expression figures (``synth_metrics``), how much
+it under-reads (mean weight read where a shape is on, against the truth), and the shapes that carry most of the
+on-shape error. Its faces are training's scenes and skins, so this is the network's ceiling on renders, not a
+benchmark: the benchmarks are ``synthetic.py`` and ``heldout.py``. Needs the ICT model ($LIKENESS_ICT_MODEL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(__file__).resolve().parent)]
+
+import synth_metrics as metrics  # noqa: E402
+
+from likeness.learned.dataset import VERSIONS, load, shard_path  # noqa: E402
+from likeness.learned.runtime import ExpressionEncoder  # noqa: E402
+from likeness.learned.trainset import features_of  # noqa: E402
+from likeness.model.headmodel import load_ict, resolve_model_path  # noqa: E402
+
+#: The last of the 60 training shards: the faces ``likeness.learned.train`` holds out.
+VALIDATION_SHARD = 59
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--data-version", type=int, choices=VERSIONS, default=1)
+    parser.add_argument("--data", type=Path, default=Path("out/encoder_data"), help="training-data cache folder")
+    parser.add_argument("--shapes", type=int, default=12, help="how many shapes to list")
+    args = parser.parse_args()
+    path = shard_path(args.data, "train", VALIDATION_SHARD, args.data_version)
+    if not path.is_file():
+        raise SystemExit(f"{path} is not there: make the training data first (python -m likeness.learned.train "
+                         f"--data-version {args.data_version}).")
+    head = load_ict(resolve_model_path(None))
+    encoder = ExpressionEncoder(args.checkpoint, head.expression_names, "cpu")
+    data = load([path])
+    data = {k: v[data["found"] > 0] for k, v in data.items()}
+    read, _ = encoder.predict(features_of(data, encoder.template).astype(np.float32), data["crop"])
+    truth = data["expression"].astype(np.float64)
+    names = head.expression_names
+    result = metrics.expression_metrics(names, truth, read)
+    on = truth > 0
+    strong = truth > 0.5
+    print(f"{path.name}: {len(truth)} faces, {on.sum(1).mean():.1f} shapes on per face")
+    print(f"on-shape error {result['on_shape_error']:.3f}, leak {result['leaked_mean']:.2f}, AUC "
+          f"{result['auc_mean']:.3f}, side {result['side_accuracy']:.0%} of {result['side_cases']}")
+    print(f"read where on {read[on].mean():.2f} (true {truth[on].mean():.2f}); where true > 0.5: "
+          f"{read[strong].mean():.2f} (true {truth[strong].mean():.2f})")
+    share = np.array([np.abs(read - truth)[on[:, e], e].sum() for e in range(len(names))]) / on.sum()
+    print("shape               share of on-shape error  faces on  true  read   AUC")
+    for e in np.argsort(-share)[:args.shapes]:
+        row = result["per_shape"][names[e]]
+        print(f"{names[e]:20s}{share[e]:24.3f}{row['scenes_on']:10d}{row['mean_true_on']:6.2f}"
+              f"{row['mean_fit_on']:6.2f}{row['auc']:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
