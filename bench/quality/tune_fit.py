@@ -5,6 +5,8 @@ Usage: .venv/bin/python bench/quality/tune_fit.py [SETTING=VALUE[,SETTING=VALUE.
              tune_fit.py refine "refine.edge_weight=0.5" "refine.openings=mouth"
 
 ``--shapes`` also prints each variant's per-shape AUC (the fit, the encoder alone, MediaPipe's scores).
+``--all`` takes all 150 scenes of the tuning plan instead of every other one (the other 75 rendered the first time,
+about 11 minutes more): twice the cases, for comparisons the 75 leave within their noise (27 one-sided cases there).
 
 ``refine`` runs the refinement against the renders (``likeness.capture.refine``); ``refine.FIELD=VALUE`` sets a
 ``RefineSettings`` field and implies it (tuple fields take ``+``-separated values: ``refine.openings=eyes+mouth``).
@@ -67,8 +69,12 @@ def _value(text: str) -> int | float | tuple[str, ...]:
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    shapes, every = "--shapes" in args, "--all" in args
+    args = [a for a in args if a not in ("--shapes", "--all")]
     model_file, engine, model = bench.setup("tuning")
-    scenes = bench.make_scenes(model.expression_names, bench.face_centre(model), seed=synth_scenes.SEED + 7)[::2]
+    scenes = bench.make_scenes(model.expression_names, bench.face_centre(model), seed=synth_scenes.SEED + 7)
+    scenes = scenes if every else scenes[::2]
     bench.render_missing(scenes, model, bench.skin_bundle(engine, model_file, bench.SKIN_SOURCE), 16,
                          bench.SKIN_SOURCE, False)
     engine._detector = _Once(engine.detector(), "detect")
@@ -76,9 +82,6 @@ def main() -> None:
         engine._scorer = _Once(engine.scorer(), "scores")
     perfect = [bench.perfect_landmarks(model, load_table(), scene) for scene in scenes]
     oracle = [bench.oracle_fit(engine, model_file, landmarks) for landmarks in perfect]
-    args = sys.argv[1:]
-    shapes = "--shapes" in args
-    args = [a for a in args if a != "--shapes"]
     for spec in args or [""]:
         parts = [part for part in spec.split(",") if part]
         refine = any(part == "refine" or part.startswith("refine.") for part in parts)
