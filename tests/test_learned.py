@@ -116,6 +116,84 @@ def test_photo_eyes_darken_the_lash_line_and_irises_and_leave_the_rest_of_the_sk
     assert photo_iris < plain_iris
 
 
+def test_texture_albedo_samples_each_vertex_of_a_textured_material_at_its_uv(ict):
+    from likeness.appearance.light import srgb_to_linear
+    from likeness.learned.photoskin import texture_albedo
+
+    face = next(i for i, m in enumerate(ict.materials) if m.name == "skin_face")
+    size = 256
+    ramp = np.linspace(0.0, 1.0, size)
+    image = np.zeros((size, size, 3), np.uint8)
+    image[..., 0] = np.round(255 * ramp)[None, :]  # red grows with u
+    image[..., 1] = np.round(255 * ramp[::-1])[:, None]  # green grows with v (row 0 is v = 1)
+    image[..., 2] = 128
+    albedo = texture_albedo(ict.faces, ict.faces_uv, ict.uv, ict.face_material, {face: image}, ict.vertex_count)
+    on_face = np.zeros(ict.vertex_count, bool)
+    on_face[ict.faces[ict.face_material == face].ravel()] = True
+    on_face[-1] &= ict.faces.min() >= 0  # padding (-1) does not mark the last vertex
+    assert np.isfinite(albedo[on_face]).all() and np.isnan(albedo[~on_face]).all()
+    assert np.allclose(albedo[on_face, 2], srgb_to_linear(np.array(128 / 255)), atol=1e-6)
+    # each vertex's mean corner UV, against what it read (sRGB-encoded ramps: compare in sRGB)
+    rows = ict.face_material == face
+    corners, coords = ict.faces[rows].ravel(), ict.faces_uv[rows].ravel()
+    keep = (corners >= 0) & (coords >= 0)
+    count = np.bincount(corners[keep], minlength=ict.vertex_count)
+    mean_uv = np.stack([np.bincount(corners[keep], ict.uv[coords[keep], k], ict.vertex_count) for k in (0, 1)], 1)
+    single = on_face & (count > 0)
+    mean_uv = mean_uv[single] / count[single, None]
+    srgb = lambda x: np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.abs(x) ** (1 / 2.4) - 0.055)  # noqa: E731
+    assert np.corrcoef(srgb(albedo[single, 0]), mean_uv[:, 0])[0, 1] > 0.999
+    assert np.corrcoef(srgb(albedo[single, 1]), mean_uv[:, 1])[0, 1] > 0.999
+
+
+def test_photo_skins_dress_half_of_the_faces_with_the_photos_detail_at_the_skins_tone(ict):
+    painter = SkinPainter(ict)
+    v = painter.v
+    photo = np.column_stack([0.3 + 0.1 * np.sin(v[:, 0]), 0.2 + 0.05 * np.cos(v[:, 1]), 0.15 + 0.0 * v[:, 2]])
+    hole = painter.front & (np.linalg.norm(v - painter.lm[30], axis=1) < 1.5)  # round the nose tip: no photo there
+    photo[hole] = np.nan
+    skin_region = painter.front & (painter.region == 0)
+    deep = skin_region & ~hole & (painter.face_inset > 1.2) \
+        & (np.linalg.norm(v - painter.lm[30], axis=1) > 2.7)  # a centimetre inside every edge of the photo
+    used = 0
+    for seed in skin_seeds(40, "train"):
+        plain = painter.paint(seed, detail=True, eyes=2)
+        dressed = painter.paint(seed, detail=True, eyes=2, photo=photo)
+        assert np.array_equal(plain.gloss, dressed.gloss)
+        if np.array_equal(plain.albedo, dressed.albedo):
+            continue
+        used += 1
+        outside = ~(skin_region & ~hole) & ~painter.front  # the head, eyes, mouth: as painted
+        assert np.array_equal(plain.albedo[outside], dressed.albedo[outside])
+        assert np.array_equal(plain.albedo[hole], dressed.albedo[hole])
+        lids = painter.front & ((painter.upper_lid < 0.3) | (painter.lower_lid < 0.12))  # photo eyes' lash lines
+        ratio = dressed.albedo[deep & ~lids] / photo[deep & ~lids]
+        ratio[dressed.albedo[deep & ~lids] >= 0.95 - 1e-6] = np.nan  # clipped to the skins' brightest albedo
+        assert (np.nanstd(ratio, 0) / np.nanmean(ratio, 0) < 1e-4).all()  # the photo's detail, scaled to the tone
+    assert 10 <= used <= 30  # PHOTO_SHARE = 0.5 of 40
+
+
+def test_the_astronauts_reconstruction_gives_a_photo_skin_with_her_lash_lines_where_the_models_are(ict, ict_path,
+                                                                                                   tmp_path):
+    from likeness.learned.photoskin import photo_bundle, vertex_albedo
+
+    bundle = photo_bundle(tmp_path, str(ict_path))  # the real `likeness demo`, in a subprocess
+    made = (bundle / "manifest.json").stat().st_mtime_ns
+    assert photo_bundle(tmp_path, str(ict_path)) == bundle and (bundle / "manifest.json").stat().st_mtime_ns == made
+    albedo = vertex_albedo(bundle, ict.vertex_count)
+    painter = SkinPainter(ict)
+    seen = np.isfinite(albedo).all(1)
+    assert not seen[painter.eyeball].any()  # untextured materials
+    share = seen[painter.front & (painter.region == 0)].mean()
+    assert 0.5 < share < 0.98  # most of the face, less what her hair mask covers
+    luminance = albedo @ np.array([0.2126, 0.7152, 0.0722])
+    lids = painter.front & (painter.upper_lid < 0.1) & seen  # the upper lids' edges: lashes and their shadow
+    cheeks = painter.front & (painter.cheek < 1.5) & seen
+    assert np.median(luminance[lids]) < 0.6 * np.median(luminance[cheeks])  # measured 0.28 against 0.65
+    with pytest.raises(BadInput):
+        vertex_albedo(bundle, ict.vertex_count + 1)
+
+
 def test_photo_scenes_keep_the_scene_and_add_studio_lights_and_plain_backdrops(ict):
     from likeness.learned.scenes import draw_scene
 

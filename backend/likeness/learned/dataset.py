@@ -20,11 +20,14 @@ SHARD = 250
 #: What the renders look like: 1, the first training set (faint brows, no creases); 2, dense brows, lash lines
 #: and expression creases on most skins (:meth:`likeness.learned.skins.SkinPainter.crease`); 3, version 2 with
 #: photo-like eyes (lash lines, dark irises), ambient occlusion, studio lights and plain backdrops on some scenes;
-#: 4, version 3 with the white sclera of versions 1–2 and the eyeballs shaded with a third of the occlusion.
+#: 4, version 3 with the white sclera of versions 1–2 and the eyeballs shaded with a third of the occlusion;
+#: 5, version 4 with a reconstructed photo's albedo on half of the faces (:mod:`likeness.learned.photoskin`).
 #: Part of every shard's file name, so a cache of one version is never mistaken for another.
 VERSION = 2
 #: Every version a cache can hold (the commands' ``--data-version`` choices).
-VERSIONS = (1, 2, 3, 4)
+VERSIONS = (1, 2, 3, 4, 5)
+#: The first version whose skins take a photo's albedo (they need :func:`likeness.learned.photoskin.photo_bundle`).
+PHOTO_SKINS = 5
 FIELDS = ("points_px", "depth_px", "scores", "expression", "angles", "rotation", "focal_px", "image_size",
           "found", "crop")
 
@@ -35,8 +38,9 @@ def shard_path(folder: Path, family: str, index: int, version: int = VERSION) ->
 
 
 def make_shard(model_path: str, task_path: str | None, folder: str, family: str, index: int, seed: int,
-               skin_count: int, version: int = VERSION) -> str:
-    """Render and detect one shard; returns its path. Runs in a worker process (one MediaPipe per process)."""
+               skin_count: int, version: int = VERSION, photo_bundle: str | None = None) -> str:
+    """Render and detect one shard; returns its path. Runs in a worker process (one MediaPipe per process).
+    ``photo_bundle``: the bundle whose albedo dresses half of the faces from version :data:`PHOTO_SKINS` on."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ..capture.blendshapes import BlendshapeScorer
     from ..model.correspondence import load_table
@@ -45,6 +49,7 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     from ..model.headmodel import load_ict
     from ..capture.landmarks import LandmarkDetector
     from .features import CROP, crop_template, face_crop, score_vector
+    from .photoskin import vertex_albedo
     from .render import HeadRenderer
     from .scenes import draw_scene
     from .skins import SkinPainter, skin_seeds
@@ -56,6 +61,11 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     skins = skin_seeds(skin_count, family)
     centre = model.neutral[model.landmarks_68].mean(0)
     template = crop_template(load_table().points(model.neutral.astype(np.float64)))
+    photo = None
+    if version >= PHOTO_SKINS:
+        if photo_bundle is None:
+            raise ValueError(f"data version {version} needs a photo bundle (likeness.learned.photoskin)")
+        photo = vertex_albedo(photo_bundle, model.vertex_count)
     rows: dict[str, list] = {k: [] for k in FIELDS}
     for i in range(SHARD):
         rng = np.random.default_rng([seed, index, i])
@@ -63,7 +73,7 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
         verts = turn_eyes(model, model.vertices(scene.identity, scene.expression),
                           eye_turns(dict(zip(model.expression_names, scene.expression))))
         eyes = 0 if version < 3 else 1 if version == 3 else 2
-        skin = painter.paint(scene.skin_seed, family, detail=version >= 2, eyes=eyes)
+        skin = painter.paint(scene.skin_seed, family, detail=version >= 2, eyes=eyes, photo=photo)
         if version >= 2 and rng.random() < 0.7:
             rest = model.vertices(scene.identity, np.zeros(len(model.expression_names)))
             skin = painter.crease(skin, rest, verts, float(rng.uniform(0.2, 0.7)), rng)
@@ -91,7 +101,8 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
 
 
 def fill(folder: Path, model_path: str, task_path: str | None, family: str, shards: int, seed: int,
-         skin_count: int, workers: int = 2, log=print, version: int = VERSION) -> list[Path]:
+         skin_count: int, workers: int = 2, log=print, version: int = VERSION,
+         photo_bundle: str | None = None) -> list[Path]:
     """Make the shards ``0 … shards−1`` of ``family`` that ``folder`` lacks; returns all their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     todo = [i for i in range(shards) if not shard_path(folder, family, i, version).is_file()]
@@ -99,7 +110,7 @@ def fill(folder: Path, model_path: str, task_path: str | None, family: str, shar
         log(f"rendering {len(todo)} shard(s) of {SHARD} {family} samples into {folder} with {workers} worker(s)")
         with ProcessPoolExecutor(workers) as pool:
             futures = [pool.submit(make_shard, model_path, task_path, str(folder), family, i, seed, skin_count,
-                                   version)
+                                   version, photo_bundle)
                        for i in todo]
             for done, future in enumerate(futures, 1):
                 log(f"  {future.result()} ({done}/{len(todo)})")

@@ -3,7 +3,9 @@
 A skin is drawn from a seed: a tone, low-frequency colour variation (cheeks, nose, forehead), lips, brows,
 optional make-up (lipstick, eyeliner, eye shadow, blush), stubble or beard, freckles and moles, hair on the scalp,
 iris colour. Regions come from the model's own 68 landmark vertices on the neutral head (front view, cm), so the
-same code dresses any identity and expression of the model. No photo enters a skin.
+same code dresses any identity and expression of the model. No photo enters a procedural skin; the fifth training
+set replaces half of the faces' skin with a reconstructed photo's albedo (``paint(photo=...)``,
+:mod:`likeness.learned.photoskin`), re-toned per skin.
 
 Skins are split into *families* by their seed's parity (:func:`skin_seeds`): training uses one family, the
 held-out benchmark the other, and each family also draws its tones from its own half of the palette's
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..model.headmodel import HeadModel
 
@@ -25,6 +28,8 @@ HAIR = np.array([[0.015, 0.012, 0.010], [0.05, 0.03, 0.018], [0.12, 0.07, 0.035]
                  [0.55, 0.45, 0.30], [0.25, 0.08, 0.03], [0.30, 0.30, 0.30]])
 IRIS = np.array([[0.06, 0.03, 0.015], [0.12, 0.07, 0.03], [0.10, 0.16, 0.28], [0.12, 0.18, 0.10],
                  [0.18, 0.18, 0.18], [0.20, 0.12, 0.05]])
+#: The share of skins whose face takes a photo's albedo when :meth:`SkinPainter.paint` is given one.
+PHOTO_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -119,15 +124,28 @@ class SkinPainter:
                                             np.column_stack([np.roll(faces[:, :3], -1, axis=1), faces[:, :1]]))], -1)
         edges = corners.reshape(-1, 2)
         edges = np.sort(edges[(edges >= 0).all(1)], axis=1)
-        self.edges = np.unique(edges, axis=0)
-        self.edges = self.edges[self.front[self.edges].all(1)]
+        edges = np.unique(edges, axis=0)
+        # how far (cm) each face-region vertex lies inside the region's outer edge, where a photo's face meets the
+        # painted head (the region's edges around the eyes and the mouth, 4 cm or less from their centres, border
+        # the sockets instead)
+        rim = np.unique(edges[self.front[edges].sum(1) == 1])
+        openings = np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[48:68].mean(0)])
+        rim = rim[self.front[rim] & (np.linalg.norm(v[rim, None] - openings, axis=2).min(1) > 4.0)]
+        self.face_inset = np.zeros(n)
+        if len(rim):
+            self.face_inset[self.front] = cKDTree(v[rim]).query(v[self.front])[0]
+        self.edges = edges[self.front[edges].all(1)]
+        self._inset_for, self._inset = None, self.face_inset
 
-    def paint(self, seed: int, family: str = "train", detail: bool = False, eyes: int = 0) -> Skin:
+    def paint(self, seed: int, family: str = "train", detail: bool = False, eyes: int = 0,
+              photo: np.ndarray | None = None) -> Skin:
         """One skin. ``family`` picks the half of each palette's interpolation points (see the module doc);
         ``detail`` adds dense brows and lash lines to most skins (the second training set; benchmarks keep the
         skins they were first scored on); ``eyes`` paints the eyes as photos show them (:meth:`_photo_eyes`: 1 with
         an off-white sclera, the third training set; 2 with the sclera left white, the fourth). Either leaves
-        everything else of the seed's skin as it was."""
+        everything else of the seed's skin as it was. ``photo``: a photo's albedo per vertex (V,3 linear, NaN where
+        it has none; :mod:`likeness.learned.photoskin`), which replaces the face's skin on :data:`PHOTO_SHARE` of
+        the seeds (:meth:`_photo_face`; the fifth training set)."""
         rng = np.random.default_rng([seed, 0x5C1])
         n = self.model.vertex_count
         half = 0.0 if family == "train" else 0.5
@@ -212,9 +230,42 @@ class SkinPainter:
         gloss = np.full(n, rng.uniform(0.1, 0.5))
         gloss[self.eyeball] = 1.0
         gloss[self.lip] = min(1.0, gloss[0] + rng.uniform(0.1, 0.5))
+        if photo is not None:
+            albedo = self._photo_face(albedo, photo, tone, np.random.default_rng([seed, 0x9407]))
         if eyes:
             albedo = self._photo_eyes(albedo, hair, rng, dim_sclera=eyes == 1)
         return Skin(np.clip(albedo, 0.005, 0.95).astype(np.float32), gloss.astype(np.float32))
+
+    def _photo_face(self, albedo: np.ndarray, photo: np.ndarray, tone: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
+        """``albedo`` (V,3) with the face's skin (the face region's skin vertices where ``photo`` has a value)
+        taken from ``photo`` on :data:`PHOTO_SHARE` of the draws, else unchanged: the photo's colours divided by
+        their median over that skin and multiplied by the skin's own ``tone`` (so the photo's brows, lashes, lips
+        and pores keep their contrast against the skin at any tone), a random ±10 % per channel, blended into the
+        painted head over the last centimetre of the face region's edge. Draws only from ``rng`` (its own stream)."""
+        if rng.random() >= PHOTO_SHARE:
+            return albedo
+        face = self.front & (self.region == 0) & np.isfinite(photo).all(1)
+        if not face.any():
+            return albedo
+        median = np.maximum(np.median(photo[face], axis=0), 1e-3)
+        toned = photo[face] / median * tone * rng.uniform(0.9, 1.1, 3)
+        weight = np.clip(self._photo_inset(photo)[face] / 1.0, 0.0, 1.0)[:, None]
+        out = albedo.copy()
+        out[face] = weight * toned + (1.0 - weight) * albedo[face]
+        return out
+
+    def _photo_inset(self, photo: np.ndarray) -> np.ndarray:
+        """How far (cm) each vertex lies from the face region's outer edge or from the nearest face-region vertex
+        that ``photo`` leaves out (hair, untextured), whichever is nearer: where the photo fades into the painted
+        skin. Kept for the last photo (a shard paints every face with the same one)."""
+        if self._inset_for is not photo:
+            inset = self.face_inset.copy()
+            missing = self.front & (self.region == 0) & ~np.isfinite(photo).all(1)
+            if missing.any():
+                inset[self.front] = np.minimum(inset[self.front], cKDTree(self.v[missing]).query(self.v[self.front])[0])
+            self._inset_for, self._inset = photo, inset
+        return self._inset
 
     def _photo_eyes(self, albedo: np.ndarray, hair: np.ndarray, rng: np.random.Generator,
                     dim_sclera: bool = True) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import VERSION, fill, load
+from .dataset import PHOTO_SKINS, VERSION, fill, load
 from .features import encoder_features, landmarks_3d, mean_template
 
 DATA_SEED = 7100
@@ -38,7 +38,13 @@ def prepare(folder: Path, shards: int, workers: int, model: str | None, version:
         raise SystemExit("MediaPipe's Face Landmarker model is needed for the training data: "
                          "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
     head = load_ict(model_path)
-    paths = fill(folder, str(model_path), str(task), "train", shards, DATA_SEED, SKINS, workers, version=version)
+    photo = None
+    if version >= PHOTO_SKINS:
+        from .photoskin import photo_bundle
+
+        photo = str(photo_bundle(folder, str(model_path)))
+    paths = fill(folder, str(model_path), str(task), "train", shards, DATA_SEED, SKINS, workers, version=version,
+                 photo_bundle=photo)
     data = load(paths)
     keep = data["found"] > 0
     print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
