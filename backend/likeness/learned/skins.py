@@ -241,8 +241,9 @@ class SkinPainter:
         """``albedo`` (V,3) with the face's skin (the face region's skin vertices where ``photo`` has a value)
         taken from ``photo`` on :data:`PHOTO_SHARE` of the draws, else unchanged: the photo's colours divided by
         their median over that skin and multiplied by the skin's own ``tone`` (so the photo's brows, lashes, lips
-        and pores keep their contrast against the skin at any tone), a random ±10 % per channel, blended into the
-        painted head over the last centimetre of the face region's edge. Draws only from ``rng`` (its own stream)."""
+        and pores keep their contrast against the skin at any tone), a random ±10 % per channel, faded into the
+        painted skin over the last centimetre before the face region's outer edge or a gap in the photo
+        (:meth:`_photo_inset`). Draws only from ``rng`` (its own stream)."""
         if rng.random() >= PHOTO_SHARE:
             return albedo
         face = self.front & (self.region == 0) & np.isfinite(photo).all(1)
