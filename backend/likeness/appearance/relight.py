@@ -43,15 +43,21 @@ def bundle_head(path: str | Path) -> tuple[HeadModel, dict, dict[int, np.ndarray
         uv=arrays["uv"], face_material=arrays["face_material"], materials=materials,
         landmarks_68=arrays["landmarks_68"], face_vertex_count=len(vertices), eyeball_vertices={},
         license_name=manifest["head_model"]["license"], license_text="")
+    return model, manifest, bundle_textures(path, manifest)
+
+
+def bundle_textures(path: str | Path, manifest: dict, channel: str = "base_color") -> dict[int, np.ndarray]:
+    """A bundle's textures of one ``channel`` (``base_color``, ``hair_mask``, ...) by material index, as RGB uint8
+    (H,W,3) (a grey map in all three); materials without that channel are left out."""
     textures = {}
     for i, m in enumerate(manifest["materials"]):
-        rel = m["textures"].get("base_color")
+        rel = m["textures"].get(channel)
         if rel:
-            image = cv2.imread(str(path / rel), cv2.IMREAD_COLOR)
+            image = cv2.imread(str(Path(path) / rel), cv2.IMREAD_COLOR)
             if image is None:
                 raise BadInput(f"The bundle's texture {rel} cannot be read.", "Reconstruct the bundle again.")
             textures[i] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return model, manifest, textures
+    return textures
 
 
 def named_light(spec: str, photo: dict) -> np.ndarray:

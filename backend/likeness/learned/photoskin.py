@@ -58,9 +58,7 @@ def vertex_albedo(bundle: str | Path, vertex_count: int) -> np.ndarray:
     """A bundle's albedo (V,3 linear RGB) per vertex of the head model it was made with, which must have
     ``vertex_count`` vertices (the bundle's mesh is the model's topology); NaN where untextured and where the
     bundle's hair mask says hair (a fringe or hairline baked into the face's albedo would read as a painted band)."""
-    import cv2
-
-    from ..appearance.relight import bundle_head
+    from ..appearance.relight import bundle_head, bundle_textures
     from ..errors import BadInput
 
     head, manifest, textures = bundle_head(bundle)
@@ -69,17 +67,16 @@ def vertex_albedo(bundle: str | Path, vertex_count: int) -> np.ndarray:
                        "Reconstruct it with the same head model.")
     mesh = (head.faces, head.faces_uv, head.uv, head.face_material)
     albedo = texture_albedo(*mesh, textures, vertex_count)
-    masks = {i: cv2.imread(str(Path(bundle) / m["textures"]["hair_mask"]), cv2.IMREAD_COLOR)
-             for i, m in enumerate(manifest["materials"]) if "hair_mask" in m["textures"]}
-    if masks and all(mask is not None for mask in masks.values()):
+    masks = bundle_textures(bundle, manifest, "hair_mask")
+    if masks:
         hair = texture_albedo(*mesh, masks, vertex_count, srgb=False)[:, 0]
         albedo[hair > HAIR] = np.nan
     return albedo
 
 
 def photo_bundle(folder: Path, model_path: str) -> Path:
-    """The astronaut's bundle in ``folder`` (made once by ``python -m likeness demo`` in a subprocess, about a
-    minute on 2 cores, then reused)."""
+    """The astronaut's bundle in ``folder`` (made once by ``python -m likeness demo`` in a subprocess, about 10 s
+    on 2 cores, then reused)."""
     bundle = Path(folder) / PHOTO_BUNDLE
     if not (bundle / "manifest.json").is_file():
         Path(folder).mkdir(parents=True, exist_ok=True)
