@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,28 @@ VERSIONS = (1, 2, 3, 4, 5)
 PHOTO_SKINS = 5
 FIELDS = ("points_px", "depth_px", "scores", "expression", "angles", "rotation", "focal_px", "image_size",
           "found", "crop")
+
+
+@dataclass(frozen=True)
+class Look:
+    """How one data version's renders are made (:data:`VERSION` says what each version added)."""
+
+    studio: bool  # some scenes with studio lights and plain backdrops (draw_scene's ``photo``)
+    detail: bool  # dense brows, lash lines (SkinPainter.paint's ``detail``)
+    creases: bool  # expression creases on 70 % of the faces (SkinPainter.crease)
+    eyes: int  # SkinPainter.paint's ``eyes``: 0 the first eyes, 1 photo-like, 2 photo-like with a white sclera
+    occlusion: bool  # ambient occlusion in the shading (HeadRenderer.render)
+    eye_occlusion: float  # the share of the occlusion the eyeballs take
+    photo_skin: bool  # half of the faces dressed with a photo's albedo (needs a photo bundle)
+
+
+def look(version: int) -> Look:
+    """The render settings of data ``version`` (one of :data:`VERSIONS`)."""
+    if version not in VERSIONS:
+        raise ValueError(f"unknown training-data version {version}; known: {VERSIONS}")
+    return Look(studio=version >= 3, detail=version >= 2, creases=version >= 2,
+                eyes=0 if version < 3 else 1 if version == 3 else 2, occlusion=version >= 3,
+                eye_occlusion=1.0 if version == 3 else 0.3, photo_skin=version >= PHOTO_SKINS)
 
 
 def shard_path(folder: Path, family: str, index: int, version: int = VERSION) -> Path:
@@ -61,25 +84,25 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     skins = skin_seeds(skin_count, family)
     centre = model.neutral[model.landmarks_68].mean(0)
     template = crop_template(load_table().points(model.neutral.astype(np.float64)))
+    settings = look(version)
     photo = None
-    if version >= PHOTO_SKINS:
+    if settings.photo_skin:
         if photo_bundle is None:
             raise ValueError(f"data version {version} needs a photo bundle (likeness.learned.photoskin)")
         photo = vertex_albedo(photo_bundle, model.vertex_count)
     rows: dict[str, list] = {k: [] for k in FIELDS}
     for i in range(SHARD):
         rng = np.random.default_rng([seed, index, i])
-        scene = draw_scene(model.expression_names, 60, centre, skins, rng, photo=version >= 3)
+        scene = draw_scene(model.expression_names, 60, centre, skins, rng, photo=settings.studio)
         verts = turn_eyes(model, model.vertices(scene.identity, scene.expression),
                           eye_turns(dict(zip(model.expression_names, scene.expression))))
-        eyes = 0 if version < 3 else 1 if version == 3 else 2
-        skin = painter.paint(scene.skin_seed, family, detail=version >= 2, eyes=eyes, photo=photo)
-        if version >= 2 and rng.random() < 0.7:
+        skin = painter.paint(scene.skin_seed, family, detail=settings.detail, eyes=settings.eyes, photo=photo)
+        if settings.creases and rng.random() < 0.7:
             rest = model.vertices(scene.identity, np.zeros(len(model.expression_names)))
             skin = painter.crease(skin, rest, verts, float(rng.uniform(0.2, 0.7)), rng)
         rgb = renderer.render(verts, skin, scene.rotation, scene.translation, scene.camera, scene.light, rng,
-                              scene.occluder, occlusion=version >= 3, plain=scene.plain,
-                              eye_occlusion=1.0 if version == 3 else 0.3)
+                              scene.occluder, occlusion=settings.occlusion, plain=scene.plain,
+                              eye_occlusion=settings.eye_occlusion)
         try:
             found = detector.detect(rgb)
             points, depth = found.points_px[:478], found.depth_px[:478]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import PHOTO_SKINS, VERSION, fill, load
+from .dataset import VERSION, fill, load, look
 from .features import encoder_features, landmarks_3d, mean_template
 
 DATA_SEED = 7100
@@ -39,7 +39,7 @@ def prepare(folder: Path, shards: int, workers: int, model: str | None, version:
                          "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
     head = load_ict(model_path)
     photo = None
-    if version >= PHOTO_SKINS:
+    if look(version).photo_skin:
         from .photoskin import photo_bundle
 
         photo = str(photo_bundle(folder, str(model_path)))
