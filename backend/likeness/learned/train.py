@@ -62,8 +62,8 @@ def _augment(crops, rng: np.random.Generator):
     return out.clamp(0.0, 1.0)
 
 
-def random_convolution(images, fraction: float, rng: np.random.Generator):
-    """A ``fraction`` of the crops seen through a random convolution (Xu et al., ICLR 2021, "Robust and
+def random_convolution(images, picked: np.ndarray, rng: np.random.Generator):
+    """The crops that ``picked`` (B,) bool marks seen through a random convolution (Xu et al., ICLR 2021, "Robust and
     generalizable visual representation learning via random convolutions"): one kernel size for the batch (1, 3, 5
     or 7 px), each crop its own 3 → 3 kernel with weights ~ N(0, 1/(3 k²)); the filtered crop is brought to the
     crop's own mean and spread per channel and blended with it by a random share α ~ U(0, 1). Shapes stay where
@@ -72,7 +72,6 @@ def random_convolution(images, fraction: float, rng: np.random.Generator):
     import torch
 
     n = images.shape[0]
-    picked = rng.random(n) < fraction
     k = int(rng.choice([1, 3, 5, 7]))
     weights = rng.normal(0.0, 1.0 / np.sqrt(3 * k * k), (n, 3, 3, k, k))
     alpha = rng.uniform(0.0, 1.0, n)
@@ -174,7 +173,7 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
                 xb, images, yb, ab = flip(torch.from_numpy(rng.random(len(idx)) < mirror_fraction).to(device),
                                           xb, images, yb, ab)
             if randconv > 0:
-                images = random_convolution(images, randconv, rng)
+                images = random_convolution(images, rng.random(len(idx)) < randconv, rng)
             raw, ang = net(xb, images)
             loss = weight_loss(raw, yb, ON_WEIGHT) + 0.05 * (ang - ab).abs().mean()
             opt.zero_grad()
