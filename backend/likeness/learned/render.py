@@ -46,7 +46,7 @@ class HeadRenderer:
         kinds = np.array([m.kind for m in model.materials])
         tri_kind = kinds[model.face_material[model.triangle_face]]
         self.triangles = model.triangles[~np.isin(tri_kind, HIDDEN_KINDS)]
-        self._eyeballs = np.concatenate([np.arange(a, b) for a, b in model.eyeball_vertices.values()])
+        self._eyeballs = model.eyeball_mask()
 
     def render(self, verts: np.ndarray, skin: Skin, rotation: np.ndarray, translation: np.ndarray,
                camera: Camera, light: Lighting, rng: np.random.Generator, occluder: bool = False,

@@ -59,12 +59,9 @@ class SkinPainter:
         self.region = np.zeros(n, np.int32)  # 0 skin, 1 mouth socket, 2 eye socket, 3 gums, 4 teeth, 5 eyeball
         # ranges follow ICT's region table order: face, head, mouth socket, eye sockets, gums, teeth, eyeballs
         face_end = model.face_vertex_count
-        eyes = sorted(model.eyeball_vertices.values())
         self.front = np.zeros(n, bool)
         self.front[:face_end] = True
-        self.eyeball = np.zeros(n, bool)
-        for start, stop in eyes:
-            self.eyeball[start:stop] = True
+        self.eyeball = model.eyeball_mask()
         self.iris = np.zeros(n, bool)
         self.iris_radial = np.zeros(n)  # cm from the eyeball's axis, on the eyeballs
         for side, (start, stop) in model.eyeball_vertices.items():

@@ -64,6 +64,13 @@ class HeadModel:
     def vertex_count(self) -> int:
         return int(self.neutral.shape[0])
 
+    def eyeball_mask(self) -> np.ndarray:
+        """(V,) bool: the vertices of both eyeballs."""
+        mask = np.zeros(self.vertex_count, bool)
+        for start, stop in self.eyeball_vertices.values():
+            mask[start:stop] = True
+        return mask
+
     def vertices(self, identity: np.ndarray | None = None, expression: np.ndarray | None = None) -> np.ndarray:
         """Vertices (V,3) in metres, head frame, for the given coefficients (missing = zeros); no head pose."""
         verts = self.neutral.astype(np.float64, copy=True)
