@@ -21,7 +21,6 @@ median vertex error (mm) of the fitted neutral face region against the true one 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
