@@ -4,6 +4,7 @@ Usage: .venv/bin/python bench/quality/tune_fit.py [SETTING=VALUE[,SETTING=VALUE.
        e.g.  tune_fit.py "" evidence_weight=100 evidence_weight=400 "evidence_weight=400,expression_sparsity=4"
              tune_fit.py refine "refine.edge_weight=0.5" "refine.openings=mouth"
 
+Each variant's headline figures come with those of the encoder alone and of MediaPipe's scores on the same renders;
 ``--shapes`` also prints each variant's per-shape AUC (the fit, the encoder alone, MediaPipe's scores).
 ``--all`` takes all 150 scenes of the tuning plan instead of every other one (the other 75 rendered the first time,
 about 11 minutes more): twice the cases, for comparisons the 75 leave within their noise (27 one-sided cases there).
@@ -96,6 +97,11 @@ def main() -> None:
         summary = result["summary"]
         figures = ", ".join(f"{k} {summary[k]:.3f}" for k in metrics.HEADLINE)
         print(f"{spec or 'defaults'}: {figures} ({time.perf_counter() - start:.0f} s)", flush=True)
+        for name, key in (("  the encoder alone", "encoder_alone"), ("  MediaPipe's scores", "mediapipe_scores")):
+            if result.get(key):
+                part = result[key]
+                print(f"{name}: on_shape_error {part['on_shape_error']:.3f}, leaked_mean {part['leaked_mean']:.3f}, "
+                      f"auc_mean {part['auc_mean']:.3f}, side_accuracy {part['side_accuracy']:.3f}", flush=True)
         if shapes:
             _print_shapes(result)
 
