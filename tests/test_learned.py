@@ -571,6 +571,23 @@ def test_training_mirrors_the_faces_it_picks_as_the_mirror_does():
 
 
 @needs_torch
+def test_dropped_landmarks_leave_the_image_and_the_rotation_to_read_the_face():
+    from likeness.learned.train import drop_landmarks
+
+    rng = np.random.default_rng(8)
+    n = 478 * 3
+    x = torch.from_numpy(rng.normal(0, 1, (5, feats.FEATURES)).astype(np.float32))
+    mean = torch.from_numpy(rng.normal(0, 1, feats.FEATURES).astype(np.float32))
+    lost = torch.tensor([False, True, False, True, True])
+    out = drop_landmarks(x, lost, mean)
+    assert torch.equal(out[~lost], x[~lost])  # the others untouched
+    assert torch.equal(out[lost, :n], mean[:n].expand(3, -1))  # landmarks at the mean: 0 once standardised
+    assert torch.equal(out[lost, n:n + 9], x[lost, n:n + 9])  # the rotation kept (angles and the mirror need it)
+    assert not out[lost, n + 9:].any()  # no scores, and the flag that says so
+    assert not torch.equal(x[lost, :n], mean[:n].expand(3, -1))  # a copy: the input is not changed
+
+
+@needs_torch
 def test_the_random_convolution_changes_the_picked_crops_textures_not_their_shapes():
     from likeness.learned.train import random_convolution
 

@@ -40,6 +40,7 @@ LANDMARK_NOISE = 0.004  # extra jitter (inter-ocular units) on the landmark feat
 ON_WEIGHT = 2.0  # errors on shapes that are on count this much more than weight read into absent shapes
 MIRROR = 0.0  # fraction of training faces shown mirrored (likeness.learned.mirror; docs/encoder.md: 0.5 was tried)
 RANDCONV = 0.0  # fraction of training crops seen through a random convolution (random_convolution; docs/encoder.md)
+LANDMARK_DROP = 0.0  # fraction of training faces shown without landmarks and scores (drop_landmarks; docs/encoder.md)
 
 
 def _augment(crops, rng: np.random.Generator):
@@ -93,6 +94,18 @@ def random_convolution(images, picked: np.ndarray, rng: np.random.Generator):
     return images
 
 
+def drop_landmarks(x, lost, mean):
+    """The faces that ``lost`` (B,) bool marks shown without MediaPipe's landmarks and scores, so that the image
+    branch has to read their expression alone: their landmark features set to the training set's mean (``mean``,
+    the network's normaliser: 0 once standardised) and their scores to none (zeros, as with no scores); the head's
+    rotation kept. ``x`` (B, FEATURES) features; returns a copy."""
+    n = 478 * 3
+    x = x.clone()
+    x[lost, :n] = mean[:n]
+    x[lost, n + 9:] = 0.0
+    return x
+
+
 class _TorchMirror:
     """:class:`likeness.learned.mirror.Mirror`'s constants on the training device, applied to the rows of a batch
     that ``mask`` picks."""
@@ -130,12 +143,14 @@ class _TorchMirror:
 def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, epochs: int, seed: int,
           width: int, blocks: int, channels: float = 1.0,
           val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, log=print, device: str = "cpu",
-          mirror=None, mirror_fraction: float = MIRROR, randconv: float = RANDCONV):
+          mirror=None, mirror_fraction: float = MIRROR, randconv: float = RANDCONV,
+          landmark_drop: float = LANDMARK_DROP):
     """The trained :class:`~likeness.learned.network.ExpressionNet` (CPU, eval mode). ``crops``: (N, S, S, 3)
     uint8 face crops; ``val``: features, crops and weights to report on while training; ``device``: where it
     trains (the random streams are drawn on the CPU, so the batches are the same on any device); ``mirror``: a
     :class:`likeness.learned.mirror.Mirror`, to show ``mirror_fraction`` of the faces mirrored; ``randconv``: the
-    fraction of crops seen through :func:`random_convolution`."""
+    fraction of crops seen through :func:`random_convolution`; ``landmark_drop``: the fraction of faces shown
+    without landmarks and scores (:func:`drop_landmarks`)."""
     import torch
 
     from .network import ANGLE_UNIT_DEG, ExpressionNet, centre, weight_loss
@@ -174,6 +189,8 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
                                           xb, images, yb, ab)
             if randconv > 0:
                 images = random_convolution(images, rng.random(len(idx)) < randconv, rng)
+            if landmark_drop > 0:
+                xb = drop_landmarks(xb, torch.from_numpy(rng.random(len(idx)) < landmark_drop).to(device), net.mean)
             raw, ang = net(xb, images)
             loss = weight_loss(raw, yb, ON_WEIGHT) + 0.05 * (ang - ab).abs().mean()
             opt.zero_grad()
@@ -234,6 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mirror", type=float, default=MIRROR, help="fraction of faces shown mirrored")
     parser.add_argument("--randconv", type=float, default=RANDCONV,
                         help="fraction of crops seen through a random convolution")
+    parser.add_argument("--landmark-drop", type=float, default=LANDMARK_DROP,
+                        help="fraction of faces shown without landmarks and scores (the image branch alone)")
     parser.add_argument("--model", help="ICT model (.npz or folder); default as for `likeness reconstruct`")
     parser.add_argument("--out", type=Path, default=SHIPPED, help="where the checkpoint goes")
     args = parser.parse_args(argv)
@@ -252,10 +271,12 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device(args.device)
     net = train(x[:held], crops[:held], y[:held], angles[:held], args.epochs, TRAIN_SEED, args.width, args.blocks,
                 args.channels, val=(x[held:], crops[held:], y[held:]), device=device,
-                mirror=Mirror(data["template"], data["names"]), mirror_fraction=args.mirror, randconv=args.randconv)
+                mirror=Mirror(data["template"], data["names"]), mirror_fraction=args.mirror, randconv=args.randconv,
+                landmark_drop=args.landmark_drop)
     meta = dict(data["meta"], command="python -m likeness.learned.train", train_seed=TRAIN_SEED,
                 epochs=args.epochs, width=args.width, blocks=args.blocks, channels=args.channels, skins=SKINS,
-                on_weight=ON_WEIGHT, mirror=args.mirror, randconv=args.randconv, score_drop=SCORE_DROP,
+                on_weight=ON_WEIGHT, mirror=args.mirror, randconv=args.randconv, landmark_drop=args.landmark_drop,
+                score_drop=SCORE_DROP,
                 landmark_noise=LANDMARK_NOISE, device=device,
                 train_minutes=round((time.perf_counter() - made) / 60, 1))
     digest = save(net, data["template"], data["crop_template"], data["names"], args.out, meta)
