@@ -12,7 +12,7 @@ benchmarks are ``synthetic.py`` and ``heldout.py``. Needs the ICT model ($LIKENE
 
 ``--shard I`` reads another shard instead, e.g. one the checkpoint was trained on: the gap between a training
 shard's figures and the held-out shard's says whether the network is short of data (a wide gap) or of what it can
-see and represent (a narrow one).
+see and represent (a narrow one). ``--withheld`` adds the figures with each input withheld (:func:`withheld`).
 """
 
 from __future__ import annotations
@@ -47,6 +47,25 @@ def crop_pixels(head) -> np.ndarray:
 VALIDATION_SHARD = 59
 
 
+def withheld(encoder, names, truth: np.ndarray, features: np.ndarray, crops: np.ndarray) -> None:
+    """The figures with one input or another withheld, to show what the network reads: MediaPipe's scores as none
+    (as training's score drop shows them), the landmarks at the training set's mean (0 once standardised; as
+    ``train --landmark-drop`` shows them), the crop a flat grey (never seen in training)."""
+    n = 478 * 3
+    mean = encoder.net.mean.cpu().numpy()
+    no_scores = features.copy()
+    no_scores[:, n + 9:] = 0.0
+    no_points = no_scores.copy()
+    no_points[:, :n] = mean[:n]
+    grey = np.full_like(crops, 128)
+    print("withheld                       on-shape  leak    AUC  side")
+    for label, x, c in (("nothing", features, crops), ("scores", no_scores, crops), ("the crop", features, grey),
+                        ("landmarks and scores", no_points, crops), ("all but the rotation", no_points, grey)):
+        r = metrics.expression_metrics(names, truth, encoder.predict(x, c)[0])
+        print(f"{label:30s}{r['on_shape_error']:9.3f}{r['leaked_mean']:6.2f}{r['auc_mean']:7.3f}"
+              f"{r['side_accuracy']:6.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
@@ -55,6 +74,7 @@ def main() -> None:
     parser.add_argument("--shapes", type=int, default=12, help="how many shapes to list")
     parser.add_argument("--shard", type=int, default=VALIDATION_SHARD,
                         help="which shard (default: the held-out one; others were trained on)")
+    parser.add_argument("--withheld", action="store_true", help="also the figures with each input withheld")
     args = parser.parse_args()
     path = shard_path(args.data, "train", args.shard, args.data_version)
     if not path.is_file():
@@ -64,7 +84,8 @@ def main() -> None:
     encoder = ExpressionEncoder(args.checkpoint, head.expression_names, "cpu")
     data = load([path])
     data = {k: v[data["found"] > 0] for k, v in data.items()}
-    read, _ = encoder.predict(features_of(data, encoder.template).astype(np.float32), data["crop"])
+    features = features_of(data, encoder.template).astype(np.float32)
+    read, _ = encoder.predict(features, data["crop"])
     truth = data["expression"].astype(np.float64)
     names = head.expression_names
     result = metrics.expression_metrics(names, truth, read)
@@ -83,6 +104,8 @@ def main() -> None:
         row = result["per_shape"][names[e]]
         print(f"{names[e]:20s}{share[e]:24.3f}{row['scenes_on']:10d}{row['mean_true_on']:6.2f}"
               f"{row['mean_fit_on']:6.2f}{row['auc']:6.2f}{pixels[e]:7.1f}")
+    if args.withheld:
+        withheld(encoder, names, truth, features, data["crop"])
 
 
 if __name__ == "__main__":
