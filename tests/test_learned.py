@@ -570,6 +570,21 @@ def test_training_mirrors_the_faces_it_picks_as_the_mirror_does():
     assert np.array_equal(yo.numpy()[m], y[m][:, [1, 0, 2]]) and np.array_equal(ao.numpy()[m], mirror.angles(a[m]))
 
 
+def test_each_data_version_keeps_what_the_one_before_added(tmp_path):
+    from likeness.learned.dataset import VERSIONS, look, shard_path
+
+    looks = [look(v) for v in VERSIONS]
+    first = looks[0]  # version 1: none of the additions
+    assert not any((first.studio, first.detail, first.creases, first.occlusion, first.photo_skin)) and first.eyes == 0
+    for before, after in zip(looks, looks[1:]):  # a version adds to the one before, never takes a step back
+        assert all(getattr(after, f) >= getattr(before, f) for f in ("studio", "detail", "creases", "occlusion",
+                                                                     "photo_skin"))
+    assert looks[-1].photo_skin and not looks[-2].photo_skin
+    assert len({shard_path(tmp_path, "train", 0, v) for v in VERSIONS}) == len(VERSIONS)  # caches never mix
+    with pytest.raises(ValueError, match="unknown training-data version"):
+        look(max(VERSIONS) + 1)
+
+
 @needs_torch
 def test_dropped_landmarks_leave_the_image_and_the_rotation_to_read_the_face():
     from likeness.learned.train import drop_landmarks
