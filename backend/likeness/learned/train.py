@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mirror", type=float, default=MIRROR, help="fraction of faces shown mirrored")
     parser.add_argument("--randconv", type=float, default=RANDCONV,
                         help="fraction of crops seen through a random convolution")
+    parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="the training's seed (batches, draws, init)")
     parser.add_argument("--landmark-drop", type=float, default=LANDMARK_DROP,
                         help="fraction of faces shown without landmarks and scores (the image branch alone)")
     parser.add_argument("--model", help="ICT model (.npz or folder); default as for `likeness reconstruct`")
@@ -269,11 +270,11 @@ def main(argv: list[str] | None = None) -> None:
     x, crops, y, angles = data["features"], data["crops"], data["expression"], data["angles"]
     held = len(x) - min(SHARD, len(x) // 10)
     device = pick_device(args.device)
-    net = train(x[:held], crops[:held], y[:held], angles[:held], args.epochs, TRAIN_SEED, args.width, args.blocks,
+    net = train(x[:held], crops[:held], y[:held], angles[:held], args.epochs, args.seed, args.width, args.blocks,
                 args.channels, val=(x[held:], crops[held:], y[held:]), device=device,
                 mirror=Mirror(data["template"], data["names"]), mirror_fraction=args.mirror, randconv=args.randconv,
                 landmark_drop=args.landmark_drop)
-    meta = dict(data["meta"], command="python -m likeness.learned.train", train_seed=TRAIN_SEED,
+    meta = dict(data["meta"], command="python -m likeness.learned.train", train_seed=args.seed,
                 epochs=args.epochs, width=args.width, blocks=args.blocks, channels=args.channels, skins=SKINS,
                 on_weight=ON_WEIGHT, mirror=args.mirror, randconv=args.randconv, landmark_drop=args.landmark_drop,
                 score_drop=SCORE_DROP,
