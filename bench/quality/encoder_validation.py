@@ -51,12 +51,14 @@ def withheld(encoder, names, truth: np.ndarray, features: np.ndarray, crops: np.
     """The figures with one input or another withheld, to show what the network reads: MediaPipe's scores as none
     (as training's score drop shows them), the landmarks at the training set's mean (0 once standardised; as
     ``train --landmark-drop`` shows them), the crop a flat grey (never seen in training)."""
-    n = 478 * 3
-    mean = encoder.net.mean.cpu().numpy()
+    import torch
+
+    from likeness.learned.train import drop_landmarks
+
     no_scores = features.copy()
-    no_scores[:, n + 9:] = 0.0
-    no_points = no_scores.copy()
-    no_points[:, :n] = mean[:n]
+    no_scores[:, 478 * 3 + 9:] = 0.0
+    everyone = torch.ones(len(features), dtype=torch.bool)
+    no_points = drop_landmarks(torch.from_numpy(features), everyone, encoder.net.mean.cpu()).numpy()
     grey = np.full_like(crops, 128)
     print("withheld                       on-shape  leak    AUC  side")
     for label, x, c in (("nothing", features, crops), ("scores", no_scores, crops), ("the crop", features, grey),
