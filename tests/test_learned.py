@@ -62,10 +62,12 @@ def test_features_ignore_position_size_and_rotation():
     moved = 3.7 * face @ head_rotation(20, -10, 5).T + [40, -7, 3]
     a = feats.encoder_features(face[:, :2] * [1, -1], -face[:, 2], scores, template)
     b = feats.encoder_features(moved[:, :2] * [1, -1], -moved[:, 2], scores, template)
-    shape = slice(0, 478 * 3)
+    shape, rotation, scores_at = feats.SHAPE_COLS, feats.ROTATION_COLS, feats.SCORE_COLS
+    assert (shape.start, shape.stop, rotation.stop, scores_at.stop) == (0, 478 * 3, 478 * 3 + 9, feats.FEATURES)
+    assert rotation.start == shape.stop and scores_at.start == rotation.stop
     assert a.shape == (feats.FEATURES,) and np.allclose(a[shape], b[shape], atol=1e-5)
-    assert not np.allclose(a[478 * 3:478 * 3 + 9], b[478 * 3:478 * 3 + 9])  # the rotation comes along
-    assert a[-1] == 1.0 and a[478 * 3 + 9 + 17] == np.float32(0.5)  # jawOpen is ARKit's 18th shape
+    assert not np.allclose(a[rotation], b[rotation])  # the rotation comes along
+    assert a[-1] == 1.0 and a[scores_at][17] == np.float32(0.5)  # jawOpen is ARKit's 18th shape
     assert feats.score_vector(None).sum() == 0
 
 
@@ -543,10 +545,11 @@ def test_a_mirrored_photo_gives_the_mirrored_features(ict):
     x = [feats.encoder_features(f.points_px, f.depth_px, feats.score_vector(None), template)
          for f in (detector.detect(rgb), detector.detect(np.ascontiguousarray(rgb[:, ::-1])))]
     mirrored = mirror.features(x[0][None])[0]
-    gap = np.abs(mirrored[:478 * 3] - x[1][:478 * 3]).mean()
-    assert gap < 0.4 * np.abs(x[0][:478 * 3] - x[1][:478 * 3]).mean()  # far closer than the unmirrored face
+    shape, rotation = feats.SHAPE_COLS, feats.ROTATION_COLS
+    gap = np.abs(mirrored[shape] - x[1][shape]).mean()
+    assert gap < 0.4 * np.abs(x[0][shape] - x[1][shape]).mean()  # far closer than the unmirrored face
     assert gap < 0.01  # inter-ocular units
-    assert np.abs(mirrored[478 * 3:478 * 3 + 9] - x[1][478 * 3:478 * 3 + 9]).max() < 0.05
+    assert np.abs(mirrored[rotation] - x[1][rotation]).max() < 0.05
 
 
 @needs_torch
@@ -559,7 +562,7 @@ def test_training_mirrors_the_faces_it_picks_as_the_mirror_does():
     names = ("eyeBlink_L", "eyeBlink_R", "jawOpen")
     mirror = Mirror(template, names)
     x = rng.normal(0, 0.05, (6, feats.FEATURES)).astype(np.float32)
-    x[:, 478 * 3:478 * 3 + 9] = np.stack([head_rotation(*rng.uniform(-30, 30, 3)).ravel() for _ in range(6)])
+    x[:, feats.ROTATION_COLS] = np.stack([head_rotation(*rng.uniform(-30, 30, 3)).ravel() for _ in range(6)])
     crops = rng.integers(0, 255, (6, 3, 8, 8)).astype(np.float32)
     y, a = rng.random((6, 3)).astype(np.float32), rng.normal(0, 1, (6, 3)).astype(np.float32)
     mask = torch.tensor([True, False, True, True, False, False])
@@ -590,16 +593,16 @@ def test_dropped_landmarks_leave_the_image_and_the_rotation_to_read_the_face():
     from likeness.learned.train import drop_landmarks
 
     rng = np.random.default_rng(8)
-    n = 478 * 3
+    shape, rotation, scores = feats.SHAPE_COLS, feats.ROTATION_COLS, feats.SCORE_COLS
     x = torch.from_numpy(rng.normal(0, 1, (5, feats.FEATURES)).astype(np.float32))
     mean = torch.from_numpy(rng.normal(0, 1, feats.FEATURES).astype(np.float32))
     lost = torch.tensor([False, True, False, True, True])
     out = drop_landmarks(x, lost, mean)
     assert torch.equal(out[~lost], x[~lost])  # the others untouched
-    assert torch.equal(out[lost, :n], mean[:n].expand(3, -1))  # landmarks at the mean: 0 once standardised
-    assert torch.equal(out[lost, n:n + 9], x[lost, n:n + 9])  # the rotation kept (angles and the mirror need it)
-    assert not out[lost, n + 9:].any()  # no scores, and the flag that says so
-    assert not torch.equal(x[lost, :n], mean[:n].expand(3, -1))  # a copy: the input is not changed
+    assert torch.equal(out[lost, shape], mean[shape].expand(3, -1))  # landmarks at the mean: 0 once standardised
+    assert torch.equal(out[lost, rotation], x[lost, rotation])  # the rotation kept (angles and the mirror need it)
+    assert not out[lost, scores].any()  # no scores, and the flag that says so
+    assert not torch.equal(x[lost, shape], mean[shape].expand(3, -1))  # a copy: the input is not changed
 
 
 @needs_torch

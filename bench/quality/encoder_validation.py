@@ -28,7 +28,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "scripts"), str(Path(_
 import synth_metrics as metrics  # noqa: E402
 
 from likeness.learned.dataset import VERSIONS, load, shard_path  # noqa: E402
-from likeness.learned.features import CROP_SCALE  # noqa: E402
+from likeness.learned.features import CROP_SCALE, SCORE_COLS  # noqa: E402
 from likeness.learned.runtime import ExpressionEncoder  # noqa: E402
 from likeness.learned.trainset import features_of  # noqa: E402
 from likeness.model.headmodel import load_ict, resolve_model_path  # noqa: E402
@@ -56,7 +56,7 @@ def withheld(encoder, names, truth: np.ndarray, features: np.ndarray, crops: np.
     from likeness.learned.train import drop_landmarks
 
     no_scores = features.copy()
-    no_scores[:, 478 * 3 + 9:] = 0.0
+    no_scores[:, SCORE_COLS] = 0.0
     everyone = torch.ones(len(features), dtype=torch.bool)
     no_points = drop_landmarks(torch.from_numpy(features), everyone, encoder.net.mean.cpu()).numpy()
     grey = np.full_like(crops, 128)

@@ -71,7 +71,7 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     from ..capture.gaze import eye_turns, turn_eyes
     from ..model.headmodel import load_ict
     from ..capture.landmarks import LandmarkDetector
-    from .features import CROP, crop_template, face_crop, score_vector
+    from .features import CROP, LANDMARKS, crop_template, face_crop, score_vector
     from .photoskin import vertex_albedo
     from .render import HeadRenderer
     from .scenes import draw_scene
@@ -105,11 +105,11 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
                               eye_occlusion=settings.eye_occlusion)
         try:
             found = detector.detect(rgb)
-            points, depth = found.points_px[:478], found.depth_px[:478]
+            points, depth = found.points_px[:LANDMARKS], found.depth_px[:LANDMARKS]
             scores = score_vector(scorer.scores(rgb, found.box_px) if scorer else None)
             crop, ok = face_crop(rgb, points, template), 1
         except NoFaceFound:
-            points, depth, scores, ok = np.zeros((478, 2)), np.zeros(478), score_vector(None), 0
+            points, depth, scores, ok = np.zeros((LANDMARKS, 2)), np.zeros(LANDMARKS), score_vector(None), 0
             crop = np.zeros((CROP, CROP, 3), np.uint8)
         for key, value in (("points_px", points), ("depth_px", depth), ("scores", scores),
                            ("expression", scene.expression), ("angles", scene.angles),

@@ -27,6 +27,11 @@ from ..model.geometry import similarity_transform
 LANDMARKS = 478
 FACE_POINTS = 468
 FEATURES = LANDMARKS * 3 + 9 + len(ARKIT_52) + 1
+#: Where each part lies in the feature vector: the aligned landmarks minus the template (478 × 3, x y z per point),
+#: the alignment's rotation (3 × 3, row-major) and MediaPipe's 52 scores with the flag that says there were scores.
+SHAPE_COLS = slice(0, LANDMARKS * 3)
+ROTATION_COLS = slice(LANDMARKS * 3, LANDMARKS * 3 + 9)
+SCORE_COLS = slice(LANDMARKS * 3 + 9, FEATURES)
 CROP = 128  # stored crop side (px); training takes random CROP_INNER windows of it, inference the centre
 CROP_INNER = 112
 CROP_SCALE = 54.0  # crop pixels per inter-ocular distance

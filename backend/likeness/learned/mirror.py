@@ -21,7 +21,7 @@ import numpy as np
 
 from ..arkit import ARKIT_52
 from ..model.geometry import similarity_transform
-from .features import FACE_POINTS, LANDMARKS
+from .features import FACE_POINTS, LANDMARKS, ROTATION_COLS, SCORE_COLS, SHAPE_COLS
 
 IMAGE_FLIP = np.diag([-1.0, 1.0, 1.0])
 #: pairs of names that swap although they do not end in a side
@@ -74,11 +74,10 @@ class Mirror:
 
     def features(self, x: np.ndarray) -> np.ndarray:
         """(B, FEATURES) → the mirrored faces' features (:func:`likeness.learned.features.encoder_features`)."""
-        n = LANDMARKS * 3
-        aligned = x[:, :n].reshape(-1, LANDMARKS, 3) + self.template
+        aligned = x[:, SHAPE_COLS].reshape(-1, LANDMARKS, 3) + self.template
         points = aligned[:, self.perm] @ self.reflect.T + self.shift - self.template
-        rot = IMAGE_FLIP @ x[:, n:n + 9].reshape(-1, 3, 3) @ np.linalg.inv(self.reflect)
-        scores = x[:, n + 9:][:, self.scores]
+        rot = IMAGE_FLIP @ x[:, ROTATION_COLS].reshape(-1, 3, 3) @ np.linalg.inv(self.reflect)
+        scores = x[:, SCORE_COLS][:, self.scores]
         return np.concatenate([points.reshape(len(x), -1), rot.reshape(len(x), 9), scores], 1).astype(x.dtype)
 
     def weights(self, w: np.ndarray) -> np.ndarray:

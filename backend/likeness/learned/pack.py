@@ -26,11 +26,11 @@ import numpy as np
 from PIL import Image
 
 from .dataset import VERSIONS
-from .features import LANDMARKS
+from .features import SHAPE_COLS
 
 COMPONENTS = 384
 WEBP_QUALITY = 90
-POINTS = LANDMARKS * 3  # the landmark part of a feature vector
+POINTS = SHAPE_COLS.stop  # the landmark part of a feature vector (features.SHAPE_COLS)
 
 
 def encode_crops(crops: np.ndarray, quality: int = WEBP_QUALITY) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import SHARD, VERSIONS
-from .features import CROP_INNER, FEATURES
+from .features import CROP_INNER, FEATURES, LANDMARKS, ROTATION_COLS, SCORE_COLS, SHAPE_COLS
 from .trainset import SKINS, prepare
 
 TRAIN_SEED = 11
@@ -99,10 +99,9 @@ def drop_landmarks(x, lost, mean):
     branch has to read their expression alone: their landmark features set to the training set's mean (``mean``,
     the network's normaliser: 0 once standardised) and their scores to none (zeros, as with no scores); the head's
     rotation kept. ``x`` (B, FEATURES) features; returns a copy."""
-    n = 478 * 3
     x = x.clone()
-    x[lost, :n] = mean[:n]
-    x[lost, n + 9:] = 0.0
+    x[lost, SHAPE_COLS] = mean[SHAPE_COLS]
+    x[lost, SCORE_COLS] = 0.0
     return x
 
 
@@ -127,13 +126,13 @@ class _TorchMirror:
     def __call__(self, mask, x, images, y, a):
         import torch
 
-        n = 478 * 3
         xm = x[mask]
-        aligned = xm[:, :n].reshape(-1, 478, 3) + self.template
+        aligned = xm[:, SHAPE_COLS].reshape(-1, LANDMARKS, 3) + self.template
         points = aligned[:, self.perm] @ self.reflect_t + self.shift - self.template
-        rot = self.flip @ xm[:, n:n + 9].reshape(-1, 3, 3) @ self.unreflect
+        rot = self.flip @ xm[:, ROTATION_COLS].reshape(-1, 3, 3) @ self.unreflect
         x, images, y, a = x.clone(), images.clone(), y.clone(), a.clone()
-        x[mask] = torch.cat([points.reshape(len(xm), -1), rot.reshape(len(xm), 9), xm[:, n + 9:][:, self.scores]], 1)
+        x[mask] = torch.cat([points.reshape(len(xm), -1), rot.reshape(len(xm), 9), xm[:, SCORE_COLS][:, self.scores]],
+                            1)
         images[mask] = images[mask].flip(3)
         y[mask] = y[mask][:, self.expression]
         a[mask] = a[mask] * self.angles
@@ -168,9 +167,9 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
     score_cols = torch.zeros(x.shape[1], dtype=torch.bool, device=device)
-    score_cols[478 * 3 + 9:] = True
+    score_cols[SCORE_COLS] = True
     noise_scale = torch.zeros(x.shape[1], device=device)
-    noise_scale[:478 * 3] = LANDMARK_NOISE
+    noise_scale[SHAPE_COLS] = LANDMARK_NOISE
     flip = _TorchMirror(mirror, device) if mirror is not None and mirror_fraction > 0 else None
     began = time.perf_counter()
     for epoch in range(epochs):
