@@ -310,14 +310,14 @@ def _toy(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return x, crops, y, rng.uniform(-30, 30, (n, 3)).astype(np.float32)
 
 
-def _checkpoint(path: Path, names: tuple[str, ...], epochs: int = 1) -> Path:
+def _checkpoint(path: Path, names: tuple[str, ...], epochs: int = 1, template: np.ndarray | None = None) -> Path:
     from likeness.learned.train import save, train
 
     x, crops, y, angles = _toy(64)
     net = train(x, crops, y, angles, epochs, seed=1, width=32, blocks=1, log=lambda *_: None)
     rng = np.random.default_rng(1)
-    save(net, feats.mean_template(_faces(5, rng)), rng.normal(0, 1, (468, 2)), names, path,
-         {"width": 32, "blocks": 1})
+    save(net, feats.mean_template(_faces(5, rng)) if template is None else template, rng.normal(0, 1, (468, 2)),
+         names, path, {"width": 32, "blocks": 1})
     return path
 
 
@@ -352,6 +352,39 @@ def test_a_checkpoint_loads_and_predicts(tmp_path, ict):
     weights, angles = encoder.predict(x, crops)
     assert weights.shape == (4, 53) and weights.min() >= 0 and weights.max() <= 1 and angles.shape == (4, 3)
     assert encoder.template.shape == (478, 3) and encoder.crop_template.shape == (468, 2)
+
+
+@needs_torch
+def test_the_encoder_reads_a_face_and_its_mirror_image_alike(tmp_path, ict):
+    """The product reads each face and its mirror image and averages them, so a face seen in a mirror reads as the
+    face with left and right swapped, which one network alone does not (it was trained on a few random faces)."""
+    from likeness.learned.mirror import Mirror
+    from likeness.learned.runtime import ExpressionEncoder, read_faces
+
+    template, _ = _symmetric_template(np.random.default_rng(4))
+    path = _checkpoint(tmp_path / "enc.safetensors", ict.expression_names, template=template)
+    both, alone = (ExpressionEncoder(path, ict.expression_names, "cpu", mirrored=m) for m in (True, False))
+    mirror = Mirror(both.template, ict.expression_names)
+    x, crops, _, _ = _toy(6, seed=3)
+    x[:, feats.ROTATION_COLS] = np.stack([head_rotation(*r).ravel() for r in np.random.default_rng(3).uniform(-20, 20,
+                                                                                                            (6, 3))])
+    seen, mirrored = (x, crops), (mirror.features(x), mirror.crops(crops))
+
+    def swapped(reading):
+        return mirror.weights(reading[0]), mirror.angles(reading[1])
+
+    for encoder, tolerance in ((both, 1e-4), (alone, None)):
+        a, b = swapped(encoder.predict(*seen)), encoder.predict(*mirrored)
+        if tolerance is None:  # one network alone favours a side
+            assert np.abs(a[0] - b[0]).max() > 0.01
+        else:
+            assert np.allclose(a[0], b[0], atol=tolerance) and np.allclose(a[1], b[1], atol=1e-2)
+    # the averaged reading is the mean of the two single ones, in one batch
+    plain, flipped = alone.predict(*seen), swapped(alone.predict(*mirrored))
+    weights, angles = read_faces(both.net, *seen, mirror)
+    assert np.allclose(weights, (plain[0] + flipped[0]) / 2, atol=1e-5)
+    assert np.allclose(angles, (plain[1] + flipped[1]) / 2, atol=1e-3)
+    assert np.allclose(both.predict(*seen)[0], weights)
 
 
 @needs_torch

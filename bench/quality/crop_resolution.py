@@ -31,7 +31,7 @@ import synth_metrics as metrics  # noqa: E402
 from likeness.learned import train as training  # noqa: E402
 from likeness.learned.dataset import SHARD, VERSIONS  # noqa: E402
 from likeness.learned.mirror import Mirror  # noqa: E402
-from likeness.learned.runtime import ExpressionEncoder  # noqa: E402
+from likeness.learned.runtime import ExpressionEncoder, read_faces  # noqa: E402
 from likeness.learned.trainset import prepare  # noqa: E402
 
 #: Shapes the long runs read worst on their own renders (docs/encoder.md): listed whatever the outcome.
@@ -53,16 +53,6 @@ def reduce_resolution(crops: np.ndarray, factor: float, chunk: int = 1000) -> np
         x = interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         out[start:start + chunk] = x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
     return out
-
-
-def read(net, features: np.ndarray, crops: np.ndarray) -> np.ndarray:
-    import torch
-
-    from likeness.learned.network import centre
-
-    with torch.no_grad():
-        raw = net(torch.from_numpy(features), centre(torch.from_numpy(crops)))[0]
-    return raw.clamp(0, 1).numpy().astype(np.float64)
 
 
 def report(label: str, names, truth: np.ndarray, weights: np.ndarray) -> None:
@@ -92,17 +82,18 @@ def main() -> None:
     x, crops, y, angles = data["features"], data["crops"], data["expression"], data["angles"]
     held = len(x) - min(SHARD, len(x) // 10)
     small = reduce_resolution(crops, args.factor)
+    mirror = Mirror(data["template"], data["names"])
     net = training.train(x[:held], small[:held], y[:held], angles[:held], args.epochs, training.TRAIN_SEED, 384, 3,
-                         args.channels, val=(x[held:], small[held:], y[held:]),
-                         mirror=Mirror(data["template"], data["names"]), mirror_fraction=args.mirror,
-                         randconv=args.randconv)
+                         args.channels, val=(x[held:], small[held:], y[held:]), mirror=mirror,
+                         mirror_fraction=args.mirror, randconv=args.randconv)
     names, truth = data["names"], y[held:].astype(np.float64)
     baseline = ExpressionEncoder(args.baseline, names, "cpu")
     full, _ = baseline.predict(x[held:], crops[held:])
     print(f"{len(truth)} held-out faces of data version {args.data_version}; {args.epochs} epochs, mirror "
           f"{args.mirror}, randconv {args.randconv}, channels {args.channels}")
     report(f"full resolution ({args.baseline.name})", names, truth, np.asarray(full, np.float64))
-    report(f"crops at {args.factor:g} of the resolution", names, truth, read(net, x[held:], crops=small[held:]))
+    small_read, _ = read_faces(net, x[held:], small[held:], mirror)  # read as the product reads (with the mirror)
+    report(f"crops at {args.factor:g} of the resolution", names, truth, small_read)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ The weights are a safetensors file (no pickle, nothing executed on load): the ne
 template (``template``, (478,3)), the crop template (``crop_template``, (468,2)), and metadata (JSON strings) with the network's size, the expression names it
 was trained for and how it was made. :func:`find_weights` looks at ``$LIKENESS_EXPRESSION_ENCODER``, then the
 copy shipped in the package. torch is imported only here, when an encoder is first loaded.
+
+Each face is read twice, as it is and as in a mirror (:mod:`likeness.learned.mirror`), and the two readings are
+averaged with the mirrored one's left and right swapped back (:func:`read_faces`), so that the reading favours
+neither side of the face (docs/encoder.md, "Reading the face and its mirror image").
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 from ..errors import BadInput
 from ..paths import encoder_env
 from .features import FEATURES, encoder_features, face_crop
+from .mirror import Mirror
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "expression_encoder.safetensors"
 HINT = "Remove the file or point $LIKENESS_EXPRESSION_ENCODER at a checkpoint made by `python -m likeness.learned.train`."
@@ -58,10 +63,11 @@ def pick_device(device: str = "auto") -> str:
 
 
 class ExpressionEncoder:
-    """A loaded encoder: :meth:`predict` maps faces' landmarks and scores to expression weights."""
+    """A loaded encoder: :meth:`predict` maps faces' landmarks and scores to expression weights. ``mirrored``:
+    read each face and its mirror image (:func:`read_faces`; the product's way), else the face alone."""
 
-    def __init__(self, path: str | Path, expression_names: tuple[str, ...], device: str = "auto") -> None:
-        import torch
+    def __init__(self, path: str | Path, expression_names: tuple[str, ...], device: str = "auto",
+                 mirrored: bool = True) -> None:
         from safetensors import SafetensorError
         from safetensors.torch import load_file, safe_open
 
@@ -98,8 +104,8 @@ class ExpressionEncoder:
         self.device = pick_device(device)
         self.net = net.to(self.device).eval()
         self.template, self.crop_template = template.double().numpy(), crop.double().numpy()
+        self.mirror = Mirror(self.template, names) if mirrored else None
         self.path, self.metadata = path, meta
-        self._torch = torch
 
     def inputs(self, rgb: np.ndarray, points_px: np.ndarray, depth_px: np.ndarray,
                scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,13 +116,29 @@ class ExpressionEncoder:
     def predict(self, features: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features (B, FEATURES) and crops (B, S, S, 3) uint8 → weights (B, E) in [0, 1] and (yaw, pitch,
         roll) (B, 3) in degrees."""
-        from .network import ANGLE_UNIT_DEG, centre
+        return read_faces(self.net, features, crops, self.mirror, self.device)
 
-        torch = self._torch
-        with torch.inference_mode():
-            x = torch.from_numpy(np.asarray(features, np.float32)).to(self.device)
-            image = centre(torch.from_numpy(np.array(crops, np.uint8))).to(self.device)
-            raw, angles = self.net(x, image)
-        # to the CPU first: Apple's MPS has no float64
-        return (raw.clamp(0.0, 1.0).cpu().numpy().astype(np.float64),
-                angles.cpu().numpy().astype(np.float64) * ANGLE_UNIT_DEG)
+
+def read_faces(net, features: np.ndarray, crops: np.ndarray, mirror: Mirror | None = None,
+               device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """What ``net`` (an :class:`~likeness.learned.network.ExpressionNet` on ``device``) reads of B faces: features
+    (B, FEATURES) and crops (B, S, S, 3) uint8 → weights (B, E) in [0, 1] and (yaw, pitch, roll) (B, 3) in
+    degrees. With ``mirror`` (the :class:`~likeness.learned.mirror.Mirror` of the network's landmark template and
+    expression names) each face is read a second time as in a mirror, in the same batch, and the two readings
+    averaged, the mirrored one's weights swapped back left ↔ right and its yaw and roll negated."""
+    import torch
+
+    from .network import ANGLE_UNIT_DEG, centre
+
+    x, c = np.asarray(features, np.float32), np.asarray(crops, np.uint8)
+    if mirror is not None:
+        x, c = np.concatenate([x, mirror.features(x)]), np.concatenate([c, mirror.crops(c)])
+    with torch.inference_mode():
+        raw, angles = net(torch.from_numpy(x).to(device), centre(torch.from_numpy(np.ascontiguousarray(c))).to(device))
+    # to the CPU first: Apple's MPS has no float64
+    weights = raw.clamp(0.0, 1.0).cpu().numpy().astype(np.float64)
+    angles = angles.cpu().numpy().astype(np.float64) * ANGLE_UNIT_DEG
+    if mirror is None:
+        return weights, angles
+    n = len(features)
+    return (weights[:n] + mirror.weights(weights[n:])) / 2.0, (angles[:n] + mirror.angles(angles[n:])) / 2.0
