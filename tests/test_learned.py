@@ -286,6 +286,21 @@ def test_a_render_is_a_face_mediapipe_finds_where_the_head_is(ict):
     nose_px, _ = camera.project((verts[ict.landmarks_68[30]] @ rot.T + trans)[None])
     iod = np.linalg.norm(found.points_px[33] - found.points_px[263])
     assert np.linalg.norm(found.points_px[1] - nose_px[0]) < 0.25 * iod
+    # the true face points (a training target) lie where MediaPipe finds them, to its scatter
+    from likeness.learned.dataset import face_points
+    from likeness.learned.trainset import landmark_residuals
+    from likeness.model.correspondence import load_table
+
+    seen = feats.landmarks_3d(found.points_px, found.depth_px)
+    truth = face_points(load_table(), verts, rot, trans, camera)
+    template = feats.mean_template(seen[None])  # inter-ocular distance 1
+
+    def error(true: np.ndarray) -> float:
+        residual = landmark_residuals(seen[None], true[None], template).reshape(468, 3)
+        return float(np.linalg.norm(residual[:, :2], axis=-1).mean())
+
+    assert error(face_points(load_table(), verts, rot, trans, camera)) < 0.05  # inter-ocular distances (0.018)
+    assert error(face_points(load_table(), verts, head_rotation(25, 5, 0), trans, camera)) > 0.1  # 10° off (0.18)
 
 
 @needs_torch
@@ -604,6 +619,28 @@ def test_training_mirrors_the_faces_it_picks_as_the_mirror_does():
     assert np.allclose(xo.numpy()[m], mirror.features(x[m]), atol=1e-5) and np.array_equal(xo.numpy()[~m], x[~m])
     assert np.array_equal(co.numpy()[m], crops[m][..., ::-1]) and np.array_equal(co.numpy()[~m], crops[~m])
     assert np.array_equal(yo.numpy()[m], y[m][:, [1, 0, 2]]) and np.array_equal(ao.numpy()[m], mirror.angles(a[m]))
+
+
+@needs_torch
+def test_the_true_face_points_are_mirrored_with_their_face():
+    """A face seen in a mirror and its true points seen in the same mirror give the residuals that training's
+    mirror makes of the face's own (points swapped with their twins, reflected)."""
+    from likeness.learned.mirror import Mirror
+    from likeness.learned.train import _TorchMirror
+    from likeness.learned.trainset import landmark_residuals
+
+    rng = np.random.default_rng(9)
+    template, perm = _symmetric_template(rng)
+    turn = head_rotation(20, -5, 8)
+    seen = (template + rng.normal(0, 0.03, template.shape)) @ turn.T * 60  # MediaPipe's points (pixels)
+    true = seen[:468] + rng.normal(0, 2.0, (468, 3))  # the true ones, a few pixels away
+    flipped = np.diag([-1.0, 1.0, 1.0])
+    mirrored_seen, mirrored_true = seen[perm] @ flipped, true[perm[:468]] @ flipped
+    r = landmark_residuals(np.stack([seen, mirrored_seen]), np.stack([true, mirrored_true]), template)
+    flip = _TorchMirror(Mirror(template, ("jawOpen",)), "cpu")
+    out = flip.residuals(torch.tensor([True, False]), torch.from_numpy(r[[0, 0]])).numpy()
+    assert np.abs(r[0] - r[1]).max() > 0.01  # the mirror changes them
+    assert np.allclose(out[0], r[1], atol=1e-4) and np.array_equal(out[1], r[0])
 
 
 def test_each_data_version_keeps_what_the_one_before_added(tmp_path):

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .features import FACE_POINTS
+
 SHARD = 250
 #: What the renders look like: 1, the first training set (faint brows, no creases); 2, dense brows, lash lines
 #: and expression creases on most skins (:meth:`likeness.learned.skins.SkinPainter.crease`); 3, version 2 with
@@ -60,6 +62,56 @@ def shard_path(folder: Path, family: str, index: int, version: int = VERSION) ->
     return folder / name
 
 
+def draw_sample(model, centre: np.ndarray, skins, settings: Look, seed: int, index: int, i: int):
+    """Sample ``i`` of shard ``index``: its random stream (the scene's draws taken; the skin and the render draw
+    from it next), its :class:`~likeness.learned.scenes.TrainingScene` and the head's vertices (V,3, head frame, m)
+    with the eyes turned to the scene's gaze. The same for the renders and for :func:`true_landmarks`."""
+    from ..capture.gaze import eye_turns, turn_eyes
+    from .scenes import draw_scene
+
+    rng = np.random.default_rng([seed, index, i])
+    scene = draw_scene(model.expression_names, 60, centre, skins, rng, photo=settings.studio)
+    verts = turn_eyes(model, model.vertices(scene.identity, scene.expression),
+                      eye_turns(dict(zip(model.expression_names, scene.expression))))
+    return rng, scene, verts
+
+
+def face_points(table, verts: np.ndarray, rotation: np.ndarray, translation: np.ndarray, camera) -> np.ndarray:
+    """The correspondence ``table``'s 468 points on the head ``verts`` (V,3, head frame, m) posed by ``rotation``,
+    ``translation`` and seen by ``camera``: (468, 3) as :func:`likeness.learned.features.landmarks_3d` gives
+    MediaPipe's (pixels, x right, y up, z toward the camera relative to the face's mean distance, in pixels)."""
+    px, distance = camera.project(table.points(verts) @ rotation.T + translation)
+    depth = (distance - distance.mean()) * camera.focal_px / distance.mean()
+    return np.stack([px[:, 0], -px[:, 1], -depth], -1)
+
+
+def true_landmarks(model_path: str, folder: Path, family: str, index: int, seed: int, skin_count: int,
+                   version: int = VERSION) -> np.ndarray:
+    """Where MediaPipe's 468 face landmarks truly lie in shard ``index``'s renders: the correspondence table's
+    points on each scene's true mesh (what the fit would see from a perfect detector), (SHARD, 468, 3) as
+    :func:`likeness.learned.features.landmarks_3d` gives them (pixels, x right, y up, z toward the camera, depth
+    relative to the face's mean distance in the same pixel scale as MediaPipe's). The scenes are drawn again from
+    the shard's seeds (no rendering); kept beside the shard as ``truth_<shard name>``."""
+    from ..model.correspondence import load_table
+    from ..model.headmodel import load_ict
+    from .skins import skin_seeds
+
+    path = Path(folder) / f"truth_{shard_path(Path(folder), family, index, version).name}"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as f:
+            return f["points"]
+    model, table = load_ict(model_path), load_table()
+    centre, skins, settings = model.neutral[model.landmarks_68].mean(0), skin_seeds(skin_count, family), look(version)
+    out = np.zeros((SHARD, FACE_POINTS, 3), np.float32)
+    for i in range(SHARD):
+        _, scene, verts = draw_sample(model, centre, skins, settings, seed, index, i)
+        out[i] = face_points(table, verts, scene.rotation, scene.translation, scene.camera)
+    tmp = path.with_suffix(".part.npz")
+    np.savez_compressed(tmp, points=out)
+    tmp.replace(path)
+    return out
+
+
 def make_shard(model_path: str, task_path: str | None, folder: str, family: str, index: int, seed: int,
                skin_count: int, version: int = VERSION, photo_bundle: str | None = None) -> str:
     """Render and detect one shard; returns its path. Runs in a worker process (one MediaPipe per process).
@@ -68,13 +120,11 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     from ..capture.blendshapes import BlendshapeScorer
     from ..model.correspondence import load_table
     from ..errors import NoFaceFound
-    from ..capture.gaze import eye_turns, turn_eyes
     from ..model.headmodel import load_ict
     from ..capture.landmarks import LandmarkDetector
     from .features import CROP, LANDMARKS, crop_template, face_crop, score_vector
     from .photoskin import vertex_albedo
     from .render import HeadRenderer
-    from .scenes import draw_scene
     from .skins import SkinPainter, skin_seeds
 
     model = load_ict(model_path)
@@ -92,10 +142,7 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
         photo = vertex_albedo(photo_bundle, model.vertex_count)
     rows: dict[str, list] = {k: [] for k in FIELDS}
     for i in range(SHARD):
-        rng = np.random.default_rng([seed, index, i])
-        scene = draw_scene(model.expression_names, 60, centre, skins, rng, photo=settings.studio)
-        verts = turn_eyes(model, model.vertices(scene.identity, scene.expression),
-                          eye_turns(dict(zip(model.expression_names, scene.expression))))
+        rng, scene, verts = draw_sample(model, centre, skins, settings, seed, index, i)
         skin = painter.paint(scene.skin_seed, family, detail=settings.detail, eyes=settings.eyes, photo=photo)
         if settings.creases and rng.random() < 0.7:
             rest = model.vertices(scene.identity, np.zeros(len(model.expression_names)))

@@ -69,9 +69,13 @@ class ExpressionNet(nn.Module):
         self.angles = nn.Linear(width, 3)
         self.in_drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def hidden(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """(B, width): what both outputs are read from (training may read more from it, e.g. the landmarks)."""
         h = self.in_drop(self.inp((x - self.mean) / self.scale) + self.image(image))
-        h = self.norm(self.blocks(h))
+        return self.norm(self.blocks(h))
+
+    def forward(self, x: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.hidden(x, image)
         return self.expression(h), self.angles(h)
 
 

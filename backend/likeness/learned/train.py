@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import SHARD, VERSIONS
-from .features import CROP_INNER, FEATURES, LANDMARKS, ROTATION_COLS, SCORE_COLS, SHAPE_COLS
+from .features import CROP_INNER, FACE_POINTS, FEATURES, LANDMARKS, ROTATION_COLS, SCORE_COLS, SHAPE_COLS
 from .trainset import SKINS, prepare
 
 TRAIN_SEED = 11
@@ -41,6 +41,8 @@ ON_WEIGHT = 2.0  # errors on shapes that are on count this much more than weight
 MIRROR = 0.0  # fraction of training faces shown mirrored (likeness.learned.mirror; docs/encoder.md: 0.5 was tried)
 RANDCONV = 0.0  # fraction of training crops seen through a random convolution (random_convolution; docs/encoder.md)
 LANDMARK_DROP = 0.0  # fraction of training faces shown without landmarks and scores (drop_landmarks; docs/encoder.md)
+LANDMARK_LOSS = 0.0  # weight of the true landmarks as a second training target (--landmark-loss; docs/encoder.md)
+RESIDUAL_UNIT = 0.05  # inter-ocular distances: MediaPipe's face points lie about this far from the true ones
 
 
 def _augment(crops, rng: np.random.Generator):
@@ -138,18 +140,30 @@ class _TorchMirror:
         a[mask] = a[mask] * self.angles
         return x, images, y, a
 
+    def residuals(self, mask, r):
+        """(B, 468 × 3) landmark residuals (:func:`likeness.learned.trainset.landmark_residuals`) of the faces
+        that ``mask`` picks, as their mirror images have them: each point takes its twin's, reflected."""
+        r = r.clone()
+        points = self.perm[:FACE_POINTS]
+        r[mask] = (r[mask].reshape(-1, FACE_POINTS, 3)[:, points] @ self.reflect_t).reshape(int(mask.sum()), -1)
+        return r
+
 
 def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, epochs: int, seed: int,
           width: int, blocks: int, channels: float = 1.0,
-          val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, log=print, device: str = "cpu",
+          val: tuple[np.ndarray, ...] | None = None, log=print, device: str = "cpu",
           mirror=None, mirror_fraction: float = MIRROR, randconv: float = RANDCONV,
-          landmark_drop: float = LANDMARK_DROP):
+          landmark_drop: float = LANDMARK_DROP, residuals: np.ndarray | None = None,
+          landmark_loss: float = LANDMARK_LOSS):
     """The trained :class:`~likeness.learned.network.ExpressionNet` (CPU, eval mode). ``crops``: (N, S, S, 3)
     uint8 face crops; ``val``: features, crops and weights to report on while training; ``device``: where it
     trains (the random streams are drawn on the CPU, so the batches are the same on any device); ``mirror``: a
     :class:`likeness.learned.mirror.Mirror`, to show ``mirror_fraction`` of the faces mirrored; ``randconv``: the
     fraction of crops seen through :func:`random_convolution`; ``landmark_drop``: the fraction of faces shown
-    without landmarks and scores (:func:`drop_landmarks`)."""
+    without landmarks and scores (:func:`drop_landmarks`); ``residuals`` (N, 468 × 3): how far MediaPipe's face
+    points lie from the true ones (:func:`likeness.learned.trainset.landmark_residuals`), a second target read
+    from the network's hidden layer by a head of its own (not kept in the checkpoint) at weight ``landmark_loss``,
+    so that the network learns where the face truly is, not only what the expression is."""
     import torch
 
     from .network import ANGLE_UNIT_DEG, ExpressionNet, centre, weight_loss
@@ -159,12 +173,17 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
     net = ExpressionNet(x.shape[1], y.shape[1], width, blocks, channels=channels)
     net.mean.copy_(torch.from_numpy(x.mean(0)))
     net.scale.copy_(torch.from_numpy(np.maximum(x.std(0), 1e-3)))
+    aux = torch.nn.Linear(width, FACE_POINTS * 3) if residuals is not None and landmark_loss > 0 else None
+    params = list(net.parameters()) + (list(aux.parameters()) if aux is not None else [])
     net.to(device)
+    if aux is not None:
+        aux.to(device)
+        rt = torch.from_numpy(residuals / RESIDUAL_UNIT).float().to(device)
     xt, yt, ct = (torch.from_numpy(a).to(device) for a in (x, y, crops))
     at = torch.from_numpy(angles / ANGLE_UNIT_DEG).float().to(device)
     batch = 128
     steps = max(epochs * int(np.ceil(len(x) / batch)), 1)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
     score_cols = torch.zeros(x.shape[1], dtype=torch.bool, device=device)
     score_cols[SCORE_COLS] = True
@@ -183,15 +202,20 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
             drop = torch.from_numpy(rng.random(len(idx)) < SCORE_DROP).to(device)
             xb[drop[:, None] & score_cols[None]] = 0.0
             images, yb, ab = _augment(ct[idx], rng), yt[idx], at[idx]
+            rb = rt[idx] if aux is not None else None
             if flip is not None:
-                xb, images, yb, ab = flip(torch.from_numpy(rng.random(len(idx)) < mirror_fraction).to(device),
-                                          xb, images, yb, ab)
+                mirrored = torch.from_numpy(rng.random(len(idx)) < mirror_fraction).to(device)
+                xb, images, yb, ab = flip(mirrored, xb, images, yb, ab)
+                rb = flip.residuals(mirrored, rb) if rb is not None else None
             if randconv > 0:
                 images = random_convolution(images, rng.random(len(idx)) < randconv, rng)
             if landmark_drop > 0:
                 xb = drop_landmarks(xb, torch.from_numpy(rng.random(len(idx)) < landmark_drop).to(device), net.mean)
-            raw, ang = net(xb, images)
+            h = net.hidden(xb, images)
+            raw, ang = net.expression(h), net.angles(h)
             loss = weight_loss(raw, yb, ON_WEIGHT) + 0.05 * (ang - ab).abs().mean()
+            if aux is not None:
+                loss = loss + landmark_loss * ((aux(h) - rb) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -203,8 +227,15 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
                 pred = net(torch.from_numpy(val[0]).to(device),
                            centre(torch.from_numpy(val[1]).to(device)))[0].clamp(0, 1).cpu().numpy()
             on = val[2] > 0
+            points = ""
+            if aux is not None and len(val) > 3:  # face points' 2D error (inter-ocular units): seen → corrected
+                with torch.no_grad():
+                    h = net.hidden(torch.from_numpy(val[0]).to(device), centre(torch.from_numpy(val[1]).to(device)))
+                    left = val[3] - aux(h).cpu().numpy() * RESIDUAL_UNIT
+                seen, now = (np.linalg.norm(r.reshape(-1, FACE_POINTS, 3)[..., :2], axis=-1).mean() for r in (val[3], left))
+                points = f", face points {seen:.4f} → {now:.4f}"
             log(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}, validation on-shape error "
-                f"{np.abs(pred - val[2])[on].mean():.3f}, leak {np.where(on, 0, pred).sum(1).mean():.2f} "
+                f"{np.abs(pred - val[2])[on].mean():.3f}, leak {np.where(on, 0, pred).sum(1).mean():.2f}{points} "
                 f"({time.perf_counter() - began:.0f} s)", flush=True)
     return net.cpu().eval()
 
@@ -253,6 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="the training's seed (batches, draws, init)")
     parser.add_argument("--landmark-drop", type=float, default=LANDMARK_DROP,
                         help="fraction of faces shown without landmarks and scores (the image branch alone)")
+    parser.add_argument("--landmark-loss", type=float, default=LANDMARK_LOSS,
+                        help="weight of the true face points as a second target (0: not used)")
     parser.add_argument("--model", help="ICT model (.npz or folder); default as for `likeness reconstruct`")
     parser.add_argument("--out", type=Path, default=SHIPPED, help="where the checkpoint goes")
     args = parser.parse_args(argv)
@@ -264,18 +297,26 @@ def main(argv: list[str] | None = None) -> None:
         data = unpack(args.packed)
         data["meta"]["packed"] = args.packed.name
     else:
-        data = prepare(args.data, args.shards, args.workers, args.model, args.data_version)
+        data = prepare(args.data, args.shards, args.workers, args.model, args.data_version,
+                       truth=args.landmark_loss > 0)
     made = time.perf_counter()
     x, crops, y, angles = data["features"], data["crops"], data["expression"], data["angles"]
     held = len(x) - min(SHARD, len(x) // 10)
     device = pick_device(args.device)
+    residuals = data.get("residuals")
+    if args.landmark_loss > 0 and residuals is None:
+        raise SystemExit("--landmark-loss needs the render cache (the true face points are drawn again from its "
+                         "scenes), not a pack")
+    val = (x[held:], crops[held:], y[held:]) + ((residuals[held:],) if residuals is not None else ())
     net = train(x[:held], crops[:held], y[:held], angles[:held], args.epochs, args.seed, args.width, args.blocks,
-                args.channels, val=(x[held:], crops[held:], y[held:]), device=device,
+                args.channels, val=val, device=device,
                 mirror=Mirror(data["template"], data["names"]), mirror_fraction=args.mirror, randconv=args.randconv,
-                landmark_drop=args.landmark_drop)
+                landmark_drop=args.landmark_drop, residuals=None if residuals is None else residuals[:held],
+                landmark_loss=args.landmark_loss)
     meta = dict(data["meta"], command="python -m likeness.learned.train", train_seed=args.seed,
                 epochs=args.epochs, width=args.width, blocks=args.blocks, channels=args.channels, skins=SKINS,
                 on_weight=ON_WEIGHT, mirror=args.mirror, randconv=args.randconv, landmark_drop=args.landmark_drop,
+                landmark_loss=args.landmark_loss,
                 score_drop=SCORE_DROP,
                 landmark_noise=LANDMARK_NOISE, device=device,
                 train_minutes=round((time.perf_counter() - made) / 60, 1))

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import VERSION, fill, load, look
-from .features import encoder_features, landmarks_3d, mean_template
+from ..model.geometry import similarity_transform
+from .dataset import VERSION, fill, load, look, true_landmarks
+from .features import FACE_POINTS, encoder_features, landmarks_3d, mean_template
 
 DATA_SEED = 7100
 SKINS = 400
@@ -22,10 +23,23 @@ def features_of(data: dict[str, np.ndarray], template: np.ndarray) -> np.ndarray
                      for p, d, s in zip(data["points_px"], data["depth_px"], data["scores"])])
 
 
-def prepare(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION) -> dict:
+def landmark_residuals(points: np.ndarray, truth: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """How far MediaPipe's face points lie from the true ones, in the template's frame: (N, 468 × 3) =
+    (truth − MediaPipe's points) mapped by each face's alignment (:func:`likeness.learned.features.align`), in
+    inter-ocular distances. ``points`` (N, 478, 3) and ``truth`` (N, 468, 3) as ``landmarks_3d`` gives them."""
+    out = np.empty((len(points), FACE_POINTS * 3), np.float32)
+    for n, (seen, true) in enumerate(zip(points, truth)):
+        scale, rot, _ = similarity_transform(template[:FACE_POINTS], seen[:FACE_POINTS])
+        out[n] = ((true - seen[:FACE_POINTS]) @ rot / scale).ravel()
+    return out
+
+
+def prepare(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION,
+            truth: bool = False) -> dict:
     """The training set from the render cache in ``folder`` (shards made first where missing): features, crops,
     truth, the landmark template (the Procrustes mean of the first 2000 faces), the crop template, the
-    expression names and how the data was made."""
+    expression names and how the data was made; with ``truth`` also ``residuals``, how far MediaPipe's face
+    points lie from the true ones (:func:`landmark_residuals`, :func:`likeness.learned.dataset.true_landmarks`)."""
     from ..capture.blendshapes import find_task
     from ..model.correspondence import load_table
     from ..model.headmodel import load_ict, resolve_model_path
@@ -46,12 +60,16 @@ def prepare(folder: Path, shards: int, workers: int, model: str | None, version:
     paths = fill(folder, str(model_path), str(task), "train", shards, DATA_SEED, SKINS, workers, version=version,
                  photo_bundle=photo)
     data = load(paths)
+    if truth:
+        data["truth"] = np.concatenate([true_landmarks(str(model_path), folder, "train", i, DATA_SEED, SKINS, version)
+                                        for i in range(shards)])
     keep = data["found"] > 0
     print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
     data = {k: v[keep] for k, v in data.items()}
     faces = np.stack([landmarks_3d(p, d) for p, d in zip(data["points_px"], data["depth_px"])]).astype(np.float64)
     template = mean_template(faces[:2000])
-    return {"features": features_of(data, template), "crops": data["crop"],
+    extra = {"residuals": landmark_residuals(faces, data["truth"].astype(np.float64), template)} if truth else {}
+    return {**extra, "features": features_of(data, template), "crops": data["crop"],
             "expression": data["expression"].astype(np.float32), "angles": data["angles"].astype(np.float32),
             "template": template, "crop_template": crop_template(load_table().points(head.neutral.astype(np.float64))),
             "names": head.expression_names,
