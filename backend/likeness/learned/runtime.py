@@ -125,7 +125,10 @@ def read_faces(net, features: np.ndarray, crops: np.ndarray, mirror: Mirror | No
     (B, FEATURES) and crops (B, S, S, 3) uint8 → weights (B, E) in [0, 1] and (yaw, pitch, roll) (B, 3) in
     degrees. With ``mirror`` (the :class:`~likeness.learned.mirror.Mirror` of the network's landmark template and
     expression names) each face is read a second time as in a mirror, in the same batch, and the two readings
-    averaged, the mirrored one's weights swapped back left ↔ right and its yaw and roll negated."""
+    averaged, the mirrored one's weights swapped back left ↔ right and its yaw and roll negated. The weights are
+    averaged as the network gives them, before they are clamped to [0, 1]: training lets it read an absent shape
+    below 0 (:func:`likeness.learned.network.weight_loss`), so a clear "absent" in one reading outweighs a faint
+    "present" in the other (on the tuning renders: leak 1.92 averaged after clamping, 1.85 before)."""
     import torch
 
     from .network import ANGLE_UNIT_DEG, centre
@@ -136,9 +139,10 @@ def read_faces(net, features: np.ndarray, crops: np.ndarray, mirror: Mirror | No
     with torch.inference_mode():
         raw, angles = net(torch.from_numpy(x).to(device), centre(torch.from_numpy(np.ascontiguousarray(c))).to(device))
     # to the CPU first: Apple's MPS has no float64
-    weights = raw.clamp(0.0, 1.0).cpu().numpy().astype(np.float64)
+    weights = raw.cpu().numpy().astype(np.float64)
     angles = angles.cpu().numpy().astype(np.float64) * ANGLE_UNIT_DEG
-    if mirror is None:
-        return weights, angles
-    n = len(features)
-    return (weights[:n] + mirror.weights(weights[n:])) / 2.0, (angles[:n] + mirror.angles(angles[n:])) / 2.0
+    if mirror is not None:
+        n = len(features)
+        weights = (weights[:n] + mirror.weights(weights[n:])) / 2.0
+        angles = (angles[:n] + mirror.angles(angles[n:])) / 2.0
+    return np.clip(weights, 0.0, 1.0), angles
