@@ -1,6 +1,7 @@
 """What an encoder checkpoint reads on its own kind of renders: the faces training held out (issue 11).
 
 Usage: .venv/bin/python bench/quality/encoder_validation.py CHECKPOINT [--data-version N] [--shapes K] [--shard I]
+           [--withheld] [--no-mirror]
 
 ``likeness.learned.train`` keeps the last faces of its render cache aside (the last shard's, 250) and never trains on
 them. This reads that shard (``out/encoder_data/train[_vN]_0059.npz``; the data version the checkpoint was trained
@@ -13,6 +14,8 @@ benchmarks are ``synthetic.py`` and ``heldout.py``. Needs the ICT model ($LIKENE
 ``--shard I`` reads another shard instead, e.g. one the checkpoint was trained on: the gap between a training
 shard's figures and the held-out shard's says whether the network is short of data (a wide gap) or of what it can
 see and represent (a narrow one). ``--withheld`` adds the figures with each input withheld (:func:`withheld`).
+The checkpoint reads each face and its mirror image, as the product does (``likeness.learned.runtime.read_faces``);
+``--no-mirror`` reads each face once, as every figure before 6 December 2026 was taken.
 """
 
 from __future__ import annotations
@@ -77,13 +80,14 @@ def main() -> None:
     parser.add_argument("--shard", type=int, default=VALIDATION_SHARD,
                         help="which shard (default: the held-out one; others were trained on)")
     parser.add_argument("--withheld", action="store_true", help="also the figures with each input withheld")
+    parser.add_argument("--no-mirror", action="store_true", help="read each face once, not with its mirror image")
     args = parser.parse_args()
     path = shard_path(args.data, "train", args.shard, args.data_version)
     if not path.is_file():
         raise SystemExit(f"{path} is not there: make the training data first (python -m likeness.learned.train "
                          f"--data-version {args.data_version}).")
     head = load_ict(resolve_model_path(None))
-    encoder = ExpressionEncoder(args.checkpoint, head.expression_names, "cpu")
+    encoder = ExpressionEncoder(args.checkpoint, head.expression_names, "cpu", mirrored=not args.no_mirror)
     data = load([path])
     data = {k: v[data["found"] > 0] for k, v in data.items()}
     features = features_of(data, encoder.template).astype(np.float32)
