@@ -292,7 +292,6 @@ def test_a_render_is_a_face_mediapipe_finds_where_the_head_is(ict):
     from likeness.model.correspondence import load_table
 
     seen = feats.landmarks_3d(found.points_px, found.depth_px)
-    truth = face_points(load_table(), verts, rot, trans, camera)
     template = feats.mean_template(seen[None])  # inter-ocular distance 1
 
     def error(true: np.ndarray) -> float:

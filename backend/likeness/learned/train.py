@@ -224,15 +224,14 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
         if val is not None and (epoch % 5 == 4 or epoch == epochs - 1):
             net.eval()
             with torch.no_grad():
-                pred = net(torch.from_numpy(val[0]).to(device),
-                           centre(torch.from_numpy(val[1]).to(device)))[0].clamp(0, 1).cpu().numpy()
+                h = net.hidden(torch.from_numpy(val[0]).to(device), centre(torch.from_numpy(val[1]).to(device)))
+                pred = net.expression(h).clamp(0, 1).cpu().numpy()
+                fix = aux(h).cpu().numpy() * RESIDUAL_UNIT if aux is not None and len(val) > 3 else None
             on = val[2] > 0
             points = ""
-            if aux is not None and len(val) > 3:  # face points' 2D error (inter-ocular units): seen → corrected
-                with torch.no_grad():
-                    h = net.hidden(torch.from_numpy(val[0]).to(device), centre(torch.from_numpy(val[1]).to(device)))
-                    left = val[3] - aux(h).cpu().numpy() * RESIDUAL_UNIT
-                seen, now = (np.linalg.norm(r.reshape(-1, FACE_POINTS, 3)[..., :2], axis=-1).mean() for r in (val[3], left))
+            if fix is not None:  # the face points' mean 2D error (inter-ocular distances): as seen → corrected
+                seen, now = (np.linalg.norm(r.reshape(-1, FACE_POINTS, 3)[..., :2], axis=-1).mean()
+                             for r in (val[3], val[3] - fix))
                 points = f", face points {seen:.4f} → {now:.4f}"
             log(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}, validation on-shape error "
                 f"{np.abs(pred - val[2])[on].mean():.3f}, leak {np.where(on, 0, pred).sum(1).mean():.2f}{points} "
