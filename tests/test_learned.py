@@ -516,15 +516,24 @@ def test_the_pose_prior_pulls_the_rotation_toward_it(ict):
     from likeness.capture.fit import FitSettings, LandmarkBasis, Observation, fit_landmarks
 
     settings = FitSettings(sliding_contour=False, pose_prior=1e6)
-    basis = LandmarkBasis.build(ict, load_table(), settings)
-    basis = replace(basis, weights=basis.weights * 1e-6)
+    full = LandmarkBasis.build(ict, load_table(), settings)
+    basis = replace(full, weights=full.weights * 1e-6)
     rot, centre = head_rotation(10, 0, 0), basis.base.mean(0)
     trans = np.array([0.0, 0.0, -0.6]) - rot @ centre
     camera = Camera(700.0, (256.0, 256.0), (512, 512))
     px, depth = camera.project(basis.base @ rot.T + trans)
     prior = head_rotation(10, -8, 4)
-    fit = fit_landmarks(basis, [Observation(px, depth - depth.mean(), camera, rotation_prior=prior)], settings)
+    fit = fit_landmarks(basis, [Observation(px, depth - depth.mean(), camera, rotation_prior=prior)],
+                        replace(settings, pose_prior_pitch=1e6))
     assert np.degrees(np.arccos(np.clip((np.trace(fit.photos[0].rotation @ prior.T) - 1) / 2, -1, 1))) < 0.5
+    # with the landmarks at their weight, a prior on the pitch alone (the turn about the camera's horizontal axis)
+    # moves the pitch and leaves the yaw and roll to the landmarks
+    from likeness.model.geometry import head_angles
+
+    fit = fit_landmarks(full, [Observation(px, depth - depth.mean(), camera, rotation_prior=prior)],
+                        replace(settings, pose_prior=0.0, pose_prior_pitch=1e8))
+    yaw, pitch, roll = head_angles(fit.photos[0].rotation)
+    assert abs(pitch + 8) < 1.0 and abs(yaw - 10) < 1.0 and abs(roll) < 1.0  # the landmarks' yaw and roll kept
 
 
 def _symmetric_template(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -96,7 +96,9 @@ def main() -> None:
         result = bench.evaluate(model, scenes, fits, oracle, perfect)
         summary = result["summary"]
         figures = ", ".join(f"{k} {summary[k]:.3f}" for k in metrics.HEADLINE)
-        print(f"{spec or 'defaults'}: {figures} ({time.perf_counter() - start:.0f} s)", flush=True)
+        angles = " / ".join(f"{summary[f'{axis}_mean_deg']:.2f}" for axis in ("yaw", "pitch", "roll"))
+        print(f"{spec or 'defaults'}: {figures}, yaw / pitch / roll {angles}° ({time.perf_counter() - start:.0f} s)",
+              flush=True)
         for name, key in (("  the encoder alone", "encoder_alone"), ("  MediaPipe's scores", "mediapipe_scores")):
             if result.get(key):
                 part = result[key]
