@@ -46,6 +46,7 @@ from likeness.errors import LikenessError  # noqa: E402
 from likeness.capture.fit import Observation, fit_landmarks  # noqa: E402
 from likeness.model.headmodel import HeadModel  # noqa: E402
 from likeness.capture.images import load_photo  # noqa: E402
+from likeness.learned.dataset import true_points_px  # noqa: E402
 from likeness.service.pipeline import Engine, ReconstructRequest  # noqa: E402
 
 import synth_metrics as metrics  # noqa: E402
@@ -172,14 +173,14 @@ def analyse(engine: Engine, model: str | None, scene: Scene, refine: bool = Fals
 
 
 def _project_truth(model: HeadModel, corr: Correspondence, scene: Scene) -> tuple[np.ndarray, np.ndarray, Camera]:
-    """The correspondence table's 468 points on the true posed mesh: pixels (468,2), distances (468,) in metres
-    in front of the camera, and the scene's camera."""
+    """The correspondence table's 468 points on the true posed mesh: pixels (468,2), depth (468,) relative to the
+    mean in the same pixel scale (as MediaPipe reports it; :func:`likeness.learned.dataset.true_points_px`), and
+    the scene's camera."""
     m2c = np.array(scene.model_to_camera)
-    points = corr.points(posed_vertices(model, scene))
     width, height = scene.image_size
     camera = Camera(scene.focal_px, (width / 2.0, height / 2.0), scene.image_size)
-    px, distance = camera.project(points @ m2c[:3, :3].T + m2c[:3, 3])
-    return px, distance, camera
+    px, depth = true_points_px(corr, posed_vertices(model, scene), m2c[:3, :3], m2c[:3, 3], camera)
+    return px, depth, camera
 
 
 def truth_landmarks(model: HeadModel, corr: Correspondence, scene: Scene) -> np.ndarray:
@@ -190,8 +191,7 @@ def truth_landmarks(model: HeadModel, corr: Correspondence, scene: Scene) -> np.
 def perfect_landmarks(model: HeadModel, corr: Correspondence, scene: Scene) -> Observation:
     """A perfect detector: :func:`truth_landmarks` with the depth relative to the mean in the same pixel scale
     (as MediaPipe reports it)."""
-    px, distance, camera = _project_truth(model, corr, scene)
-    return Observation(px, (distance - distance.mean()) * scene.focal_px / distance.mean(), camera)
+    return Observation(*_project_truth(model, corr, scene))
 
 
 def oracle_fit(engine: Engine, model: str | None, landmarks: Observation) -> dict:

@@ -76,13 +76,22 @@ def draw_sample(model, centre: np.ndarray, skins, settings: Look, seed: int, ind
     return rng, scene, verts
 
 
-def face_points(table, verts: np.ndarray, rotation: np.ndarray, translation: np.ndarray, camera) -> np.ndarray:
-    """The correspondence ``table``'s 468 points on the head ``verts`` (V,3, head frame, m) posed by ``rotation``,
-    ``translation`` and seen by ``camera``: (468, 3) as :func:`likeness.learned.features.landmarks_3d` gives
-    MediaPipe's (pixels, x right, y up, z toward the camera relative to the face's mean distance, in pixels)."""
+def true_points_px(table, verts: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+                   camera) -> tuple[np.ndarray, np.ndarray]:
+    """The correspondence ``table``'s 468 points on the head ``verts`` (V,3, head frame, m) posed by ``rotation``
+    and ``translation`` (head frame → camera frame) and seen by ``camera``, as a perfect MediaPipe would report
+    them: pixels (468, 2) (x right, y down) and depth (468,) relative to the face's mean distance (away from the
+    camera, in the same pixel scale)."""
     px, distance = camera.project(table.points(verts) @ rotation.T + translation)
-    depth = (distance - distance.mean()) * camera.focal_px / distance.mean()
-    return np.stack([px[:, 0], -px[:, 1], -depth], -1)
+    return px, (distance - distance.mean()) * camera.focal_px / distance.mean()
+
+
+def face_points(table, verts: np.ndarray, rotation: np.ndarray, translation: np.ndarray, camera) -> np.ndarray:
+    """:func:`true_points_px` as :func:`likeness.learned.features.landmarks_3d` gives MediaPipe's points: (468, 3),
+    pixels, x right, y up, z toward the camera."""
+    from .features import landmarks_3d
+
+    return landmarks_3d(*true_points_px(table, verts, rotation, translation, camera))
 
 
 def true_landmarks(model_path: str, folder: Path, family: str, index: int, seed: int, skin_count: int,
