@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import FACE_POINTS
+from .features import FACE_POINTS, LANDMARKS, landmarks_3d
 
 SHARD = 250
 #: What the renders look like: 1, the first training set (faint brows, no creases); 2, dense brows, lash lines
@@ -89,8 +89,6 @@ def true_points_px(table, verts: np.ndarray, rotation: np.ndarray, translation: 
 def face_points(table, verts: np.ndarray, rotation: np.ndarray, translation: np.ndarray, camera) -> np.ndarray:
     """:func:`true_points_px` as :func:`likeness.learned.features.landmarks_3d` gives MediaPipe's points: (468, 3),
     pixels, x right, y up, z toward the camera."""
-    from .features import landmarks_3d
-
     return landmarks_3d(*true_points_px(table, verts, rotation, translation, camera))
 
 
@@ -131,7 +129,7 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     from ..errors import NoFaceFound
     from ..model.headmodel import load_ict
     from ..capture.landmarks import LandmarkDetector
-    from .features import CROP, LANDMARKS, crop_template, face_crop, score_vector
+    from .features import CROP, crop_template, face_crop, score_vector
     from .photoskin import vertex_albedo
     from .render import HeadRenderer
     from .skins import SkinPainter, skin_seeds
