@@ -1,0 +1,107 @@
+"""MediaPipe's face-mesh network rebuilt in torch (likeness.learned.meshnet): the real network from the Face
+Landmarker bundle in ../shared, checked against MediaPipe itself; damaged files refused."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from likeness.errors import BadInput
+from conftest import SHARED
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+TASK = SHARED / "models" / "mediapipe_face_landmarker" / "face_landmarker.task"
+needs_task = pytest.mark.skipif(torch is None or not TASK.is_file(),
+                                reason="needs torch and MediaPipe's Face Landmarker bundle")
+
+
+def _crop_points(points: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Photo pixels → the face crop's pixels (the inverse of features.face_crop's mapping)."""
+    from likeness.learned.features import CROP, CROP_SCALE, FACE_POINTS, similarity_transform
+
+    scale, rot, offset = similarity_transform(template, points[:FACE_POINTS, :2])
+    a = scale * rot / CROP_SCALE
+    shift = offset - a @ np.array([CROP / 2.0, CROP / 2.0])
+    return np.linalg.solve(a, (points[:, :2] - shift).T).T
+
+
+@pytest.fixture(scope="module")
+def astronaut(ict):
+    """The astronaut portrait's MediaPipe points (photo pixels), its face crop and the crop template."""
+    from likeness.capture.images import load_photo
+    from likeness.capture.landmarks import LandmarkDetector
+    from likeness.learned.features import crop_template, face_crop
+    from likeness.model.correspondence import load_table
+    from likeness.service.cli import astronaut_photo
+
+    rgb = load_photo(astronaut_photo()).rgb
+    found = LandmarkDetector(max_faces=1).detect(rgb)
+    template = crop_template(load_table().points(ict.neutral.astype(np.float64)))
+    return found.points_px, face_crop(rgb, found.points_px, template), template
+
+
+@needs_task
+def test_the_rebuilt_network_finds_the_points_mediapipe_finds(astronaut):
+    """Run to its landmark output on the astronaut's face crop, the torch graph puts the 468 face points where
+    MediaPipe (the same network under TFLite, on its own crop of the photo) put them: within 4 % of the distance
+    between the eyes. A wrong padding, weight layout or activation anywhere in the graph moves them far more."""
+    from likeness.learned.features import CROP, CROP_SCALE, FACE_POINTS
+    from likeness.learned.meshnet import CROP_SIDE, INPUT, backbone_input, load_meshnet, read_graph
+
+    found, crop, template = astronaut
+    with zipfile.ZipFile(TASK) as z:
+        output = read_graph(z.read("face_landmarks_detector.tflite"))["outputs"]
+    net = load_meshnet(TASK, wanted=output[:1])
+    with torch.no_grad():
+        points = net(backbone_input(torch.from_numpy(crop[None])))[0].reshape(-1, 3)[:, :2].numpy()
+    lo = (INPUT - CROP_SIDE) / 2
+    ours = (points[:FACE_POINTS] - lo) * CROP / CROP_SIDE
+    theirs = _crop_points(found, template)[:FACE_POINTS]
+    error = np.linalg.norm(ours - theirs, axis=1).mean() / CROP_SCALE
+    assert error < 0.04, error
+
+
+@needs_task
+def test_the_backbone_features_follow_the_face_not_the_noise(astronaut):
+    """The feature vector has its documented size, is finite, and the astronaut's face differs from its mirror
+    image (her face is not symmetric, nor is her pose) more than from itself with a little noise added."""
+    from likeness.learned.meshnet import FEATURES, backbone_features, load_meshnet
+
+    face = astronaut[1]
+    noisy = np.clip(face + np.random.default_rng(0).normal(0, 2, face.shape), 0, 255).astype(np.uint8)
+    net = load_meshnet(TASK)
+    f = backbone_features(net, torch.from_numpy(np.stack([face, noisy, face[:, ::-1].copy()]))).numpy()
+    assert f.shape == (3, FEATURES) and np.isfinite(f).all()
+    assert np.abs(f[0] - f[1]).mean() < 0.5 * np.abs(f[0] - f[2]).mean()
+
+
+@pytest.mark.skipif(torch is None, reason="torch is not installed")
+def test_damaged_networks_are_refused(tmp_path):
+    from likeness.learned.meshnet import _build, load_meshnet
+
+    text = tmp_path / "net.tflite"
+    text.write_bytes(b"not a network at all")
+    with pytest.raises(BadInput):
+        load_meshnet(text)
+    empty = tmp_path / "empty.task"
+    with zipfile.ZipFile(empty, "w") as z:
+        z.writestr("face_detector.tflite", b"")
+    with pytest.raises(BadInput, match="face-mesh"):
+        load_meshnet(empty)
+    if TASK.is_file():
+        with zipfile.ZipFile(TASK) as z:
+            data = z.read("face_landmarks_detector.tflite")
+        cut = tmp_path / "cut.tflite"
+        cut.write_bytes(data[:len(data) // 3])
+        with pytest.raises(BadInput):
+            load_meshnet(cut)
+    graph = {"tensors": [{"shape": (1, 4, 4, 3), "value": None}, {"shape": (1, 4, 4, 3), "value": None}],
+             "ops": [{"code": 99, "inputs": [0], "outputs": [1], "options": {}}], "inputs": [0], "outputs": [1]}
+    with pytest.raises(BadInput, match="operator"):
+        _build()(graph, [1])
