@@ -24,6 +24,7 @@ def main() -> None:
     from skimage import data
 
     from likeness.model.headmodel import load_ict
+    from likeness.capture.blendshapes import find_task
     from likeness.capture.landmarks import LandmarkDetector
     from likeness.learned.features import score_vector
     from likeness.learned.runtime import ExpressionEncoder, find_weights
@@ -38,7 +39,7 @@ def main() -> None:
     weights = find_weights()
     if weights is None:
         raise SystemExit("No expression encoder checkpoint (see docs/encoder.md).")
-    encoder = ExpressionEncoder(weights, load_ict(model_file).expression_names, args.device)
+    encoder = ExpressionEncoder(weights, load_ict(model_file).expression_names, args.device, task=find_task())
     rgb = data.astronaut()
     found = LandmarkDetector(max_faces=1).detect(rgb)
     scores = score_vector(None)

@@ -105,3 +105,51 @@ def test_damaged_networks_are_refused(tmp_path):
              "ops": [{"code": 99, "inputs": [0], "outputs": [1], "options": {}}], "inputs": [0], "outputs": [1]}
     with pytest.raises(BadInput, match="operator"):
         _build()(graph, [1])
+
+
+@needs_task
+def test_an_encoder_learns_from_the_backbone_and_reads_photos_through_it(tmp_path, ict, astronaut):
+    """Trained where only the backbone's features tell the weights, the network learns them (so the training
+    reads that branch); saved, it loads with the real face-mesh network from MediaPipe's bundle and reads a face
+    crop through it; a checkpoint made for another network file, or without the bundle, is refused."""
+    from likeness.learned import features as feats
+    from likeness.learned.meshnet import FEATURES, backbone_features, load_meshnet
+    from likeness.learned.runtime import ExpressionEncoder
+    from likeness.learned.train import save, train
+
+    rng = np.random.default_rng(0)
+    n = 256
+    y = np.where(rng.random((n, 53)) < 0.15, rng.uniform(0.2, 1.0, (n, 53)), 0.0).astype(np.float32)
+    x = rng.normal(0, 0.05, (n, feats.FEATURES)).astype(np.float32)  # the landmarks tell nothing here
+    b = rng.normal(0, 0.05, (n, FEATURES)).astype(np.float32)
+    b[:, :53] += y
+    angles = np.zeros((n, 3), np.float32)
+    args = dict(seed=1, width=32, blocks=1, log=lambda *_: None, backbone=(b, b))
+    before, net = (train(x, np.zeros((n, 1, 1, 3), np.uint8), y, angles, e, **args) for e in (0, 10))
+
+    def error(model) -> float:
+        with torch.no_grad():
+            raw = model(torch.from_numpy(x), torch.from_numpy(b))[0].clamp(0, 1).numpy()
+        return float(np.abs(raw - y)[y > 0].mean())
+
+    assert error(net) < 0.6 * error(before)
+
+    mesh = load_meshnet(TASK)
+    path = tmp_path / "enc.safetensors"
+    meta = {"width": 32, "blocks": 1, "backbone": FEATURES, "backbone_sha256": mesh.digest}
+    save(net, feats.mean_template(rng.normal(0, 1, (5, 478, 3))), rng.normal(0, 1, (468, 2)), ict.expression_names,
+         path, meta)
+    encoder = ExpressionEncoder(path, ict.expression_names, "cpu", mirrored=False, task=TASK)
+    crops = np.stack([astronaut[1], astronaut[1][:, ::-1]])
+    weights, turn = encoder.predict(x[:2], crops)
+    with torch.no_grad():
+        raw = encoder.net(torch.from_numpy(x[:2]), backbone_features(mesh, torch.from_numpy(crops.copy())))[0]
+    assert weights.shape == (2, 53) and turn.shape == (2, 3)
+    np.testing.assert_allclose(weights, raw.clamp(0, 1).numpy(), atol=1e-5)
+
+    save(net, encoder.template, encoder.crop_template, ict.expression_names, tmp_path / "other.safetensors",
+         dict(meta, backbone_sha256="0" * 64))
+    with pytest.raises(BadInput, match="another face-mesh network"):
+        ExpressionEncoder(tmp_path / "other.safetensors", ict.expression_names, "cpu", task=TASK)
+    with pytest.raises(BadInput, match="Face Landmarker bundle"):
+        ExpressionEncoder(path, ict.expression_names, "cpu")

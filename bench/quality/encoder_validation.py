@@ -32,6 +32,7 @@ import synth_metrics as metrics  # noqa: E402
 
 from likeness.learned.dataset import VERSIONS, load, shard_path  # noqa: E402
 from likeness.learned.features import CROP_SCALE, SCORE_COLS  # noqa: E402
+from likeness.capture.blendshapes import find_task  # noqa: E402
 from likeness.learned.runtime import ExpressionEncoder  # noqa: E402
 from likeness.learned.trainset import features_of  # noqa: E402
 from likeness.model.headmodel import load_ict, resolve_model_path  # noqa: E402
@@ -87,7 +88,8 @@ def main() -> None:
         raise SystemExit(f"{path} is not there: make the training data first (python -m likeness.learned.train "
                          f"--data-version {args.data_version}).")
     head = load_ict(resolve_model_path(None))
-    encoder = ExpressionEncoder(args.checkpoint, head.expression_names, "cpu", mirrored=not args.no_mirror)
+    encoder = ExpressionEncoder(args.checkpoint, head.expression_names, "cpu", mirrored=not args.no_mirror,
+                               task=find_task())
     data = load([path])
     data = {k: v[data["found"] > 0] for k, v in data.items()}
     features = features_of(data, encoder.template).astype(np.float32)

@@ -14,6 +14,7 @@ pooling, channel padding); any other is refused with :class:`~likeness.errors.Ba
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -234,7 +235,8 @@ def feature_tensors(graph: dict) -> list[int]:
 
 def load_meshnet(task: str | Path, wanted: list[int] | None = None):
     """MediaPipe's face-mesh network from a Face Landmarker ``.task`` file (a zip) or a ``.tflite`` file, as a
-    torch module in eval mode giving the ``wanted`` tensors (default: :func:`feature_tensors`)."""
+    torch module in eval mode giving the ``wanted`` tensors (default: :func:`feature_tensors`); its ``digest`` is
+    the network file's sha256, which a checkpoint trained on its features records."""
     path = Path(task)
     try:
         if zipfile.is_zipfile(path):
@@ -251,6 +253,7 @@ def load_meshnet(task: str | Path, wanted: list[int] | None = None):
     except Exception as exc:  # a damaged FlatBuffer fails in many ways
         raise BadInput(f"{path} does not hold a readable face-mesh network: {exc}", HINT) from exc
     net = _build()(graph, wanted if wanted is not None else feature_tensors(graph))
+    net.digest = hashlib.sha256(data).hexdigest()
     return net.eval()
 
 

@@ -8,6 +8,10 @@ Two branches meet in a residual MLP:
 - the landmark and score features (:func:`likeness.learned.features.encoder_features`), standardised by the
   training set's mean and spread (kept in the checkpoint).
 
+With ``backbone`` > 0 the image branch is instead a linear read of that many features of MediaPipe's face-mesh
+network, trained on photos and frozen (:func:`likeness.learned.meshnet.backbone_features`, computed outside the
+network), standardised like the landmark features.
+
 Outputs: the model's expression weights (clamped to [0, 1] at inference) and yaw/pitch/roll in units of 30°.
 """
 
@@ -41,6 +45,21 @@ class FaceCNN(nn.Module):
         return self.head(self.body(image - 0.5).flatten(1))
 
 
+class BackboneRead(nn.Module):
+    """(B, features) of the frozen face-mesh backbone → (B, out): standardised (the training set's mean and
+    spread, kept in the checkpoint), dropped out while training, then linear."""
+
+    def __init__(self, features: int, out: int, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("scale", torch.ones(features))
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(features, out)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop((features - self.mean) / self.scale))
+
+
 class Block(nn.Module):
     def __init__(self, width: int, dropout: float) -> None:
         super().__init__()
@@ -54,15 +73,17 @@ class Block(nn.Module):
 
 
 class ExpressionNet(nn.Module):
-    """(features (B, F), image (B, 3, S, S) in [0, 1]) → raw weights (B, E) and angles / :data:`ANGLE_UNIT_DEG`."""
+    """(features (B, F), image (B, 3, S, S) in [0, 1]) → raw weights (B, E) and angles / :data:`ANGLE_UNIT_DEG`.
+    With ``backbone`` > 0 the image is instead the face-mesh backbone's features (B, backbone)."""
 
     def __init__(self, features: int, expressions: int, width: int = 384, blocks: int = 3,
-                 dropout: float = 0.1, channels: float = 1.0) -> None:
+                 dropout: float = 0.1, channels: float = 1.0, backbone: int = 0) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(features))
         self.register_buffer("scale", torch.ones(features))
         self.inp = nn.Linear(features, width)
-        self.image = FaceCNN(width, channels)
+        self.backbone = backbone
+        self.image = BackboneRead(backbone, width) if backbone > 0 else FaceCNN(width, channels)
         self.blocks = nn.Sequential(*[Block(width, dropout) for _ in range(blocks)])
         self.norm = nn.LayerNorm(width)
         self.expression = nn.Linear(width, expressions)

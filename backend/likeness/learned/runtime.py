@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import BadInput
 from ..paths import encoder_env
 from .features import FEATURES, encoder_features, face_crop
+from .meshnet import FEATURES as BACKBONE_FEATURES
 from .mirror import Mirror
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "expression_encoder.safetensors"
@@ -64,10 +65,12 @@ def pick_device(device: str = "auto") -> str:
 
 class ExpressionEncoder:
     """A loaded encoder: :meth:`predict` maps faces' landmarks and scores to expression weights. ``mirrored``:
-    read each face and its mirror image (:func:`read_faces`; the product's way), else the face alone."""
+    read each face and its mirror image (:func:`read_faces`; the product's way), else the face alone. ``task``:
+    MediaPipe's Face Landmarker bundle (:func:`likeness.capture.blendshapes.find_task`), needed by checkpoints that
+    read its face-mesh network (``--backbone``)."""
 
     def __init__(self, path: str | Path, expression_names: tuple[str, ...], device: str = "auto",
-                 mirrored: bool = True) -> None:
+                 mirrored: bool = True, task: str | Path | None = None) -> None:
         from safetensors import SafetensorError
         from safetensors.torch import load_file, safe_open
 
@@ -84,6 +87,7 @@ class ExpressionEncoder:
             names = tuple(json.loads(meta["expression_names"]))
             width, blocks, features = int(config["width"]), int(config["blocks"]), int(config["features"])
             channels = float(config.get("channels", 1.0))
+            backbone = int(config.get("backbone", 0))
             if not (8 <= width <= 4096 and 1 <= blocks <= 16 and 0.25 <= channels <= 4.0):
                 raise ValueError(f"network size {width} × {blocks} × {channels} is out of range")
         except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -96,7 +100,11 @@ class ExpressionEncoder:
         template, crop = tensors.pop("template", None), tensors.pop("crop_template", None)
         if template is None or tuple(template.shape) != (478, 3) or crop is None or tuple(crop.shape) != (468, 2):
             raise BadInput(f"The expression encoder {path} lacks its landmark templates.", HINT)
-        net = ExpressionNet(FEATURES, len(names), width, blocks, channels=channels)
+        if backbone not in (0, BACKBONE_FEATURES):
+            raise BadInput(f"The expression encoder {path} reads {backbone} backbone features, "
+                           f"this backend makes {BACKBONE_FEATURES}.", HINT)
+        self.backbone = _backbone(path, config, task) if backbone else None
+        net = ExpressionNet(FEATURES, len(names), width, blocks, channels=channels, backbone=backbone)
         try:
             net.load_state_dict({k: v.float() for k, v in tensors.items()})
         except RuntimeError as exc:
@@ -116,11 +124,27 @@ class ExpressionEncoder:
     def predict(self, features: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features (B, FEATURES) and crops (B, S, S, 3) uint8 → weights (B, E) in [0, 1] and (yaw, pitch,
         roll) (B, 3) in degrees."""
-        return read_faces(self.net, features, crops, self.mirror, self.device)
+        return read_faces(self.net, features, crops, self.mirror, self.device, self.backbone)
+
+
+def _backbone(path: Path, config: dict, task: str | Path | None):
+    """The face-mesh network a checkpoint's image branch reads (:mod:`likeness.learned.meshnet`), from MediaPipe's
+    Face Landmarker bundle ``task``, checked to be the one it was trained on."""
+    from .meshnet import load_meshnet
+
+    if task is None or not Path(task).is_file():
+        raise BadInput(f"The expression encoder {path} reads MediaPipe's face-mesh network, and MediaPipe's Face "
+                       "Landmarker bundle is not installed.",
+                       "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
+    net = load_meshnet(task)
+    if net.digest != config.get("backbone_sha256"):
+        raise BadInput(f"The expression encoder {path} was trained on another face-mesh network than the one in "
+                       f"{task}.", HINT)
+    return net
 
 
 def read_faces(net, features: np.ndarray, crops: np.ndarray, mirror: Mirror | None = None,
-               device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+               device: str = "cpu", backbone=None) -> tuple[np.ndarray, np.ndarray]:
     """What ``net`` (an :class:`~likeness.learned.network.ExpressionNet` on ``device``) reads of B faces: features
     (B, FEATURES) and crops (B, S, S, 3) uint8 → weights (B, E) in [0, 1] and (yaw, pitch, roll) (B, 3) in
     degrees. With ``mirror`` (the :class:`~likeness.learned.mirror.Mirror` of the network's landmark template and
@@ -128,7 +152,9 @@ def read_faces(net, features: np.ndarray, crops: np.ndarray, mirror: Mirror | No
     averaged, the mirrored one's weights swapped back left ↔ right and its yaw and roll negated. The weights are
     averaged as the network gives them, before they are clamped to [0, 1]: training lets it read an absent shape
     below 0 (:func:`likeness.learned.network.weight_loss`), so a clear "absent" in one reading outweighs a faint
-    "present" in the other (on the tuning renders: leak 1.92 averaged after clamping, 1.85 before)."""
+    "present" in the other (on the tuning renders: leak 1.92 averaged after clamping, 1.85 before). A network
+    with a backbone branch reads ``backbone``'s features of the crops
+    (:func:`likeness.learned.meshnet.backbone_features`, on the CPU) instead of the crops."""
     import torch
 
     from .network import ANGLE_UNIT_DEG, centre
@@ -136,8 +162,15 @@ def read_faces(net, features: np.ndarray, crops: np.ndarray, mirror: Mirror | No
     x, c = np.asarray(features, np.float32), np.asarray(crops, np.uint8)
     if mirror is not None:
         x, c = np.concatenate([x, mirror.features(x)]), np.concatenate([c, mirror.crops(c)])
+    ct = torch.from_numpy(np.ascontiguousarray(c))
     with torch.inference_mode():
-        raw, angles = net(torch.from_numpy(x).to(device), centre(torch.from_numpy(np.ascontiguousarray(c))).to(device))
+        if backbone is not None:
+            from .meshnet import backbone_features
+
+            image = backbone_features(backbone, ct).to(device)
+        else:
+            image = centre(ct).to(device)
+        raw, angles = net(torch.from_numpy(x).to(device), image)
     # to the CPU first: Apple's MPS has no float64
     weights = raw.cpu().numpy().astype(np.float64)
     angles = angles.cpu().numpy().astype(np.float64) * ANGLE_UNIT_DEG

@@ -123,7 +123,8 @@ class Engine:
         key = (str(path), self.device, model.expression_names)
         if self._encoder is None or self._encoder[0] != key:
             usable = path is not None and torch_available()
-            self._encoder = (key, ExpressionEncoder(path, model.expression_names, self.device) if usable else None)
+            self._encoder = (key, ExpressionEncoder(path, model.expression_names, self.device, task=find_task())
+                             if usable else None)
         return self._encoder[1]
 
     def observe(self, model: HeadModel, cameras: list[Camera], found: list[FaceLandmarks],
