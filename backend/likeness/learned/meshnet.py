@@ -30,7 +30,7 @@ POOL8 = 4  # the 8 × 8 map is averaged to 4 × 4
 FEATURES = 128 * (2 * 2 + 4 * 4 + POOL8 * POOL8)  # 4608
 
 # TFLite builtin operator codes and tensor types (tensorflow/lite/schema/schema.fbs)
-ADD, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, LOGISTIC, MAX_POOL_2D, RESHAPE, PAD, PRELU = 0, 3, 4, 6, 14, 17, 22, 34, 54
+ADD, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, MAX_POOL_2D, PAD, PRELU = 0, 3, 4, 6, 17, 34, 54
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32}
 HINT = "Reinstall it: `likeness models install mediapipe-blendshapes`."
 
@@ -82,7 +82,8 @@ def read_graph(data: bytes) -> dict:
     for t in graph.tables(0):
         shape = tuple(int(s) for s in t.array(0, nt.Int32Flags))
         kind = t.scalar(1, nt.Int8Flags)
-        raw = buffers[t.scalar(2, nt.Uint32Flags)] if t.scalar(2, nt.Uint32Flags) < len(buffers) else None
+        index = t.scalar(2, nt.Uint32Flags)
+        raw = buffers[index] if index < len(buffers) else None
         value = None
         if raw is not None and raw.size and kind in _DTYPES:
             value = np.frombuffer(raw.tobytes(), _DTYPES[kind]).reshape(shape)
@@ -92,19 +93,13 @@ def read_graph(data: bytes) -> dict:
         code = codes[op.scalar(0, nt.Uint32Flags)]
         opts = op.table(4)
         options = {}
-        if opts is not None and code == CONV_2D:
-            options = {"padding": opts.scalar(0, nt.Int8Flags), "stride": (opts.scalar(2, nt.Int32Flags),
-                                                                           opts.scalar(1, nt.Int32Flags)),
-                       "act": opts.scalar(3, nt.Int8Flags)}
-        elif opts is not None and code == DEPTHWISE_CONV_2D:
-            options = {"padding": opts.scalar(0, nt.Int8Flags), "stride": (opts.scalar(2, nt.Int32Flags),
-                                                                           opts.scalar(1, nt.Int32Flags)),
-                       "act": opts.scalar(4, nt.Int8Flags)}
-        elif opts is not None and code == MAX_POOL_2D:
-            options = {"padding": opts.scalar(0, nt.Int8Flags), "stride": (opts.scalar(2, nt.Int32Flags),
-                                                                           opts.scalar(1, nt.Int32Flags)),
-                       "kernel": (opts.scalar(4, nt.Int32Flags), opts.scalar(3, nt.Int32Flags)),
-                       "act": opts.scalar(5, nt.Int8Flags)}
+        if opts is not None and code in (CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D):
+            # padding, stride (height, width) and the fused activation's slot in each options table
+            options = {"padding": opts.scalar(0, nt.Int8Flags),
+                       "stride": (opts.scalar(2, nt.Int32Flags), opts.scalar(1, nt.Int32Flags)),
+                       "act": opts.scalar({CONV_2D: 3, DEPTHWISE_CONV_2D: 4, MAX_POOL_2D: 5}[code], nt.Int8Flags)}
+            if code == MAX_POOL_2D:
+                options["kernel"] = (opts.scalar(4, nt.Int32Flags), opts.scalar(3, nt.Int32Flags))
         elif opts is not None and code == ADD:
             options = {"act": opts.scalar(0, nt.Int8Flags)}
         ops.append({"code": code, "inputs": [int(i) for i in op.array(1, nt.Int32Flags)],
@@ -179,8 +174,8 @@ def _build():
                     p = const[ins[1]].astype(np.int64)  # NHWC (before, after)
                     if p[0].any():
                         raise BadInput("The face-mesh network pads its batch.", HINT)
-                    self_pad = (int(p[2, 0]), int(p[2, 1]), int(p[1, 0]), int(p[1, 1]), int(p[3, 0]), int(p[3, 1]))
-                    params["pad"] = self_pad
+                    params["pad"] = (int(p[2, 0]), int(p[2, 1]), int(p[1, 0]), int(p[1, 1]), int(p[3, 0]),
+                                     int(p[3, 1]))
                 names = {}
                 for key, value in params.items():
                     if isinstance(value, np.ndarray):

@@ -82,7 +82,6 @@ class ExpressionNet(nn.Module):
         self.register_buffer("mean", torch.zeros(features))
         self.register_buffer("scale", torch.ones(features))
         self.inp = nn.Linear(features, width)
-        self.backbone = backbone
         self.image = BackboneRead(backbone, width) if backbone > 0 else FaceCNN(width, channels)
         self.blocks = nn.Sequential(*[Block(width, dropout) for _ in range(blocks)])
         self.norm = nn.LayerNorm(width)
