@@ -52,7 +52,7 @@ def test_the_rebuilt_network_finds_the_points_mediapipe_finds(astronaut):
     MediaPipe (the same network under TFLite, on its own crop of the photo) put them: within 4 % of the distance
     between the eyes. A wrong padding, weight layout or activation anywhere in the graph moves them far more."""
     from likeness.learned.features import CROP, CROP_SCALE, FACE_POINTS
-    from likeness.learned.meshnet import CROP_SIDE, INPUT, backbone_input, load_meshnet, read_graph
+    from likeness.learned.meshnet import CROP_FRACTION, INPUT, backbone_input, load_meshnet, read_graph
 
     found, crop, template = astronaut
     with zipfile.ZipFile(TASK) as z:
@@ -60,8 +60,8 @@ def test_the_rebuilt_network_finds_the_points_mediapipe_finds(astronaut):
     net = load_meshnet(TASK, wanted=output[:1])
     with torch.no_grad():
         points = net(backbone_input(torch.from_numpy(crop[None])))[0].reshape(-1, 3)[:, :2].numpy()
-    lo = (INPUT - CROP_SIDE) / 2
-    ours = (points[:FACE_POINTS] - lo) * CROP / CROP_SIDE
+    lo = (INPUT - INPUT * CROP_FRACTION) / 2
+    ours = (points[:FACE_POINTS] - lo) * CROP / (INPUT * CROP_FRACTION)
     theirs = _crop_points(found, template)[:FACE_POINTS]
     error = np.linalg.norm(ours - theirs, axis=1).mean() / CROP_SCALE
     assert error < 0.04, error
@@ -79,6 +79,31 @@ def test_the_backbone_features_follow_the_face_not_the_noise(astronaut):
     f = backbone_features(net, torch.from_numpy(np.stack([face, noisy, face[:, ::-1].copy()]))).numpy()
     assert f.shape == (3, FEATURES) and np.isfinite(f).all()
     assert np.abs(f[0] - f[1]).mean() < 0.5 * np.abs(f[0] - f[2]).mean()
+
+
+@needs_task
+def test_each_input_side_gives_its_size_and_the_traced_network_the_same_numbers(astronaut):
+    """At each input side the backbone may run at, the features have the size :func:`backbone_size` states, and
+    the traced network :func:`backbone_features` runs gives the numbers of the plain module, for another batch
+    size than the one it was traced with; an unsupported side is refused."""
+    from torch.nn import functional as F
+
+    from likeness.learned.meshnet import SIDES, backbone_features, backbone_input, backbone_size, load_meshnet
+
+    net = load_meshnet(TASK)
+    crops = torch.from_numpy(np.stack([astronaut[1], astronaut[1][::-1].copy(), astronaut[1][:, ::-1].copy()]))
+    for side in SIDES:
+        f = backbone_features(net, crops[:1], side)
+        f3 = backbone_features(net, crops, side)
+        with torch.no_grad():
+            maps = net(backbone_input(crops, side))
+        plain = torch.cat([m.permute(0, 2, 3, 1).flatten(1) for m in maps[:-1]]
+                          + [F.avg_pool2d(maps[-1], 2).permute(0, 2, 3, 1).flatten(1)], 1)
+        assert f.shape == (1, backbone_size(side)) and f3.shape == (3, backbone_size(side))
+        assert torch.allclose(f3, plain, atol=1e-4) and torch.allclose(f3[:1], f, atol=1e-4)
+    assert len({backbone_size(side) for side in SIDES}) == len(SIDES)
+    with pytest.raises(BadInput, match="px"):
+        backbone_features(net, crops, 200)
 
 
 @pytest.mark.skipif(torch is None, reason="torch is not installed")
@@ -111,9 +136,10 @@ def test_damaged_networks_are_refused(tmp_path):
 def test_an_encoder_learns_from_the_backbone_and_reads_photos_through_it(tmp_path, ict, astronaut):
     """Trained where only the backbone's features tell the weights, the network learns them (so the training
     reads that branch); saved, it loads with the real face-mesh network from MediaPipe's bundle and reads a face
-    crop through it; a checkpoint made for another network file, or without the bundle, is refused."""
+    crop through it at the input side it was trained at (192 px here); a checkpoint made for another network file,
+    or without the bundle, or whose feature count does not fit its side, is refused."""
     from likeness.learned import features as feats
-    from likeness.learned.meshnet import FEATURES, backbone_features, load_meshnet
+    from likeness.learned.meshnet import backbone_features, backbone_size, load_meshnet
     from likeness.learned.runtime import ExpressionEncoder
     from likeness.learned.train import save, train
 
@@ -121,7 +147,7 @@ def test_an_encoder_learns_from_the_backbone_and_reads_photos_through_it(tmp_pat
     n = 256
     y = np.where(rng.random((n, 53)) < 0.15, rng.uniform(0.2, 1.0, (n, 53)), 0.0).astype(np.float32)
     x = rng.normal(0, 0.05, (n, feats.FEATURES)).astype(np.float32)  # the landmarks tell nothing here
-    b = rng.normal(0, 0.05, (n, FEATURES)).astype(np.float32)
+    b = rng.normal(0, 0.05, (n, backbone_size(192))).astype(np.float32)
     b[:, :53] += y
     angles = np.zeros((n, 3), np.float32)
     args = dict(seed=1, width=32, blocks=1, log=lambda *_: None, backbone=(b, b))
@@ -136,14 +162,15 @@ def test_an_encoder_learns_from_the_backbone_and_reads_photos_through_it(tmp_pat
 
     mesh = load_meshnet(TASK)
     path = tmp_path / "enc.safetensors"
-    meta = {"width": 32, "blocks": 1, "backbone": FEATURES, "backbone_sha256": mesh.digest}
+    meta = {"width": 32, "blocks": 1, "backbone": backbone_size(192), "backbone_sha256": mesh.digest,
+            "backbone_side": 192}
     save(net, feats.mean_template(rng.normal(0, 1, (5, 478, 3))), rng.normal(0, 1, (468, 2)), ict.expression_names,
          path, meta)
     encoder = ExpressionEncoder(path, ict.expression_names, "cpu", mirrored=False, task=TASK)
     crops = np.stack([astronaut[1], astronaut[1][:, ::-1]])
     weights, turn = encoder.predict(x[:2], crops)
     with torch.no_grad():
-        raw = encoder.net(torch.from_numpy(x[:2]), backbone_features(mesh, torch.from_numpy(crops.copy())))[0]
+        raw = encoder.net(torch.from_numpy(x[:2]), backbone_features(mesh, torch.from_numpy(crops.copy()), 192))[0]
     assert weights.shape == (2, 53) and turn.shape == (2, 3)
     np.testing.assert_allclose(weights, raw.clamp(0, 1).numpy(), atol=1e-5)
 
@@ -153,3 +180,7 @@ def test_an_encoder_learns_from_the_backbone_and_reads_photos_through_it(tmp_pat
         ExpressionEncoder(tmp_path / "other.safetensors", ict.expression_names, "cpu", task=TASK)
     with pytest.raises(BadInput, match="Face Landmarker bundle"):
         ExpressionEncoder(path, ict.expression_names, "cpu")
+    save(net, encoder.template, encoder.crop_template, ict.expression_names, tmp_path / "side.safetensors",
+         dict(meta, backbone_side=256))
+    with pytest.raises(BadInput, match="at 256 px"):
+        ExpressionEncoder(tmp_path / "side.safetensors", ict.expression_names, "cpu", task=TASK)

@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import BadInput
 from ..paths import encoder_env
 from .features import FEATURES, encoder_features, face_crop
-from .meshnet import FEATURES as BACKBONE_FEATURES
+from .meshnet import SIDES as BACKBONE_SIDES
+from .meshnet import backbone_size
 from .mirror import Mirror
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "expression_encoder.safetensors"
@@ -88,6 +89,7 @@ class ExpressionEncoder:
             width, blocks, features = int(config["width"]), int(config["blocks"]), int(config["features"])
             channels = float(config.get("channels", 1.0))
             backbone = int(config.get("backbone", 0))
+            side = int(config.get("backbone_side", 256))
             if not (8 <= width <= 4096 and 1 <= blocks <= 16 and 0.25 <= channels <= 4.0):
                 raise ValueError(f"network size {width} × {blocks} × {channels} is out of range")
         except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -100,10 +102,11 @@ class ExpressionEncoder:
         template, crop = tensors.pop("template", None), tensors.pop("crop_template", None)
         if template is None or tuple(template.shape) != (478, 3) or crop is None or tuple(crop.shape) != (468, 2):
             raise BadInput(f"The expression encoder {path} lacks its landmark templates.", HINT)
-        if backbone not in (0, BACKBONE_FEATURES):
-            raise BadInput(f"The expression encoder {path} reads {backbone} backbone features, "
-                           f"this backend makes {BACKBONE_FEATURES}.", HINT)
+        if backbone and (side not in BACKBONE_SIDES or backbone != backbone_size(side)):
+            raise BadInput(f"The expression encoder {path} reads {backbone} backbone features at {side} px, "
+                           f"this backend makes {backbone_size(side) if side in BACKBONE_SIDES else 'none'}.", HINT)
         self.backbone = _backbone(path, config, task) if backbone else None
+        self.backbone_side = side
         net = ExpressionNet(FEATURES, len(names), width, blocks, channels=channels, backbone=backbone)
         try:
             net.load_state_dict({k: v.float() for k, v in tensors.items()})
@@ -124,7 +127,7 @@ class ExpressionEncoder:
     def predict(self, features: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features (B, FEATURES) and crops (B, S, S, 3) uint8 → weights (B, E) in [0, 1] and (yaw, pitch,
         roll) (B, 3) in degrees."""
-        return read_faces(self.net, features, crops, self.mirror, self.device, self.backbone)
+        return read_faces(self.net, features, crops, self.mirror, self.device, self.backbone, self.backbone_side)
 
 
 def _backbone(path: Path, config: dict, task: str | Path | None):
@@ -144,7 +147,7 @@ def _backbone(path: Path, config: dict, task: str | Path | None):
 
 
 def read_faces(net, features: np.ndarray, crops: np.ndarray, mirror: Mirror | None = None,
-               device: str = "cpu", backbone=None) -> tuple[np.ndarray, np.ndarray]:
+               device: str = "cpu", backbone=None, backbone_side: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """What ``net`` (an :class:`~likeness.learned.network.ExpressionNet` on ``device``) reads of B faces: features
     (B, FEATURES) and crops (B, S, S, 3) uint8 → weights (B, E) in [0, 1] and (yaw, pitch, roll) (B, 3) in
     degrees. With ``mirror`` (the :class:`~likeness.learned.mirror.Mirror` of the network's landmark template and
@@ -153,7 +156,7 @@ def read_faces(net, features: np.ndarray, crops: np.ndarray, mirror: Mirror | No
     averaged as the network gives them, before they are clamped to [0, 1]: training lets it read an absent shape
     below 0 (:func:`likeness.learned.network.weight_loss`), so a clear "absent" in one reading outweighs a faint
     "present" in the other (on the tuning renders: leak 1.92 averaged after clamping, 1.85 before). A network
-    with a backbone branch reads ``backbone``'s features of the crops
+    with a backbone branch reads ``backbone``'s features of the crops at input ``backbone_side`` px
     (:func:`likeness.learned.meshnet.backbone_features`, on the CPU) instead of the crops."""
     import torch
 
@@ -167,7 +170,7 @@ def read_faces(net, features: np.ndarray, crops: np.ndarray, mirror: Mirror | No
         if backbone is not None:
             from .meshnet import backbone_features
 
-            image = backbone_features(backbone, ct).to(device)
+            image = backbone_features(backbone, ct, backbone_side).to(device)
         else:
             image = centre(ct).to(device)
         raw, angles = net(torch.from_numpy(x).to(device), image)
