@@ -5,8 +5,9 @@ blendshape scores) holds ``face_landmarks_detector.tflite``: a convolutional net
 place 478 points on a face in a 256 × 256 crop. Its feature maps describe the face's shape at every scale, and were
 learned from photos, not from our renders. :func:`load_meshnet` reads that file (a FlatBuffer: numbers only,
 nothing executed) and rebuilds its graph in torch, so that a network can read those feature maps
-(:func:`backbone_features`) and train on top of them with the backbone frozen. Not yet read by the shipped
-expression encoder: docs/encoder.md, "A backbone that has seen photos", says what it gave so far.
+(:func:`backbone_features`, traced for speed, at 128, 192 or 256 px) and train on top of them with the backbone
+frozen. Not yet read by the shipped expression encoder: docs/encoder.md, "A backbone that has seen photos", says what
+it gave so far.
 
 Only the operators this network uses are supported (convolutions, depthwise convolutions, PReLU, additions, max
 pooling, channel padding); any other is refused with :class:`~likeness.errors.BadInput`.
@@ -276,7 +277,7 @@ def backbone_input(crops, side: int = INPUT):
     return out
 
 
-def _traced(net, image):
+def traced(net, image):
     """``net`` traced and frozen for ``image``'s height and width (TorchScript; kept on ``net``): the same
     numbers as running ``net``, in about 70 % of the time on 2 CPU cores (fewer Python steps per operator)."""
     import torch
@@ -303,7 +304,7 @@ def backbone_features(net, crops, side: int = INPUT):
         raise BadInput(f"The face-mesh backbone runs at {', '.join(map(str, SIDES))} px, not {side}.", HINT)
     with torch.no_grad():
         image = backbone_input(crops, side)
-        maps = _traced(net, image)(image)
+        maps = traced(net, image)(image)
     parts = []
     for n, m in enumerate(maps):
         if n == len(maps) - 1:
