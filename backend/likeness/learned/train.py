@@ -126,16 +126,20 @@ class _TorchMirror:
         self.angles = t([-1.0, 1.0, -1.0])
 
     def __call__(self, mask, x, images, y, a):
+        """The batch with the rows ``mask`` picks mirrored: features, images (B, 3, S, S; None: none to flip),
+        weights and angles."""
         import torch
 
         xm = x[mask]
         aligned = xm[:, SHAPE_COLS].reshape(-1, LANDMARKS, 3) + self.template
         points = aligned[:, self.perm] @ self.reflect_t + self.shift - self.template
         rot = self.flip @ xm[:, ROTATION_COLS].reshape(-1, 3, 3) @ self.unreflect
-        x, images, y, a = x.clone(), images.clone(), y.clone(), a.clone()
+        x, y, a = x.clone(), y.clone(), a.clone()
         x[mask] = torch.cat([points.reshape(len(xm), -1), rot.reshape(len(xm), 9), xm[:, SCORE_COLS][:, self.scores]],
                             1)
-        images[mask] = images[mask].flip(3)
+        if images is not None:
+            images = images.clone()
+            images[mask] = images[mask].flip(3)
         y[mask] = y[mask][:, self.expression]
         a[mask] = a[mask] * self.angles
         return x, images, y, a
@@ -211,7 +215,7 @@ def train(x: np.ndarray, crops: np.ndarray, y: np.ndarray, angles: np.ndarray, e
             drop = torch.from_numpy(rng.random(len(idx)) < SCORE_DROP).to(device)
             xb[drop[:, None] & score_cols[None]] = 0.0
             yb, ab = yt[idx], at[idx]
-            images = _augment(ct[idx], rng) if backbone is None else torch.zeros(len(idx), 1, 1, 1, device=device)
+            images = _augment(ct[idx], rng) if backbone is None else None
             rb = rt[idx] if aux is not None else None
             mirrored = torch.zeros(len(idx), dtype=torch.bool, device=device)
             if flip is not None:
