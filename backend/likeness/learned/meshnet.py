@@ -294,7 +294,7 @@ def traced(net, image):
 
 
 def backbone_features(net, crops, side: int = INPUT):
-    """(B, :func:`backbone_size`\ (side)) float32: the face-mesh network's three deepest 128-channel feature maps
+    """(B, ``backbone_size(side)``) float32: the face-mesh network's three deepest 128-channel feature maps
     of the face crops run at input ``side`` (px, one of :data:`SIDES`), the largest averaged to half its side,
     each flattened in height, width, channel order."""
     import torch
