@@ -71,13 +71,13 @@ def test_the_rebuilt_network_finds_the_points_mediapipe_finds(astronaut):
 def test_the_backbone_features_follow_the_face_not_the_noise(astronaut):
     """The feature vector has its documented size, is finite, and the astronaut's face differs from its mirror
     image (her face is not symmetric, nor is her pose) more than from itself with a little noise added."""
-    from likeness.learned.meshnet import FEATURES, backbone_features, load_meshnet
+    from likeness.learned.meshnet import backbone_features, backbone_size, load_meshnet
 
     face = astronaut[1]
     noisy = np.clip(face + np.random.default_rng(0).normal(0, 2, face.shape), 0, 255).astype(np.uint8)
     net = load_meshnet(TASK)
     f = backbone_features(net, torch.from_numpy(np.stack([face, noisy, face[:, ::-1].copy()]))).numpy()
-    assert f.shape == (3, FEATURES) and np.isfinite(f).all()
+    assert f.shape == (3, backbone_size()) and np.isfinite(f).all()
     assert np.abs(f[0] - f[1]).mean() < 0.5 * np.abs(f[0] - f[2]).mean()
 
 

@@ -28,7 +28,6 @@ INPUT = 256  # the network's input side (px) as MediaPipe runs it; colours in [0
 CROP_FRACTION = 200 / 256  # the encoder's face crop fills this fraction of the input, centred on grey
 FEATURE_SIDES = (2, 4, 8)  # the last 128-channel feature map at each of these sides (256 px input) is read
 SIDES = (128, 192, 256)  # input sides the backbone may run at (multiples of 64: the largest map halves evenly)
-FEATURES = 128 * (2 * 2 + 4 * 4 + 4 * 4)  # 4608 at 256 px: backbone_size(256)
 
 
 def backbone_size(side: int = INPUT) -> int:
