@@ -10,6 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+#: how to get MediaPipe's Face Landmarker bundle (the blendshape scores and the face-mesh network), for messages
+TASK_HINT = "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK."
+
 
 def data_dir() -> Path:
     """The user data directory, e.g. ``~/.local/share/likeness`` on Linux."""

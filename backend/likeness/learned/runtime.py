@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput
-from ..paths import encoder_env
+from ..paths import TASK_HINT, encoder_env
 from .features import FEATURES, encoder_features, face_crop
 from .meshnet import SIDES as BACKBONE_SIDES
 from .meshnet import backbone_size
@@ -137,8 +137,7 @@ def _backbone(path: Path, config: dict, task: str | Path | None):
 
     if task is None or not Path(task).is_file():
         raise BadInput(f"The expression encoder {path} reads MediaPipe's face-mesh network, and MediaPipe's Face "
-                       "Landmarker bundle is not installed.",
-                       "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
+                       "Landmarker bundle is not installed.", TASK_HINT)
     net = load_meshnet(task)
     if net.digest != config.get("backbone_sha256"):
         raise BadInput(f"The expression encoder {path} was trained on another face-mesh network than the one in "

@@ -32,7 +32,7 @@ import numpy as np
 
 from .dataset import SHARD, VERSIONS
 from .features import CROP_INNER, FACE_POINTS, FEATURES, LANDMARKS, ROTATION_COLS, SCORE_COLS, SHAPE_COLS
-from .trainset import SKINS, prepare
+from .trainset import SKINS, need_task, prepare
 
 TRAIN_SEED = 11
 SCORE_DROP = 0.2  # fraction of training faces shown without MediaPipe's blendshape scores
@@ -288,14 +288,9 @@ def backbone_of(crops: np.ndarray, cache: Path | None = None, side: int = 256,
     crops, side and network match (about 9 ms a face on 2 cores at 256 px, 5 ms at 192)."""
     import torch
 
-    from ..capture.blendshapes import find_task
     from .meshnet import backbone_features, load_meshnet
 
-    task = find_task()
-    if task is None:
-        raise SystemExit("--backbone needs MediaPipe's Face Landmarker bundle: "
-                         "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
-    net = load_meshnet(task)
+    net = load_meshnet(need_task("--backbone needs MediaPipe's Face Landmarker bundle"))
     stamp = f"{net.digest}:{side}:{len(crops)}:{hashlib.sha256(crops[::97].tobytes()).hexdigest()}"
     if cache is not None and cache.is_file():
         with np.load(cache) as z:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..model.geometry import similarity_transform
+from ..paths import TASK_HINT
 from .dataset import VERSION, fill, load, look, true_landmarks
 from .features import FACE_POINTS, encoder_features, landmarks_3d, mean_template
 
@@ -34,23 +35,30 @@ def landmark_residuals(points: np.ndarray, truth: np.ndarray, template: np.ndarr
     return out
 
 
+def need_task(purpose: str) -> Path:
+    """MediaPipe's Face Landmarker bundle (:func:`likeness.capture.blendshapes.find_task`), else exit saying
+    ``purpose`` and how to install it."""
+    from ..capture.blendshapes import find_task
+
+    task = find_task()
+    if task is None:
+        raise SystemExit(f"{purpose}: {TASK_HINT}")
+    return task
+
+
 def prepare(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION,
             truth: bool = False) -> dict:
     """The training set from the render cache in ``folder`` (shards made first where missing): features, crops,
     truth, the landmark template (the Procrustes mean of the first 2000 faces), the crop template, the
     expression names and how the data was made; with ``truth`` also ``residuals``, how far MediaPipe's face
     points lie from the true ones (:func:`landmark_residuals`, :func:`likeness.learned.dataset.true_landmarks`)."""
-    from ..capture.blendshapes import find_task
     from ..model.correspondence import load_table
     from ..model.headmodel import load_ict, resolve_model_path
     from .features import crop_template
 
     start = time.perf_counter()
     model_path = resolve_model_path(model)
-    task = find_task()
-    if task is None:
-        raise SystemExit("MediaPipe's Face Landmarker model is needed for the training data: "
-                         "`likeness models install mediapipe-blendshapes` or set $LIKENESS_MEDIAPIPE_TASK.")
+    task = need_task("MediaPipe's Face Landmarker model is needed for the training data")
     head = load_ict(model_path)
     photo = None
     if look(version).photo_skin:
