@@ -46,6 +46,29 @@ def need_task(purpose: str) -> Path:
     return task
 
 
+def rendered(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION,
+             truth: bool = False) -> tuple[dict[str, np.ndarray], Path]:
+    """The training shards ``0 … shards−1`` in ``folder`` (made first where missing), read into arrays by field,
+    with ``truth`` (:func:`likeness.learned.dataset.true_landmarks`) where asked; and the head model's path."""
+    from ..model.headmodel import resolve_model_path
+
+    model_path = resolve_model_path(model)
+    task = need_task("MediaPipe's Face Landmarker model is needed for the training data")
+    photo = None
+    if look(version).photo_skin:
+        from .photoskin import photo_bundle
+
+        photo = str(photo_bundle(folder, str(model_path)))
+    seed = DATA_SEED
+    paths = fill(folder, str(model_path), str(task), "train", shards, seed, SKINS, workers, version=version,
+                 photo_bundle=photo)
+    data = load(paths)
+    if truth:
+        data["truth"] = np.concatenate([true_landmarks(str(model_path), folder, "train", i, seed, SKINS, version)
+                                        for i in range(shards)])
+    return data, model_path
+
+
 def prepare(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION,
             truth: bool = False) -> dict:
     """The training set from the render cache in ``folder`` (shards made first where missing): features, crops,
@@ -53,24 +76,12 @@ def prepare(folder: Path, shards: int, workers: int, model: str | None, version:
     expression names and how the data was made; with ``truth`` also ``residuals``, how far MediaPipe's face
     points lie from the true ones (:func:`landmark_residuals`, :func:`likeness.learned.dataset.true_landmarks`)."""
     from ..model.correspondence import load_table
-    from ..model.headmodel import load_ict, resolve_model_path
+    from ..model.headmodel import load_ict
     from .features import crop_template
 
     start = time.perf_counter()
-    model_path = resolve_model_path(model)
-    task = need_task("MediaPipe's Face Landmarker model is needed for the training data")
+    data, model_path = rendered(folder, shards, workers, model, version, truth)
     head = load_ict(model_path)
-    photo = None
-    if look(version).photo_skin:
-        from .photoskin import photo_bundle
-
-        photo = str(photo_bundle(folder, str(model_path)))
-    paths = fill(folder, str(model_path), str(task), "train", shards, DATA_SEED, SKINS, workers, version=version,
-                 photo_bundle=photo)
-    data = load(paths)
-    if truth:
-        data["truth"] = np.concatenate([true_landmarks(str(model_path), folder, "train", i, DATA_SEED, SKINS, version)
-                                        for i in range(shards)])
     keep = data["found"] > 0
     print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
     data = {k: v[keep] for k, v in data.items()}
