@@ -21,7 +21,6 @@ from ..model.correspondence import FACE_OVAL, Correspondence
 from ..model.geometry import axis_angle, rodrigues, similarity_transform
 from ..model.headmodel import HeadModel
 from .landmarks import interocular
-from .scatter import LandmarkScatter, upright_angle
 
 
 # what every fit reads, before the expression evidence's own sources (manifest ``fit.evidence``, track ``evidence``)
@@ -60,10 +59,6 @@ class FitSettings:
     # learned scores) as they are, 0 without evidence
     evidence_only: tuple[str, ...] = tuple(f"eyeLook{d}_{s}" for d in ("Down", "In", "Out", "Up") for s in "LR")
     contour_weight: float = 0.35  # face-oval landmarks lie on a silhouette that moves: trust them less
-    # > 0: MediaPipe's correlated landmark scatter (likeness.capture.scatter, measured on training renders) joins the
-    # isotropic noise at this share; its ``scatter_rank`` main directions (tune_fit.py)
-    scatter_share: float = 0.0
-    scatter_rank: int = 40
     sliding_contour: bool = True  # match the jaw/cheek outline to the current silhouette (likeness.capture.contour)
     iterations: int = 12
     pose_only_iterations: int = 4
@@ -80,7 +75,6 @@ class LandmarkBasis:
     weights: np.ndarray  # (L,) per-landmark confidence
     names: tuple[str, ...]  # expression names
     contour: Contour | None = None  # sliding silhouette points for the jaw and cheek outline
-    scatter: LandmarkScatter | None = None  # MediaPipe's correlated scatter, where settings.scatter_share > 0
 
     @classmethod
     def build(cls, model: HeadModel, corr: Correspondence, settings: FitSettings) -> "LandmarkBasis":
@@ -92,8 +86,7 @@ class LandmarkBasis:
                    identity=np.ascontiguousarray(identity, np.float64),
                    expression=np.ascontiguousarray(corr.basis(model.expression_basis), np.float64),
                    weights=weights, names=model.expression_names,
-                   contour=Contour.build(model, corr, settings.identity_count) if settings.sliding_contour else None,
-                   scatter=LandmarkScatter.load(rank=settings.scatter_rank) if settings.scatter_share > 0 else None)
+                   contour=Contour.build(model, corr, settings.identity_count) if settings.sliding_contour else None)
 
     def points(self, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
         return (self.base + np.tensordot(identity, self.identity, axes=1)
@@ -228,7 +221,6 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
     jaw, close = (basis.names.index(n) if n in basis.names else None for n in ("jawOpen", "mouthClose"))
     scales = [1.0 / (settings.noise * max(interocular(t), 1.0)) for t in targets]
     w = np.repeat(basis.weights, 2)[:, None]
-    angles = [float(upright_angle(t[:468])) for t in targets]
     expression_cols = np.concatenate([k + i * per + 6 + np.arange(e) for i in range(n)])
 
     it = 0
@@ -239,11 +231,7 @@ def fit_landmarks(basis: LandmarkBasis, observations: list[Observation],
         for i, (fit, cam, target, s) in enumerate(zip(fits, cams, targets, scales)):
             jac, r = _photo_jacobian(basis, identity, fit, cam, target, s)
             jac, r = jac * w, r * w[:, 0]
-            if basis.scatter is not None and settings.scatter_share > 0:
-                block, rhs = basis.scatter.weighted_normal_equations(
-                    jac, r, w[:, 0] / settings.noise, angles[i], settings.scatter_share)
-            else:
-                block, rhs = jac.T @ jac, jac.T @ r
+            block, rhs = jac.T @ jac, jac.T @ r
             own = slice(k + i * per, k + (i + 1) * per)  # this photo's columns; the identity's are [:k]
             ata[:k, :k] += block[:k, :k]
             ata[:k, own] += block[:k, k:]
