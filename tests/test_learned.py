@@ -659,15 +659,20 @@ def test_the_true_face_points_are_mirrored_with_their_face():
 
 
 def test_each_data_version_keeps_what_the_one_before_added(tmp_path):
-    from likeness.learned.dataset import VERSIONS, look, shard_path
+    from dataclasses import replace
+
+    from likeness.learned.dataset import CYCLES, PHOTO_SKINS, VERSIONS, look, shard_path
 
     looks = [look(v) for v in VERSIONS]
     first = looks[0]  # version 1: none of the additions
-    assert not any((first.studio, first.detail, first.creases, first.occlusion, first.photo_skin)) and first.eyes == 0
+    assert not any((first.studio, first.detail, first.creases, first.occlusion, first.photo_skin, first.cycles))
+    assert first.eyes == 0
     for before, after in zip(looks, looks[1:]):  # a version adds to the one before, never takes a step back
         assert all(getattr(after, f) >= getattr(before, f) for f in ("studio", "detail", "creases", "occlusion",
-                                                                     "photo_skin"))
-    assert looks[-1].photo_skin and not looks[-2].photo_skin
+                                                                     "photo_skin", "cycles"))
+    assert look(PHOTO_SKINS).photo_skin and not look(PHOTO_SKINS - 1).photo_skin
+    assert look(CYCLES).cycles and not look(CYCLES - 1).cycles and CYCLES == max(VERSIONS)
+    assert look(CYCLES) == replace(look(CYCLES - 1), cycles=True)  # the Cycles version changes the shading only
     assert len({shard_path(tmp_path, "train", 0, v) for v in VERSIONS}) == len(VERSIONS)  # caches never mix
     with pytest.raises(ValueError, match="unknown training-data version"):
         look(max(VERSIONS) + 1)

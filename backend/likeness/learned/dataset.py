@@ -24,13 +24,19 @@ SHARD = 250
 #: and expression creases on most skins (:meth:`likeness.learned.skins.SkinPainter.crease`); 3, version 2 with
 #: photo-like eyes (lash lines, dark irises), ambient occlusion, studio lights and plain backdrops on some scenes;
 #: 4, version 3 with the white sclera of versions 1–2 and the eyeballs shaded with a third of the occlusion;
-#: 5, version 4 with a reconstructed photo's albedo on half of the faces (:mod:`likeness.learned.photoskin`).
+#: 5, version 4 with a reconstructed photo's albedo on half of the faces (:mod:`likeness.learned.photoskin`);
+#: 6, version 5's scene plan and skins shaded by Cycles (:mod:`likeness.learned.cycles`; needs bpy), drawn from
+#: their own seed (:data:`CYCLES_SEED`) so they add scenes to version 5's rather than repeat them.
 #: Part of every shard's file name, so a cache of one version is never mistaken for another.
 VERSION = 2
+#: The seed of version 6's scenes (the others draw from the training set's own, trainset.DATA_SEED).
+CYCLES_SEED = 7300
 #: Every version a cache can hold (the commands' ``--data-version`` choices).
-VERSIONS = (1, 2, 3, 4, 5)
+VERSIONS = (1, 2, 3, 4, 5, 6)
 #: The first version whose skins take a photo's albedo (they need :func:`likeness.learned.photoskin.photo_bundle`).
 PHOTO_SKINS = 5
+#: The first version shaded by Cycles.
+CYCLES = 6
 FIELDS = ("points_px", "depth_px", "scores", "expression", "angles", "rotation", "focal_px", "image_size",
           "found", "crop")
 
@@ -46,6 +52,7 @@ class Look:
     occlusion: bool  # ambient occlusion in the shading (HeadRenderer.render)
     eye_occlusion: float  # the share of the occlusion the eyeballs take
     photo_skin: bool  # half of the faces dressed with a photo's albedo (needs a photo bundle)
+    cycles: bool = False  # shaded by Cycles (likeness.learned.cycles) instead of the rasteriser
 
 
 def look(version: int) -> Look:
@@ -54,7 +61,8 @@ def look(version: int) -> Look:
         raise ValueError(f"unknown training-data version {version}; known: {VERSIONS}")
     return Look(studio=version >= 3, detail=version >= 2, creases=version >= 2,
                 eyes=0 if version < 3 else 1 if version == 3 else 2, occlusion=version >= 3,
-                eye_occlusion=1.0 if version == 3 else 0.3, photo_skin=version >= PHOTO_SKINS)
+                eye_occlusion=1.0 if version == 3 else 0.3, photo_skin=version >= PHOTO_SKINS,
+                cycles=version >= CYCLES)
 
 
 def shard_path(folder: Path, family: str, index: int, version: int = VERSION) -> Path:
@@ -135,13 +143,19 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     from .skins import SkinPainter, skin_seeds
 
     model = load_ict(model_path)
-    painter, renderer = SkinPainter(model), HeadRenderer(model)
+    settings = look(version)
+    painter = SkinPainter(model)
+    if settings.cycles:
+        from .cycles import CyclesHeadRenderer
+
+        cycles = CyclesHeadRenderer(model)
+    else:
+        renderer = HeadRenderer(model)
     detector = LandmarkDetector(max_faces=1)
     scorer = BlendshapeScorer(Path(task_path)) if task_path else None
     skins = skin_seeds(skin_count, family)
     centre = model.neutral[model.landmarks_68].mean(0)
     template = crop_template(load_table().points(model.neutral.astype(np.float64)))
-    settings = look(version)
     photo = None
     if settings.photo_skin:
         if photo_bundle is None:
@@ -154,9 +168,13 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
         if settings.creases and rng.random() < 0.7:
             rest = model.vertices(scene.identity, np.zeros(len(model.expression_names)))
             skin = painter.crease(skin, rest, verts, float(rng.uniform(0.2, 0.7)), rng)
-        rgb = renderer.render(verts, skin, scene.rotation, scene.translation, scene.camera, scene.light, rng,
-                              scene.occluder, occlusion=settings.occlusion, plain=scene.plain,
-                              eye_occlusion=settings.eye_occlusion)
+        if settings.cycles:
+            rgb = cycles.render(verts, skin, scene.rotation, scene.translation, scene.camera, scene.light, rng,
+                                scene.occluder, plain=scene.plain)
+        else:
+            rgb = renderer.render(verts, skin, scene.rotation, scene.translation, scene.camera, scene.light, rng,
+                                  scene.occluder, occlusion=settings.occlusion, plain=scene.plain,
+                                  eye_occlusion=settings.eye_occlusion)
         try:
             found = detector.detect(rgb)
             points, depth = found.points_px[:LANDMARKS], found.depth_px[:LANDMARKS]

@@ -322,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", type=int, default=60, help=f"training shards of {SHARD} renders")
     parser.add_argument("--data-version", type=int, choices=VERSIONS, default=1,
                         help="which training renders (likeness.learned.dataset.VERSION; the shipped weights: 1)")
+    parser.add_argument("--cycles-shards", type=int, default=0,
+                        help="shards of Cycles-shaded renders (data version 6; needs bpy) joining --data-version's")
     parser.add_argument("--packed", type=Path, help="train from a pack (python -m likeness.learned.pack) "
                         "instead of the render cache")
     parser.add_argument("--epochs", type=int, default=15)
@@ -354,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         data["meta"]["packed"] = args.packed.name
     else:
         data = prepare(args.data, args.shards, args.workers, args.model, args.data_version,
-                       truth=args.landmark_loss > 0)
+                       truth=args.landmark_loss > 0, cycles_shards=args.cycles_shards)
     made = time.perf_counter()
     x, crops, y, angles = data["features"], data["crops"], data["expression"], data["angles"]
     held = len(x) - min(SHARD, len(x) // 10)
@@ -365,7 +367,8 @@ def main(argv: list[str] | None = None) -> None:
                          "scenes), not a pack")
     backbone, digest = None, None
     if args.backbone:
-        cache = None if args.packed else (args.data / f"backbone_v{args.data_version}_{args.shards}"
+        shaded = f"_c{args.cycles_shards}" if args.cycles_shards else ""
+        cache = None if args.packed else (args.data / f"backbone_v{args.data_version}_{args.shards}{shaded}"
                                           f"_{args.backbone_side}.npz")
         *backbone, digest = backbone_of(crops, cache, args.backbone_side)
         backbone = [b.astype(np.float32) for b in backbone]

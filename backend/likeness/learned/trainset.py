@@ -12,7 +12,7 @@ import numpy as np
 
 from ..model.geometry import similarity_transform
 from ..paths import TASK_HINT
-from .dataset import VERSION, fill, load, look, true_landmarks
+from .dataset import CYCLES, CYCLES_SEED, SHARD, VERSION, fill, load, look, true_landmarks
 from .features import FACE_POINTS, encoder_features, landmarks_3d, mean_template
 
 DATA_SEED = 7100
@@ -59,7 +59,7 @@ def rendered(folder: Path, shards: int, workers: int, model: str | None, version
         from .photoskin import photo_bundle
 
         photo = str(photo_bundle(folder, str(model_path)))
-    seed = DATA_SEED
+    seed = CYCLES_SEED if look(version).cycles else DATA_SEED
     paths = fill(folder, str(model_path), str(task), "train", shards, seed, SKINS, workers, version=version,
                  photo_bundle=photo)
     data = load(paths)
@@ -70,17 +70,23 @@ def rendered(folder: Path, shards: int, workers: int, model: str | None, version
 
 
 def prepare(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION,
-            truth: bool = False) -> dict:
+            truth: bool = False, cycles_shards: int = 0) -> dict:
     """The training set from the render cache in ``folder`` (shards made first where missing): features, crops,
     truth, the landmark template (the Procrustes mean of the first 2000 faces), the crop template, the
     expression names and how the data was made; with ``truth`` also ``residuals``, how far MediaPipe's face
-    points lie from the true ones (:func:`landmark_residuals`, :func:`likeness.learned.dataset.true_landmarks`)."""
+    points lie from the true ones (:func:`landmark_residuals`, :func:`likeness.learned.dataset.true_landmarks`).
+    ``cycles_shards`` shards of the Cycles version (:data:`likeness.learned.dataset.CYCLES`) join ``version``'s,
+    before its last shard (the training's validation stays that shard)."""
     from ..model.correspondence import load_table
     from ..model.headmodel import load_ict
     from .features import crop_template
 
     start = time.perf_counter()
     data, model_path = rendered(folder, shards, workers, model, version, truth)
+    if cycles_shards:
+        shaded, _ = rendered(folder, cycles_shards, workers, model, CYCLES, truth)
+        last = len(data["found"]) - SHARD
+        data = {k: np.concatenate([v[:last], shaded[k], v[last:]]) for k, v in data.items()}
     head = load_ict(model_path)
     keep = data["found"] > 0
     print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
@@ -93,5 +99,5 @@ def prepare(folder: Path, shards: int, workers: int, model: str | None, version:
             "template": template, "crop_template": crop_template(load_table().points(head.neutral.astype(np.float64))),
             "names": head.expression_names,
             "meta": {"data_seed": DATA_SEED, "renders": int(len(keep)), "faces": int(keep.sum()), "shards": shards,
-                     "skin_family": "train", "data_version": version,
+                     "cycles_shards": cycles_shards, "skin_family": "train", "data_version": version,
                      "data_minutes": round((time.perf_counter() - start) / 60, 1)}}
