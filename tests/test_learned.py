@@ -679,6 +679,19 @@ def test_each_data_version_keeps_what_the_one_before_added(tmp_path):
 
 
 @needs_torch
+def test_cycles_shards_join_before_the_validation_shard():
+    from likeness.learned.dataset import SHARD
+    from likeness.learned.trainset import before_last_shard
+
+    ours = {"found": np.ones(3 * SHARD), "expression": np.arange(3 * SHARD)[:, None] * np.ones((1, 2))}
+    shaded = {"found": np.zeros(2 * SHARD), "expression": -1 - np.arange(2 * SHARD)[:, None] * np.ones((1, 2))}
+    joined = before_last_shard(ours, shaded)
+    assert joined["expression"].shape == (5 * SHARD, 2) and len(joined["found"]) == 5 * SHARD
+    assert np.array_equal(joined["expression"][-SHARD:], ours["expression"][-SHARD:])  # validation: the same shard
+    assert np.array_equal(joined["expression"][2 * SHARD:4 * SHARD], shaded["expression"])
+    assert np.array_equal(joined["found"][:2 * SHARD], ours["found"][:2 * SHARD])
+
+
 def test_dropped_landmarks_leave_the_image_and_the_rotation_to_read_the_face():
     from likeness.learned.train import drop_landmarks
 

@@ -69,6 +69,13 @@ def rendered(folder: Path, shards: int, workers: int, model: str | None, version
     return data, model_path
 
 
+def before_last_shard(data: dict[str, np.ndarray], extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``extra``'s shards joined to ``data``'s (arrays by field, render by render) before its last shard, which the
+    training keeps aside for validation."""
+    last = len(data["found"]) - SHARD
+    return {k: np.concatenate([v[:last], extra[k], v[last:]]) for k, v in data.items()}
+
+
 def prepare(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION,
             truth: bool = False, cycles_shards: int = 0) -> dict:
     """The training set from the render cache in ``folder`` (shards made first where missing): features, crops,
@@ -84,9 +91,7 @@ def prepare(folder: Path, shards: int, workers: int, model: str | None, version:
     start = time.perf_counter()
     data, model_path = rendered(folder, shards, workers, model, version, truth)
     if cycles_shards:
-        shaded, _ = rendered(folder, cycles_shards, workers, model, CYCLES, truth)
-        last = len(data["found"]) - SHARD
-        data = {k: np.concatenate([v[:last], shaded[k], v[last:]]) for k, v in data.items()}
+        data = before_last_shard(data, rendered(folder, cycles_shards, workers, model, CYCLES, truth)[0])
     head = load_ict(model_path)
     keep = data["found"] > 0
     print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
