@@ -46,6 +46,11 @@ def need_task(purpose: str) -> Path:
     return task
 
 
+def data_seed(version: int) -> int:
+    """The seed of data ``version``'s scenes: :data:`DATA_SEED`, the Cycles version's its own."""
+    return CYCLES_SEED if look(version).cycles else DATA_SEED
+
+
 def rendered(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION,
              truth: bool = False) -> tuple[dict[str, np.ndarray], Path]:
     """The training shards ``0 … shards−1`` in ``folder`` (made first where missing), read into arrays by field,
@@ -59,7 +64,7 @@ def rendered(folder: Path, shards: int, workers: int, model: str | None, version
         from .photoskin import photo_bundle
 
         photo = str(photo_bundle(folder, str(model_path)))
-    seed = CYCLES_SEED if look(version).cycles else DATA_SEED
+    seed = data_seed(version)
     paths = fill(folder, str(model_path), str(task), "train", shards, seed, SKINS, workers, version=version,
                  photo_bundle=photo)
     data = load(paths)
@@ -103,6 +108,7 @@ def prepare(folder: Path, shards: int, workers: int, model: str | None, version:
             "expression": data["expression"].astype(np.float32), "angles": data["angles"].astype(np.float32),
             "template": template, "crop_template": crop_template(load_table().points(head.neutral.astype(np.float64))),
             "names": head.expression_names,
-            "meta": {"data_seed": DATA_SEED, "renders": int(len(keep)), "faces": int(keep.sum()), "shards": shards,
-                     "cycles_shards": cycles_shards, "skin_family": "train", "data_version": version,
+            "meta": {"data_seed": data_seed(version), "renders": int(len(keep)), "faces": int(keep.sum()),
+                     "shards": shards, "cycles_shards": cycles_shards, "cycles_seed": CYCLES_SEED,
+                     "skin_family": "train", "data_version": version,
                      "data_minutes": round((time.perf_counter() - start) / 60, 1)}}
