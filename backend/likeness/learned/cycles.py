@@ -12,10 +12,7 @@ World frame = the camera frame (OpenGL: x right, y up, the camera looking down â
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import tempfile
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +70,6 @@ class CyclesHeadRenderer:
         settings = scene.render.image_settings
         settings.file_format, settings.color_mode, settings.color_depth = "OPEN_EXR", "RGBA", "16"
         self.camera, self.scene = camera, scene
-        self.folder = Path(tempfile.mkdtemp(prefix="likeness-cycles-"))  # one picture, rewritten per render
-        weakref.finalize(self, shutil.rmtree, self.folder, True)
 
     def render(self, verts: np.ndarray, skin: Skin, rotation: np.ndarray, translation: np.ndarray,
                camera: Camera, light: Lighting, rng: np.random.Generator, occluder: bool = False,
@@ -115,15 +110,15 @@ class CyclesHeadRenderer:
         self.world.node_tree.nodes["Background"].inputs["Color"].default_value = (*light.fill.tolist(), 1.0)
         render = self.scene.render
         render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
-        path = self.folder / f"head_{os.getpid()}.exr"
-        render.filepath = str(path)
-        bpy.ops.render.render(write_still=True)
-        picture = bpy.data.images.load(str(path))
-        try:
-            pixels = np.empty(width * height * 4, np.float32)
-            picture.pixels.foreach_get(pixels)
-        finally:
-            bpy.data.images.remove(picture)
+        with tempfile.TemporaryDirectory(prefix="likeness-cycles-") as folder:  # gone with the picture
+            render.filepath = str(Path(folder) / "head.exr")
+            bpy.ops.render.render(write_still=True)
+            picture = bpy.data.images.load(render.filepath)
+            try:
+                pixels = np.empty(width * height * 4, np.float32)
+                picture.pixels.foreach_get(pixels)
+            finally:
+                bpy.data.images.remove(picture)
         return pixels.reshape(height, width, 4)[::-1].astype(np.float64)  # Blender's rows run up
 
 
