@@ -19,7 +19,7 @@ import numpy as np
 
 from ..model.camera import Camera
 from ..model.headmodel import HeadModel
-from .render import HIDDEN_KINDS, Lighting, backdrop, finish, occlude, plain_backdrop
+from .render import Lighting, backdrop, drawn_triangles, finish, occlude, plain_backdrop
 from .skins import Skin
 
 SENSOR_WIDTH_MM = 36.0
@@ -35,11 +35,8 @@ class CyclesHeadRenderer:
 
         self.bpy, self.model = bpy, model
         bpy.ops.wm.read_factory_settings(use_empty=True)
-        kinds = np.array([m.kind for m in model.materials])
-        tri_kind = kinds[model.face_material[model.triangle_face]]
-        triangles = model.triangles[~np.isin(tri_kind, HIDDEN_KINDS)]
         mesh = bpy.data.meshes.new("head")
-        mesh.from_pydata(model.neutral.astype(np.float64).tolist(), [], triangles.tolist())
+        mesh.from_pydata(model.neutral.astype(np.float64).tolist(), [], drawn_triangles(model).tolist())
         mesh.shade_smooth()
         mesh.color_attributes.new("albedo", "FLOAT_COLOR", "POINT")
         mesh.attributes.new("gloss", "FLOAT", "POINT")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -148,9 +149,10 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     if settings.cycles:
         from .cycles import CyclesHeadRenderer
 
-        cycles = CyclesHeadRenderer(model)
+        draw = CyclesHeadRenderer(model).render
     else:
-        renderer = HeadRenderer(model)
+        draw = partial(HeadRenderer(model).render, occlusion=settings.occlusion,
+                       eye_occlusion=settings.eye_occlusion)
     detector = LandmarkDetector(max_faces=1)
     scorer = BlendshapeScorer(Path(task_path)) if task_path else None
     skins = skin_seeds(skin_count, family)
@@ -168,13 +170,8 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
         if settings.creases and rng.random() < 0.7:
             rest = model.vertices(scene.identity, np.zeros(len(model.expression_names)))
             skin = painter.crease(skin, rest, verts, float(rng.uniform(0.2, 0.7)), rng)
-        if settings.cycles:
-            rgb = cycles.render(verts, skin, scene.rotation, scene.translation, scene.camera, scene.light, rng,
-                                scene.occluder, plain=scene.plain)
-        else:
-            rgb = renderer.render(verts, skin, scene.rotation, scene.translation, scene.camera, scene.light, rng,
-                                  scene.occluder, occlusion=settings.occlusion, plain=scene.plain,
-                                  eye_occlusion=settings.eye_occlusion)
+        rgb = draw(verts, skin, scene.rotation, scene.translation, scene.camera, scene.light, rng, scene.occluder,
+                   plain=scene.plain)
         try:
             found = detector.detect(rgb)
             points, depth = found.points_px[:LANDMARKS], found.depth_px[:LANDMARKS]

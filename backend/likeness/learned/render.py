@@ -38,14 +38,18 @@ class Lighting:
     wrap: float  # 0: hard Lambert, 1: very soft (subsurface-like)
 
 
+def drawn_triangles(model: HeadModel) -> np.ndarray:
+    """The model's triangles (T,3) a training render draws: all but the :data:`HIDDEN_KINDS` materials'."""
+    kinds = np.array([m.kind for m in model.materials])
+    return model.triangles[~np.isin(kinds[model.face_material[model.triangle_face]], HIDDEN_KINDS)]
+
+
 class HeadRenderer:
     """Renders one head model; the visible triangles and their materials are prepared once."""
 
     def __init__(self, model: HeadModel) -> None:
         self.model = model
-        kinds = np.array([m.kind for m in model.materials])
-        tri_kind = kinds[model.face_material[model.triangle_face]]
-        self.triangles = model.triangles[~np.isin(tri_kind, HIDDEN_KINDS)]
+        self.triangles = drawn_triangles(model)
         self._eyeballs = model.eyeball_mask()
 
     def render(self, verts: np.ndarray, skin: Skin, rotation: np.ndarray, translation: np.ndarray,
