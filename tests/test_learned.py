@@ -781,6 +781,29 @@ def test_the_encoder_is_trusted_less_where_it_disagrees_with_the_landmarks():
     assert np.isnan(gated[3])  # no evidence stays none
 
 
+def test_the_encoder_keeps_the_side_of_a_one_sided_expression_the_landmarks_read_as_even():
+    """With the pairs, the gate takes back a left/right pair's mean where the landmarks disagree, but (at side trust
+    0) not its side: a wink the encoder reads stays a wink; a negative side trust gates each shape alone."""
+    from likeness.capture.fit import Observation, side_pairs, trusted
+    from likeness.model.camera import Camera
+
+    names = ("eyeBlink_L", "jawOpen", "eyeBlink_R", "mouthSmile_L", "mouthSmile_R")
+    pairs = side_pairs(names)
+    assert [list(p) for p in pairs] == [[0, 3], [2, 4]]
+    encoder = np.array([0.9, 0.3, 0.1, 0.6, 0.6])  # a left wink, an even smile
+    reading = np.array([0.5, 0.3, 0.5, 0.1, 0.1])  # the landmarks: both lids half shut, no smile
+    obs = Observation(np.zeros((478, 2)), np.zeros(478), Camera(500.0, (64.0, 64.0), (128, 128)), encoder,
+                      sources=("expression_encoder",))
+    gated = trusted(obs, reading, 0.15, pairs, 0.0).evidence
+    assert gated[0] - gated[2] == pytest.approx(0.8)  # the wink's side is the encoder's
+    assert (gated[0] + gated[2]) / 2 == pytest.approx(0.5)  # both agree on the lids' mean
+    assert gated[3] == pytest.approx(gated[4]) and 0.1 < gated[3] < 0.25  # the disputed smile is taken back
+    alone = trusted(obs, reading, 0.15, pairs, -1.0).evidence
+    np.testing.assert_allclose(alone, trusted(obs, reading, 0.15).evidence)
+    assert alone[0] - alone[2] < 0.3  # each lid alone: the wink mostly lost
+    np.testing.assert_array_equal(obs.evidence, encoder)  # the observation itself is left as it was
+
+
 def test_the_identity_stage_can_rest_on_mediapipes_scores(ict):
     """With ``identity_scores_weight`` the encoder path's identity is the one the fit without the encoder finds
     from the same landmarks and MediaPipe's scores; the encoder then reads only pose and expression."""

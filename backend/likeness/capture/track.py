@@ -30,7 +30,7 @@ from ..service.bundle import check_output
 from ..model.camera import Camera
 from ..errors import BadInput, Cancelled, NoFaceFound
 from .fit import (BASE_EVIDENCE, FitSettings, LandmarkBasis, Observation, PhotoFit, first_stage, fit_landmarks,
-                  fixed_identity, trusted)
+                  fixed_identity, side_pairs, trusted)
 from .gaze import eyeballs, gaze_angles, gaze_weights
 from ..model.geometry import head_angles, head_rotation
 from ..model.headmodel import HeadModel
@@ -121,6 +121,7 @@ class FrameTracker:
         self.warm = replace(settings, iterations=WARM_ITERATIONS, pose_only_iterations=0)
         self.cold = settings
         self.trust = settings.encoder_trust
+        self.pairs = side_pairs(self.names)
         self.previous: PhotoFit | None = None
         self.previous_plain: PhotoFit | None = None  # the last frame's first (encoder-less) fit
         self.fits: list[PhotoFit | None] = []
@@ -137,7 +138,7 @@ class FrameTracker:
             start = [self.previous_plain] if self.previous_plain is not None else None
             plain = fit_landmarks(self.basis, *first_stage([obs], self.warm if start else self.cold), start).photos[0]
             self.previous_plain = plain
-            obs = trusted(obs, plain.expression, self.trust)
+            obs = trusted(obs, plain.expression, self.trust, self.pairs, self.cold.encoder_side_trust)
         start = [self.previous] if self.previous is not None else None
         fit = fit_landmarks(self.basis, [obs], self.warm if start else self.cold, start).photos[0]
         fit.gaze = gaze_angles(obs.points_px, obs.camera, fit.rotation, fit.translation, self.balls)

@@ -26,7 +26,7 @@ from ..paths import encoder_env
 from ..capture.blendshapes import BlendshapeScorer, find_task, to_weights
 from ..capture.checks import job_warnings, photo_confidence, photo_warnings
 from ..capture.fit import (BASE_EVIDENCE, FitResult, FitSettings, LandmarkBasis, Observation, PhotoFit, first_stage,
-                           fit_landmarks, fixed_identity, trusted)
+                           fit_landmarks, fixed_identity, side_pairs, trusted)
 from ..capture.gaze import eyeballs, gaze_angles, gaze_weights
 from ..model.geometry import head_angles, head_rotation
 from ..model.headmodel import HeadModel, load_ict, resolve_model_path
@@ -170,8 +170,9 @@ class Engine:
             return fit_landmarks(basis, observations, settings)
         first = fit_landmarks(basis, *first_stage(observations, settings))
         if settings.encoder_trust > 0:
-            observations = [trusted(o, p.expression, settings.encoder_trust) if "expression_encoder" in o.sources
-                            else o for o, p in zip(observations, first.photos)]
+            pairs = side_pairs(basis.names)
+            observations = [trusted(o, p.expression, settings.encoder_trust, pairs, settings.encoder_side_trust)
+                            if "expression_encoder" in o.sources else o for o, p in zip(observations, first.photos)]
         second = fit_landmarks(fixed_identity(basis, first.identity), observations, settings, first.photos)
         return FitResult(first.identity, second.photos, first.iterations + second.iterations)
 
