@@ -24,6 +24,7 @@ from .skins import Skin
 
 SENSOR_WIDTH_MM = 36.0
 SAMPLES = 16
+BORDER_PX = 3  # margin (px) around the head's projected box that Cycles traces: the pixel filter reaches 1.5 px
 
 
 class CyclesHeadRenderer:
@@ -107,6 +108,14 @@ class CyclesHeadRenderer:
         self.world.node_tree.nodes["Background"].inputs["Color"].default_value = (*light.fill.tolist(), 1.0)
         render = self.scene.render
         render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+        # only the head's pixels are traced (the rest of the film is transparent either way): its projected
+        # vertices' box, widened by the pixel filter's reach; the picture stays full size and alike to the bit
+        px, _ = camera.project(posed)
+        low = np.clip(np.floor(px.min(0)) - BORDER_PX, 0, (width, height)) / (width, height)
+        high = np.clip(np.ceil(px.max(0)) + BORDER_PX, 0, (width, height)) / (width, height)
+        render.use_border, render.use_crop_to_border = bool(np.all(high > low)), False
+        render.border_min_x, render.border_max_x = low[0], high[0]
+        render.border_min_y, render.border_max_y = 1.0 - high[1], 1.0 - low[1]  # Blender's rows run up
         with tempfile.TemporaryDirectory(prefix="likeness-cycles-") as folder:  # gone with the picture
             render.filepath = str(Path(folder) / "head.exr")
             bpy.ops.render.render(write_still=True)
