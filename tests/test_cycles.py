@@ -74,3 +74,35 @@ def test_cycles_draws_the_head_where_the_rasteriser_does_with_the_same_draws(ict
     nose_px, _ = camera.project((ict.vertices()[ict.landmarks_68[30]] @ rot.T + trans)[None])
     iod = np.linalg.norm(found.points_px[33] - found.points_px[263])
     assert np.linalg.norm(found.points_px[1] - nose_px[0]) < 0.25 * iod
+
+
+DEVICES = textwrap.dedent("""
+    import sys
+    from likeness.errors import BadInput
+    from likeness.model.headmodel import load_ict
+    from likeness.learned.cycles import CyclesHeadRenderer
+
+    model = load_ict(sys.argv[1])
+    print("cpu", CyclesHeadRenderer(model, device="cpu").device, CyclesHeadRenderer(model).scene.cycles.device)
+    renderer = CyclesHeadRenderer(model, device="auto")
+    print("auto", renderer.device, renderer.scene.cycles.device)
+    for asked in ("cuda", "vulkan"):
+        try:
+            print(asked, CyclesHeadRenderer(model, device=asked).device)
+        except BadInput as exc:
+            print(asked, "refused:", exc)
+""")
+
+
+def test_cycles_renders_where_it_is_asked_and_refuses_a_gpu_it_cannot_find(ict_path):
+    """``auto`` takes a GPU where Cycles finds one, else the CPU; a GPU asked for by name that is not there, or a
+    device it does not know, is refused with a message (the training's ``--render-device``)."""
+    run = subprocess.run([sys.executable, "-c", DEVICES, str(ict_path)], capture_output=True, text=True,
+                         timeout=300, check=True)
+    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if line.split(" ")[0] in
+                 ("cpu", "auto", "cuda", "vulkan"))
+    assert lines["cpu"] == "CPU CPU"
+    assert lines["auto"] in ("CPU CPU", "OPTIX GPU", "CUDA GPU")
+    if lines["auto"] == "CPU CPU":  # no GPU here: CUDA by name is refused, not quietly the CPU
+        assert lines["cuda"].startswith("refused: Cycles finds no CUDA device")
+    assert lines["vulkan"].startswith("refused: Unknown render device 'vulkan'")

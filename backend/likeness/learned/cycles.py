@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadInput
 from ..model.camera import Camera
 from ..model.headmodel import HeadModel
 from .render import Lighting, backdrop, drawn_triangles, finish, occlude, plain_backdrop
@@ -24,14 +25,17 @@ from .skins import Skin
 
 SENSOR_WIDTH_MM = 36.0
 SAMPLES = 16
+RENDER_DEVICES = ("cpu", "auto", "optix", "cuda")  # auto: OptiX, else CUDA, else the CPU
 BORDER_PX = 3  # margin (px) around the head's projected box that Cycles traces: the pixel filter reaches 1.5 px
 
 
 class CyclesHeadRenderer:
     """One Blender scene with the head mesh (per-vertex albedo and gloss), a camera at the origin, a sun for the
-    key light and a uniform world for the fill. Not thread-safe; one per process (bpy is process-global)."""
+    key light and a uniform world for the fill. Not thread-safe; one per process (bpy is process-global).
+    ``device``: one of :data:`RENDER_DEVICES`; :attr:`device` says which renders (``CPU``, ``OPTIX``, ``CUDA``). A
+    GPU traces the same scene with other random sequences: its pictures differ from the CPU's in their noise only."""
 
-    def __init__(self, model: HeadModel, samples: int = SAMPLES) -> None:
+    def __init__(self, model: HeadModel, samples: int = SAMPLES, device: str = "cpu") -> None:
         import bpy
 
         self.bpy, self.model = bpy, model
@@ -59,7 +63,8 @@ class CyclesHeadRenderer:
         scene.camera, scene.world = camera, world
         scene.render.engine = "CYCLES"
         cycles = scene.cycles
-        cycles.device, cycles.samples, cycles.use_adaptive_sampling, cycles.use_denoising = "CPU", samples, True, False
+        self.device = _use_device(bpy, scene, device)
+        cycles.samples, cycles.use_adaptive_sampling, cycles.use_denoising = samples, True, False
         cycles.max_bounces, cycles.diffuse_bounces, cycles.glossy_bounces = 4, 2, 1
         cycles.transmission_bounces, cycles.volume_bounces = 0, 0
         cycles.caustics_reflective = cycles.caustics_refractive = False
@@ -126,6 +131,28 @@ class CyclesHeadRenderer:
             finally:
                 bpy.data.images.remove(picture)
         return pixels.reshape(height, width, 4)[::-1].astype(np.float64)  # Blender's rows run up
+
+
+def _use_device(bpy, scene, device: str) -> str:
+    """Point ``scene``'s Cycles at ``device`` (:data:`RENDER_DEVICES`); returns the one it renders on: ``CPU``,
+    ``OPTIX`` or ``CUDA``. A GPU asked for by name and not found is :class:`BadInput`; ``auto`` falls back to the
+    CPU."""
+    if device not in RENDER_DEVICES:
+        raise BadInput(f"Unknown render device {device!r}.", f"Use one of {', '.join(RENDER_DEVICES)}.")
+    if device != "cpu":
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+        for kind in ("OPTIX", "CUDA") if device == "auto" else (device.upper(),):
+            if any(d.type == kind for d in prefs.get_devices_for_type(kind)):
+                prefs.compute_device_type = kind
+                for entry in prefs.devices:
+                    entry.use = entry.type == kind
+                scene.cycles.device = "GPU"
+                return kind
+        if device != "auto":
+            raise BadInput(f"Cycles finds no {device.upper()} device on this machine.",
+                           "Render on the CPU (--render-device cpu) or let it choose (auto).")
+    scene.cycles.device = "CPU"
+    return "CPU"
 
 
 def _skin_material(bpy):

@@ -129,9 +129,11 @@ def true_landmarks(model_path: str, folder: Path, family: str, index: int, seed:
 
 
 def make_shard(model_path: str, task_path: str | None, folder: str, family: str, index: int, seed: int,
-               skin_count: int, version: int = VERSION, photo_bundle: str | None = None) -> str:
+               skin_count: int, version: int = VERSION, photo_bundle: str | None = None,
+               render_device: str = "cpu") -> str:
     """Render and detect one shard; returns its path. Runs in a worker process (one MediaPipe per process).
-    ``photo_bundle``: the bundle whose albedo dresses half of the faces from version :data:`PHOTO_SKINS` on."""
+    ``photo_bundle``: the bundle whose albedo dresses half of the faces from version :data:`PHOTO_SKINS` on;
+    ``render_device``: where Cycles renders (:data:`likeness.learned.cycles.RENDER_DEVICES`; Cycles versions only)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ..capture.blendshapes import BlendshapeScorer
     from ..model.correspondence import load_table
@@ -149,7 +151,7 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
     if settings.cycles:
         from .cycles import CyclesHeadRenderer
 
-        draw = CyclesHeadRenderer(model).render
+        draw = CyclesHeadRenderer(model, device=render_device).render
     else:
         draw = partial(HeadRenderer(model).render, occlusion=settings.occlusion,
                        eye_occlusion=settings.eye_occlusion)
@@ -194,7 +196,7 @@ def make_shard(model_path: str, task_path: str | None, folder: str, family: str,
 
 def fill(folder: Path, model_path: str, task_path: str | None, family: str, shards: int, seed: int,
          skin_count: int, workers: int = 2, log=print, version: int = VERSION,
-         photo_bundle: str | None = None) -> list[Path]:
+         photo_bundle: str | None = None, render_device: str = "cpu") -> list[Path]:
     """Make the shards ``0 … shards−1`` of ``family`` that ``folder`` lacks; returns all their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     todo = [i for i in range(shards) if not shard_path(folder, family, i, version).is_file()]
@@ -202,7 +204,7 @@ def fill(folder: Path, model_path: str, task_path: str | None, family: str, shar
         log(f"rendering {len(todo)} shard(s) of {SHARD} {family} samples into {folder} with {workers} worker(s)")
         with ProcessPoolExecutor(workers) as pool:
             futures = [pool.submit(make_shard, model_path, task_path, str(folder), family, i, seed, skin_count,
-                                   version, photo_bundle)
+                                   version, photo_bundle, render_device)
                        for i in todo]
             for done, future in enumerate(futures, 1):
                 log(f"  {future.result()} ({done}/{len(todo)})")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cycles import RENDER_DEVICES
 from .dataset import SHARD, VERSIONS
 from .features import CROP_INNER, FACE_POINTS, FEATURES, LANDMARKS, ROTATION_COLS, SCORE_COLS, SHAPE_COLS
 from .trainset import SKINS, need_task, prepare
@@ -331,6 +332,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--blocks", type=int, default=3)
     parser.add_argument("--channels", type=float, default=1.0, help="width factor of the image branch's layers")
     parser.add_argument("--workers", type=int, default=2, help="processes rendering the training data")
+    parser.add_argument("--render-device", default="cpu", choices=RENDER_DEVICES,
+                        help="where Cycles renders the Cycles shards that are missing (auto: a GPU when Cycles "
+                             "finds one; its pictures differ from the CPU's in their noise only)")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     parser.add_argument("--mirror", type=float, default=MIRROR, help="fraction of faces shown mirrored")
     parser.add_argument("--randconv", type=float, default=RANDCONV,
@@ -356,7 +360,8 @@ def main(argv: list[str] | None = None) -> None:
         data["meta"]["packed"] = args.packed.name
     else:
         data = prepare(args.data, args.shards, args.workers, args.model, args.data_version,
-                       truth=args.landmark_loss > 0, cycles_shards=args.cycles_shards)
+                       truth=args.landmark_loss > 0, cycles_shards=args.cycles_shards,
+                       render_device=args.render_device)
     made = time.perf_counter()
     x, crops, y, angles = data["features"], data["crops"], data["expression"], data["angles"]
     held = len(x) - min(SHARD, len(x) // 10)

@@ -52,9 +52,10 @@ def data_seed(version: int) -> int:
 
 
 def rendered(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION,
-             truth: bool = False) -> tuple[dict[str, np.ndarray], Path]:
-    """The training shards ``0 … shards−1`` in ``folder`` (made first where missing), read into arrays by field,
-    with ``truth`` (:func:`likeness.learned.dataset.true_landmarks`) where asked; and the head model's path."""
+             truth: bool = False, render_device: str = "cpu") -> tuple[dict[str, np.ndarray], Path]:
+    """The training shards ``0 … shards−1`` in ``folder`` (made first where missing; Cycles' on ``render_device``),
+    read into arrays by field, with ``truth`` (:func:`likeness.learned.dataset.true_landmarks`) where asked; and the
+    head model's path."""
     from ..model.headmodel import resolve_model_path
 
     model_path = resolve_model_path(model)
@@ -66,7 +67,7 @@ def rendered(folder: Path, shards: int, workers: int, model: str | None, version
         photo = str(photo_bundle(folder, str(model_path)))
     seed = data_seed(version)
     paths = fill(folder, str(model_path), str(task), "train", shards, seed, SKINS, workers, version=version,
-                 photo_bundle=photo)
+                 photo_bundle=photo, render_device=render_device)
     data = load(paths)
     if truth:
         data["truth"] = np.concatenate([true_landmarks(str(model_path), folder, "train", i, seed, SKINS, version)
@@ -82,21 +83,23 @@ def before_last_shard(data: dict[str, np.ndarray], extra: dict[str, np.ndarray])
 
 
 def prepare(folder: Path, shards: int, workers: int, model: str | None, version: int = VERSION,
-            truth: bool = False, cycles_shards: int = 0) -> dict:
+            truth: bool = False, cycles_shards: int = 0, render_device: str = "cpu") -> dict:
     """The training set from the render cache in ``folder`` (shards made first where missing): features, crops,
     truth, the landmark template (the Procrustes mean of the first 2000 faces), the crop template, the
     expression names and how the data was made; with ``truth`` also ``residuals``, how far MediaPipe's face
     points lie from the true ones (:func:`landmark_residuals`, :func:`likeness.learned.dataset.true_landmarks`).
     ``cycles_shards`` shards of the Cycles version (:data:`likeness.learned.dataset.CYCLES`) join ``version``'s,
-    before its last shard (the training's validation stays that shard)."""
+    before its last shard (the training's validation stays that shard); the Cycles shards are rendered on
+    ``render_device`` where missing."""
     from ..model.correspondence import load_table
     from ..model.headmodel import load_ict
     from .features import crop_template
 
     start = time.perf_counter()
-    data, model_path = rendered(folder, shards, workers, model, version, truth)
+    data, model_path = rendered(folder, shards, workers, model, version, truth, render_device)
     if cycles_shards:
-        data = before_last_shard(data, rendered(folder, cycles_shards, workers, model, CYCLES, truth)[0])
+        data = before_last_shard(data, rendered(folder, cycles_shards, workers, model, CYCLES, truth,
+                                                render_device)[0])
     head = load_ict(model_path)
     keep = data["found"] > 0
     print(f"{int(keep.sum())} of {len(keep)} renders have a face found by MediaPipe", flush=True)
