@@ -784,6 +784,8 @@ def test_the_encoder_is_trusted_less_where_it_disagrees_with_the_landmarks():
 def test_the_encoder_keeps_the_side_of_a_one_sided_expression_the_landmarks_read_as_even():
     """With the pairs, the gate takes back a left/right pair's mean where the landmarks disagree, but (at side trust
     0) not its side: a wink the encoder reads stays a wink; a negative side trust gates each shape alone."""
+    from dataclasses import replace
+
     from likeness.capture.fit import Observation, side_pairs, trusted
     from likeness.model.camera import Camera
 
@@ -802,6 +804,9 @@ def test_the_encoder_keeps_the_side_of_a_one_sided_expression_the_landmarks_read
     np.testing.assert_allclose(alone, trusted(obs, reading, 0.15).evidence)
     assert alone[0] - alone[2] < 0.3  # each lid alone: the wink mostly lost
     np.testing.assert_array_equal(obs.evidence, encoder)  # the observation itself is left as it was
+    half = replace(obs, evidence=np.where(np.arange(5) == 2, np.nan, encoder))  # the right lid unread
+    lone = trusted(half, reading, 0.15, pairs, 0.0).evidence
+    assert np.isnan(lone[2]) and lone[0] == pytest.approx(alone[0])  # the left lid gated alone, no NaN spread
 
 
 def test_the_identity_stage_can_rest_on_mediapipes_scores(ict):

@@ -187,11 +187,13 @@ def trusted(obs: Observation, landmark_reading: np.ndarray, trust: float,
     """The observation with its (encoder's) evidence pulled towards ``landmark_reading`` (E,) where they disagree:
     weight ``landmark + g·(encoder − landmark)``, g = 1 / (1 + ((encoder − landmark) / trust)²).
 
-    With ``pairs`` (left indices, right indices) and ``side_trust`` ≥ 0, each pair's mean is gated with ``trust``
-    and its half-difference (the side) with ``side_trust`` (0: the encoder's side as it is)."""
+    With ``pairs`` (left indices, right indices) and ``side_trust`` ≥ 0, each pair with evidence on both sides has
+    its mean gated with ``trust`` and its half-difference (the side) with ``side_trust`` (0: the encoder's side as it
+    is)."""
     gated = np.array(_gate(obs.evidence, landmark_reading, trust))
     if pairs is not None and side_trust >= 0:
-        left, right = pairs
+        both = ~np.isnan(obs.evidence[pairs[0]]) & ~np.isnan(obs.evidence[pairs[1]])  # else each alone
+        left, right = pairs[0][both], pairs[1][both]
         mean = _gate((obs.evidence[left] + obs.evidence[right]) / 2,
                      (landmark_reading[left] + landmark_reading[right]) / 2, trust)
         side = _gate((obs.evidence[left] - obs.evidence[right]) / 2,
