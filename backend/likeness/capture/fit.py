@@ -109,6 +109,13 @@ def fixed_identity(basis: LandmarkBasis, identity: np.ndarray) -> LandmarkBasis:
     return replace(basis, base=base, identity=np.zeros((0, *base.shape)), contour=contour)
 
 
+def side_pairs(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(left indices, right indices) of the ``*_L`` / ``*_R`` shape pairs in ``names``."""
+    index = {n: i for i, n in enumerate(names)}
+    pairs = [(i, index[n[:-1] + "R"]) for n, i in index.items() if n.endswith("_L") and n[:-1] + "R" in index]
+    return np.array([p[0] for p in pairs], int), np.array([p[1] for p in pairs], int)
+
+
 def pair_prior(names: tuple[str, ...], settings: FitSettings) -> np.ndarray:
     """(E,E) quadratic prior on one photo's expression weights from the pair terms of ``settings``.
 
@@ -117,8 +124,7 @@ def pair_prior(names: tuple[str, ...], settings: FitSettings) -> np.ndarray:
     """
     index = {n: i for i, n in enumerate(names)}
     prior = np.zeros((len(names), len(names)))
-    terms = [(index[n], index[n[:-1] + "R"], -1.0, settings.symmetry) for n in names
-             if n.endswith("_L") and n[:-1] + "R" in index]
+    terms = [(int(i), int(j), -1.0, settings.symmetry) for i, j in zip(*side_pairs(names))]
     terms += [(index[a], index[b], 1.0, settings.antagonism) for a, b in settings.antagonists
               if a in index and b in index]
     for i, j, sign, weight in terms:
@@ -200,13 +206,6 @@ def trusted(obs: Observation, landmark_reading: np.ndarray, trust: float,
                      (landmark_reading[left] - landmark_reading[right]) / 2, side_trust)
         gated[left], gated[right] = mean + side, mean - side
     return replace(obs, evidence=np.where(np.isnan(obs.evidence), np.nan, gated))
-
-
-def side_pairs(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(left indices, right indices) of the ``*_L`` / ``*_R`` shape pairs in ``names``."""
-    index = {n: i for i, n in enumerate(names)}
-    pairs = [(i, index[n[:-1] + "R"]) for n, i in index.items() if n.endswith("_L") and n[:-1] + "R" in index]
-    return np.array([p[0] for p in pairs], int), np.array([p[1] for p in pairs], int)
 
 
 def initial_pose(basis: LandmarkBasis, points_px: np.ndarray, depth_px: np.ndarray,
