@@ -1,0 +1,151 @@
+"""Where the expression error lives: how far each shape that is on moves the face, and how much of that motion
+another identity would explain, against what each reader gets wrong there.
+
+Usage: .venv/bin/python bench/quality/expression_ceiling.py     # → bench/results/expression_ceiling.json
+
+On the tuning renders (``tune_fit.py``'s set, all 150 scenes; never the benchmark's or the held-out ones), for each
+case of a shape that is on (a scene and one of its shapes with true weight > 0):
+
+- *motion*: how far the shape moves MediaPipe's 468 points in the render (px, the largest over the points),
+  from the scene's true expression to the same expression without that shape;
+- *beyond identity*: the same motion less what another identity and a small head motion explain (least squares on
+  the fit's 60 identity modes, a ridge of 1 px² per unit coefficient, and the 6 rigid modes, linearised at the
+  true head; px, the largest over the points): what a reader that does not know the person's neutral face can see
+  of that shape in the points;
+- the error on that shape of the fit (the product), the encoder alone, MediaPipe's scores and the fit on perfect
+  landmarks (the true points, ``synthetic.oracle_fit``).
+
+MediaPipe's points scatter about 5.6 % of the inter-ocular distance around the true ones (docs/quality.md), about
+5–6 px at these renders' ~100 px between the eyes; the part of that scatter that is neither rigid nor shaped like an
+identity is about 2 px.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parents[1] / "scripts"), str(HERE)]
+
+import numpy as np  # noqa: E402
+import synth_scenes  # noqa: E402
+import synthetic as bench  # noqa: E402
+from tune_fit import _Once  # noqa: E402
+
+from likeness.model.camera import Camera  # noqa: E402
+from likeness.model.correspondence import load_table  # noqa: E402
+
+IDENTITY_MODES = 60  # as many as the fit estimates
+RIDGE = 1.0  # px² per unit identity coefficient (scene identities ~ N(0, 0.8²)): nearly unregularised
+BINS = (0.0, 1.0, 2.0, 3.0, 5.0, np.inf)  # px, for the tables
+READERS = ("fit", "encoder", "mediapipe", "perfect_landmarks")
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(N,3) vectors → (N,3,3) matrices of ``v ×``."""
+    z = np.zeros(len(v))
+    return np.stack([np.stack([z, -v[:, 2], v[:, 1]], -1), np.stack([v[:, 2], z, -v[:, 0]], -1),
+                     np.stack([-v[:, 1], v[:, 0], z], -1)], 1)
+
+
+def point_jacobian(points: np.ndarray, identity_points: np.ndarray, rotation: np.ndarray,
+                   translation: np.ndarray, camera: Camera) -> np.ndarray:
+    """d(pixels of the points)/d(identity coefficients, head rotation, head translation): (468·2, K + 6).
+
+    ``points`` (468,3) and ``identity_points`` (K,468,3) in the head frame (m); the rotation is a small turn about
+    the camera's origin (radians, camera axes), the translation in metres (camera axes)."""
+    q = points @ rotation.T + translation
+    proj = camera.projection_jacobian(q)  # (468,2,3)
+    d_id = np.einsum("lij,klj->lik", proj, identity_points @ rotation.T)  # (468,2,K)
+    d_rot = -np.einsum("lij,ljk->lik", proj, _skew(q - translation))  # δq = ω × (R p)
+    d_move = proj  # δq = δt
+    return np.concatenate([d_id, d_rot, d_move], 2).reshape(len(points) * 2, -1)
+
+
+def beyond_identity(motion: np.ndarray, jacobian: np.ndarray, identity_modes: int) -> np.ndarray:
+    """(468,2) px motion less its ridge least-squares fit by the Jacobian's columns (identity first, ridged)."""
+    ridge = np.r_[np.full(identity_modes, RIDGE), np.zeros(jacobian.shape[1] - identity_modes)]
+    coef = np.linalg.solve(jacobian.T @ jacobian + np.diag(ridge), jacobian.T @ motion.ravel())
+    return (motion.ravel() - jacobian @ coef).reshape(-1, 2)
+
+
+def cases(engine, model_file, model, scenes) -> list[dict]:
+    """One row per shape that is on in each scene whose face was found."""
+    corr, names = load_table(), model.expression_names
+    id_points = corr.basis(model.identity_basis[:IDENTITY_MODES].astype(np.float64))
+    rows = []
+    for scene in scenes:
+        fit = bench.analyse(engine, model_file, scene)
+        if "error" in fit:
+            continue
+        perfect = bench.perfect_landmarks(model, corr, scene)
+        oracle = bench.oracle_fit(engine, model_file, perfect)
+        m2c = np.array(scene.model_to_camera)
+        width, height = scene.image_size
+        camera = Camera(scene.focal_px, (width / 2.0, height / 2.0), scene.image_size)
+        jac = point_jacobian(corr.points(bench.posed_vertices(model, scene)), id_points, m2c[:3, :3], m2c[:3, 3],
+                             camera)
+        px = perfect.points_px
+        iod = float(np.linalg.norm(px[33] - px[263]))
+        for name, weight in scene.expression.items():
+            if weight <= 0:
+                continue
+            e = names.index(name)
+            without = dataclasses.replace(scene, expression={k: v for k, v in scene.expression.items() if k != name})
+            motion = px - bench.truth_landmarks(model, corr, without)
+            rest = beyond_identity(motion, jac, IDENTITY_MODES)
+            read = {"fit": fit["expression"][e], "encoder": fit.get("encoder", [np.nan] * len(names))[e],
+                    "mediapipe": fit.get("mediapipe", [np.nan] * len(names))[e],
+                    "perfect_landmarks": oracle["expression"][e]}
+            rows.append({"scene": scene.name, "shape": name, "true": float(weight), "iod_px": iod,
+                         "motion_px": float(np.linalg.norm(motion, axis=1).max()),
+                         "beyond_identity_px": float(np.linalg.norm(rest, axis=1).max()),
+                         **{k: float(v) for k, v in read.items()}})
+    return rows
+
+
+def table(rows: list[dict], key: str) -> list[dict]:
+    """Mean error of each reader per band of ``key`` (px)."""
+    value = np.array([r[key] for r in rows])
+    true = np.array([r["true"] for r in rows])
+    out = []
+    for lo, hi in zip(BINS[:-1], BINS[1:]):
+        m = (value >= lo) & (value < hi)
+        if m.any():
+            out.append({"from_px": lo, "to_px": None if np.isinf(hi) else hi, "cases": int(m.sum()),
+                        **{r: float(np.nanmean(np.abs(np.array([x[r] for x in rows])[m] - true[m])))
+                           for r in READERS}})
+    return out
+
+
+def main() -> None:
+    model_file, engine, model = bench.setup("tuning")
+    scenes = bench.make_scenes(model.expression_names, bench.face_centre(model), seed=synth_scenes.SEED + 7)
+    bench.render_missing(scenes, model, bench.skin_bundle(engine, model_file, bench.SKIN_SOURCE), 16,
+                         bench.SKIN_SOURCE, False)
+    engine._detector = _Once(engine.detector(), "detect")
+    if engine.scorer() is not None:
+        engine._scorer = _Once(engine.scorer(), "scores")
+    rows = cases(engine, model_file, model, scenes)
+    result = {"cases": rows, "by_motion": table(rows, "motion_px"),
+              "by_beyond_identity": table(rows, "beyond_identity_px")}
+    out = HERE.parents[1] / "bench" / "results" / "expression_ceiling.json"
+    out.write_text(json.dumps(result, indent=1))
+    iod = np.median([r["iod_px"] for r in rows])
+    print(f"{len(rows)} cases of a shape that is on, {len(scenes)} scenes; median {iod:.0f} px between the eyes")
+    for key, title in (("by_motion", "motion"), ("by_beyond_identity", "beyond identity")):
+        print(f"\non-shape error by {title} (px): " + " / ".join(READERS))
+        for b in result[key]:
+            top = "" if b["to_px"] is None else format(b["to_px"], "g")
+            band = f"{b['from_px']:g}–{top}"
+            print(f"  {band:>6} px  {b['cases']:4d} cases  " + " / ".join(f"{b[r]:.3f}" for r in READERS))
+    print(f"\nwritten {out}")
+
+
+if __name__ == "__main__":
+    main()
