@@ -21,9 +21,10 @@ And the fit on perfect landmarks again, with independent Gaussian noise on every
 0.5–5.6 % of the inter-ocular distance (a fixed seed): how precise the points must be for the fit alone to meet
 issue 11's targets.
 
-MediaPipe's points scatter about 5.6 % of the inter-ocular distance around the true ones (docs/quality.md), about
-5–6 px at these renders' ~100 px between the eyes; the part of that scatter that is neither rigid nor shaped like an
-identity is about 2 px.
+MediaPipe's points scatter about 5.6 % of the inter-ocular distance around the true ones on our training renders
+(docs/encoder.md, "MediaPipe's correlated scatter as the fit's noise model"), about 5–6 px at these renders' ~100 px
+between the eyes; the part of that scatter that is neither rigid nor shaped like an identity is about 2 %. The
+figures and what they mean: docs/quality.md, section 1c.
 """
 
 from __future__ import annotations
