@@ -90,40 +90,51 @@ def beyond(motion: np.ndarray, jacobian: np.ndarray, ridged: int) -> np.ndarray:
     return (motion.ravel() - jacobian @ coef).reshape(-1, 2)
 
 
-def cases(engine, model_file, model, scenes) -> list[dict]:
-    """One row per shape that is on in each scene whose face was found."""
+def _iod(points_px: np.ndarray) -> float:
+    """The distance between the outer eye corners (MediaPipe's points 33 and 263), px."""
+    return float(np.linalg.norm(points_px[33] - points_px[263]))
+
+
+def _refit(engine, model_file, names, scenes, observations) -> dict:
+    """The headline expression figures of the fit alone (``synthetic.oracle_fit``) on ``observations[i]`` of
+    ``scenes[i]``."""
+    read = [bench.oracle_fit(engine, model_file, obs)["expression"] for obs in observations]
+    m = metrics.expression_metrics(names, np.array([scene.expression_vector(names) for scene in scenes]),
+                                   np.array(read))
+    return {k: m[k] for k in metrics.HEADLINE if k in m}
+
+
+def cases(engine, model_file, model, scenes, perfect) -> list[dict]:
+    """One row per shape that is on in each scene whose face was found; ``perfect[i]``: ``scenes[i]``'s perfect
+    landmarks."""
     corr, names = load_table(), model.expression_names
-    id_points = corr.basis(model.identity_basis[:IDENTITY_MODES].astype(np.float64))
-    shape_points = corr.basis(model.expression_basis.astype(np.float64))
+    modes = np.concatenate([corr.basis(model.identity_basis[:IDENTITY_MODES].astype(np.float64)),
+                            corr.basis(model.expression_basis.astype(np.float64))])
+    shape_columns = np.arange(IDENTITY_MODES, IDENTITY_MODES + len(names))
     rows = []
-    for scene in scenes:
+    for scene, truth in zip(scenes, perfect):
         fit = bench.analyse(engine, model_file, scene)
         if "error" in fit:
             continue
-        perfect = bench.perfect_landmarks(model, corr, scene)
-        oracle = bench.oracle_fit(engine, model_file, perfect)
+        oracle = bench.oracle_fit(engine, model_file, truth)
         m2c = np.array(scene.model_to_camera)
         width, height = scene.image_size
         camera = Camera(scene.focal_px, (width / 2.0, height / 2.0), scene.image_size)
-        points = corr.points(bench.posed_vertices(model, scene))
-        jac = point_jacobian(points, id_points, m2c[:3, :3], m2c[:3, 3], camera)
-        jac_shapes = point_jacobian(points, shape_points, m2c[:3, :3], m2c[:3, 3], camera)[:, :len(names)]
-        px = perfect.points_px
-        iod = float(np.linalg.norm(px[33] - px[263]))
+        # columns: the identity modes, the expression shapes, the head's turn and shift
+        jac = point_jacobian(corr.points(bench.posed_vertices(model, scene)), modes, m2c[:3, :3], m2c[:3, 3], camera)
+        px = truth.points_px
         for name, weight in scene.expression.items():
             if weight <= 0:
                 continue
             e = names.index(name)
             without = dataclasses.replace(scene, expression={k: v for k, v in scene.expression.items() if k != name})
             motion = px - bench.truth_landmarks(model, corr, without)
-            rest = beyond(motion, jac, IDENTITY_MODES)
-            others = np.delete(jac_shapes, e, 1)
-            rest_all = beyond(motion, np.concatenate([jac[:, :IDENTITY_MODES], others, jac[:, IDENTITY_MODES:]], 1),
-                              IDENTITY_MODES)
+            rest = beyond(motion, np.delete(jac, shape_columns, 1), IDENTITY_MODES)
+            rest_all = beyond(motion, np.delete(jac, IDENTITY_MODES + e, 1), IDENTITY_MODES)
             read = {"fit": fit["expression"][e], "encoder": fit.get("encoder", [np.nan] * len(names))[e],
                     "mediapipe": fit.get("mediapipe", [np.nan] * len(names))[e],
                     "perfect_landmarks": oracle["expression"][e]}
-            rows.append({"scene": scene.name, "shape": name, "true": float(weight), "iod_px": iod,
+            rows.append({"scene": scene.name, "shape": name, "true": float(weight), "iod_px": _iod(px),
                          "motion_px": float(np.linalg.norm(motion, axis=1).max()),
                          "beyond_identity_px": float(np.linalg.norm(rest, axis=1).max()),
                          "beyond_identity_and_shapes_px": float(np.linalg.norm(rest_all, axis=1).max()),
@@ -131,52 +142,41 @@ def cases(engine, model_file, model, scenes) -> list[dict]:
     return rows
 
 
-def noise_curve(engine, model_file, model, scenes, levels=NOISE) -> list[dict]:
-    """The headline expression figures of the fit on the scenes' perfect landmarks with independent Gaussian noise
-    of each level (× the inter-ocular distance) on every coordinate, points and depth."""
-    corr, names = load_table(), model.expression_names
-    perfect = [bench.perfect_landmarks(model, corr, scene) for scene in scenes]
-    true_w = np.array([scene.expression_vector(names) for scene in scenes])
+def noise_curve(engine, model_file, model, scenes, perfect, levels=NOISE) -> list[dict]:
+    """The headline expression figures of the fit on the scenes' ``perfect`` landmarks with independent Gaussian
+    noise of each level (× the inter-ocular distance) on every coordinate, points and depth."""
     out = []
     for level in levels:
         rng = np.random.default_rng(NOISE_SEED)
-        read = []
+        noisy = []
         for obs in perfect:
-            sigma = level * np.linalg.norm(obs.points_px[33] - obs.points_px[263])
-            noisy = dataclasses.replace(obs, points_px=obs.points_px + rng.normal(0, sigma, obs.points_px.shape),
-                                        depth_px=obs.depth_px + rng.normal(0, sigma, obs.depth_px.shape))
-            read.append(bench.oracle_fit(engine, model_file, noisy)["expression"])
-        m = metrics.expression_metrics(names, true_w, np.array(read))
-        out.append({"noise_iod": level, **{k: m[k] for k in metrics.HEADLINE if k in m}})
+            sigma = level * _iod(obs.points_px)
+            noisy.append(dataclasses.replace(obs, points_px=obs.points_px + rng.normal(0, sigma, obs.points_px.shape),
+                                             depth_px=obs.depth_px + rng.normal(0, sigma, obs.depth_px.shape)))
+        out.append({"noise_iod": level, **_refit(engine, model_file, model.expression_names, scenes, noisy)})
     return out
 
 
-def mediapipe_curve(engine, model_file, model, scenes, scales=MEDIAPIPE_SCALES) -> dict:
-    """The headline expression figures of the fit on the scenes' perfect landmarks plus each ``scale`` × MediaPipe's
-    own error on that render (points and depth), and that error's size (RMS per coordinate, × the inter-ocular
-    distance)."""
-    corr, names = load_table(), model.expression_names
+def mediapipe_curve(engine, model_file, model, scenes, perfect, scales=MEDIAPIPE_SCALES) -> dict:
+    """The headline expression figures of the fit on the scenes' ``perfect`` landmarks plus each ``scale`` ×
+    MediaPipe's own error on that render (points and depth), and that error's size (RMS per coordinate, × the
+    inter-ocular distance)."""
     found = []
-    for scene in scenes:
+    for scene, truth in zip(scenes, perfect):
         try:
             photo = load_photo(bench.CACHE / f"{scene.name}.png")
             face = engine.detector().detect(photo.rgb, photo.path.name)  # the same call as the fit's (cached)
         except LikenessError:
             continue
-        perfect = bench.perfect_landmarks(model, corr, scene)
-        iod = np.linalg.norm(perfect.points_px[33] - perfect.points_px[263])
-        found.append((scene, perfect, face.points_px[:468] - perfect.points_px, face.depth_px[:468] - perfect.depth_px,
-                      iod))
-    true_w = np.array([scene.expression_vector(names) for scene, *_ in found])
+        found.append((scene, truth, face.points_px[:468] - truth.points_px, face.depth_px[:468] - truth.depth_px))
     curve = []
     for scale in scales:
-        read = [bench.oracle_fit(engine, model_file, dataclasses.replace(
-            perfect, points_px=perfect.points_px + scale * err, depth_px=perfect.depth_px + scale * derr))["expression"]
-            for _, perfect, err, derr, _ in found]
-        m = metrics.expression_metrics(names, true_w, np.array(read))
-        curve.append({"scale": scale, **{k: m[k] for k in metrics.HEADLINE if k in m}})
-    return {"error_iod": float(np.mean([np.sqrt((e ** 2).mean()) / i for _, _, e, _, i in found])),
-            "depth_error_iod": float(np.mean([np.sqrt((d ** 2).mean()) / i for _, _, _, d, i in found])),
+        moved = [dataclasses.replace(truth, points_px=truth.points_px + scale * err,
+                                     depth_px=truth.depth_px + scale * derr) for _, truth, err, derr in found]
+        curve.append({"scale": scale, **_refit(engine, model_file, model.expression_names,
+                                              [scene for scene, *_ in found], moved)})
+    return {"error_iod": float(np.mean([np.sqrt((e ** 2).mean()) / _iod(t.points_px) for _, t, e, _ in found])),
+            "depth_error_iod": float(np.mean([np.sqrt((d ** 2).mean()) / _iod(t.points_px) for _, t, _, d in found])),
             "curve": curve}
 
 
@@ -202,12 +202,14 @@ def main() -> None:
     engine._detector = _Once(engine.detector(), "detect")
     if engine.scorer() is not None:
         engine._scorer = _Once(engine.scorer(), "scores")
-    rows = cases(engine, model_file, model, scenes)
+    corr = load_table()
+    perfect = [bench.perfect_landmarks(model, corr, scene) for scene in scenes]
+    rows = cases(engine, model_file, model, scenes, perfect)
     result = {"cases": rows, "by_motion": table(rows, "motion_px"),
               "by_beyond_identity": table(rows, "beyond_identity_px"),
               "by_beyond_identity_and_shapes": table(rows, "beyond_identity_and_shapes_px")}
-    result["perfect_landmarks_with_noise"] = noise_curve(engine, model_file, model, scenes)
-    result["perfect_landmarks_with_mediapipe_error"] = mediapipe_curve(engine, model_file, model, scenes)
+    result["perfect_landmarks_with_noise"] = noise_curve(engine, model_file, model, scenes, perfect)
+    result["perfect_landmarks_with_mediapipe_error"] = mediapipe_curve(engine, model_file, model, scenes, perfect)
     out = HERE.parents[1] / "bench" / "results" / "expression_ceiling.json"
     out.write_text(json.dumps(result, indent=1))
     iod = np.median([r["iod_px"] for r in rows])
